@@ -1,0 +1,3 @@
+from emotionnas.cli import main
+
+raise SystemExit(main())
