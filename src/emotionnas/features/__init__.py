@@ -1,0 +1,1 @@
+"""Both input streams of EmotionNAS: the handcrafted spectrogram and deep encoder features."""

@@ -1,0 +1,34 @@
+import librosa
+import numpy as np
+import torch
+
+from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram, power_spectrogram
+
+
+def test_paper_framing():
+    cfg = SpectrogramConfig()
+    assert (cfg.win_length, cfg.hop_length) == (400, 176)  # 25 ms window, 14 ms overlap at 16 kHz
+
+
+def test_shape_and_padding_cut():
+    rng = np.random.default_rng(0)
+    short = rng.standard_normal(16000).astype(np.float32)
+    long = rng.standard_normal(16000 * 10).astype(np.float32)
+    s, l = compute_spectrogram(short), compute_spectrogram(long)
+    assert s.shape == l.shape == (140, 140) and s.dtype == np.float32
+    # the zero-padded tail of a 1 s clip sits at the power floor; a 10 s clip has no tail
+    assert s[:, -1].max() < -20 and l[:, -1].min() > -20
+    # audio beyond 8 s is cut: changing it does not change the spectrogram
+    long2 = long.copy()
+    long2[16000 * 9:] = 0
+    assert np.allclose(compute_spectrogram(long2), l)
+
+
+def test_matches_librosa_hamming_stft():
+    cfg = SpectrogramConfig()
+    wave = np.random.default_rng(1).standard_normal(128000).astype(np.float32)
+    ours = power_spectrogram(torch.from_numpy(wave), cfg).numpy()
+    ref = np.abs(librosa.stft(wave, n_fft=400, hop_length=176, win_length=400,
+                              window="hamming", center=False)) ** 2
+    assert ours.shape == ref.shape == (201, 726)
+    assert np.allclose(ours, ref, rtol=1e-3, atol=1e-3 * ref.max())

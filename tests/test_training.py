@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
+from emotionnas.training.metrics import confusion_matrix, macro_f1, unweighted_accuracy, weighted_accuracy
+
+
+def test_metrics_on_known_case():
+    y = [0, 0, 0, 0, 1, 1]
+    p = [0, 0, 0, 0, 0, 1]
+    assert weighted_accuracy(y, p) == pytest.approx(100 * 5 / 6)
+    assert unweighted_accuracy(y, p, 2) == pytest.approx(100 * (1.0 + 0.5) / 2)
+    assert confusion_matrix(y, p, 2).tolist() == [[4, 0], [1, 1]]
+    # F1 class0 = 2*4/(5+4)=0.889, class1 = 2*1/(1+2)=0.667
+    assert macro_f1(y, p, 2) == pytest.approx(100 * (8 / 9 + 2 / 3) / 2)
+
+
+def test_fit_learns_separable_data_and_keeps_best_epoch():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 4, generator=g)
+    y = (x[:, 0] > 0).long().numpy()
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    res = fit(model, ArraySplit((x[:80],), y[:80]), ArraySplit((x[80:],), y[80:]),
+              TrainConfig(epochs=40, lr=1e-2, patience=10), n_classes=2)
+    assert res.best_val_ua > 90
+    pred = predict_proba(model, ArraySplit((x[80:],), y[80:])).argmax(1)
+    # the restored weights are those of the best epoch
+    assert unweighted_accuracy(y[80:], pred, 2) == pytest.approx(res.best_val_ua)
+    assert res.history[res.best_epoch - 1]["val_ua"] == pytest.approx(res.best_val_ua)
