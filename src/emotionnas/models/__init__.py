@@ -1,0 +1,1 @@
+"""Branches (CNN on spectrograms, RNN on deep features), fusion, the two-stream model."""
