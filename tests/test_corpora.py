@@ -279,3 +279,11 @@ def test_real_emodb():
     assert 1.2 <= min(durations) and max(durations) <= 9.1
     assert abs(sum(durations) / 60 - 24.8) < 0.1
     assert sorted(speaker_sexes(table).values()) == ["f"] * 5 + ["m"] * 5
+
+
+def test_demo_is_registered_lazily(tmp_path):
+    pytest.importorskip("emotionnas.data.demo")
+    with pytest.raises(CorpusError, match="corpus 'demo' has no option 'calm'"):
+        read_corpus("demo", tmp_path / "demo", calm="keep")
+    table = read_corpus("demo", tmp_path / "demo", per_class=1)
+    assert table.name == "demo" and len(table) > 0

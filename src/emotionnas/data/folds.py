@@ -140,7 +140,7 @@ def _by_session(speakers, sessions, protocol) -> dict[str, list[str]]:
         raise ConfigError(f"protocol {protocol!r} needs sessions: pass a CorpusTable or a speaker->session mapping")
     bad = [s for s in speakers if not sessions.get(s)]
     if bad:
-        raise ConfigError(f"protocol {protocol!r}: speaker(s) {', '.join(bad[:5])} have no single session")
+        raise ConfigError(f"protocol {protocol!r}: speaker(s) {', '.join(bad[:5])} have no session (or more than one)")
     grouped: dict[str, list[str]] = {}
     for s in speakers:
         grouped.setdefault(sessions[s], []).append(s)
@@ -157,7 +157,8 @@ def make_folds(table_or_speakers, protocol: str, *, n_val: int = 1, k: int = 5, 
 
     `table_or_speakers`: a CorpusTable (sessions and known sexes are taken from
     it), a speaker->session mapping, or a list of speaker ids. Deterministic for
-    a given seed.
+    a given seed. `n_val` is ignored by "iemocap-paper" (its validation speaker
+    is the held-out session's other actor); `k` is used by "kfold" only.
     """
     speakers, sessions, sexes = _speaker_info(table_or_speakers, sex)
     if protocol == "loso":

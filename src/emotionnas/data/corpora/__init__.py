@@ -32,6 +32,7 @@ from emotionnas.errors import CorpusError
 def read_demo(root, **options) -> CorpusTable:
     """The synthetic demo corpus; imported here so the registry works without it."""
     from emotionnas.data.demo import demo_table
+    _check_options("demo", demo_table, options)
     return demo_table(root, **options)
 
 
@@ -58,14 +59,20 @@ def read_corpus(name: str, root: str | Path, **options) -> CorpusTable:
     if key not in CORPORA:
         raise CorpusError(f"unknown corpus {name!r} (known: {', '.join(CORPORA)})")
     reader = CORPORA[key]
-    params = inspect.signature(reader).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    allowed = [p for p in list(params)[1:] if params[p].kind is not inspect.Parameter.VAR_KEYWORD]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown and not takes_any:
-        raise CorpusError(f"corpus {key!r} has no option {unknown[0]!r} "
-                          f"(options: {', '.join(allowed) or 'none'})")
+    _check_options(key, reader, options)
     return reader(root, **options)
+
+
+def _check_options(name: str, reader: Callable, options: dict) -> None:
+    """CorpusError naming the option when `reader` (root first) does not take it."""
+    params = inspect.signature(reader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # a wrapper (demo) that checks against its target itself
+    allowed = list(params)[1:]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise CorpusError(f"corpus {name!r} has no option {unknown[0]!r} "
+                          f"(options: {', '.join(allowed) or 'none'})")
 
 
 def speaker_sexes(table: CorpusTable) -> dict[str, str]:

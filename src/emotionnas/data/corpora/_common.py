@@ -25,9 +25,9 @@ def wav_files(folder: Path, recursive: bool = True) -> list[Path]:
     Hidden files matter: archives unpacked on macOS carry `._name.wav`
     resource forks that are not audio and would otherwise flood the errors.
     """
-    pattern = "**/*" if recursive else "*"
+    pattern = "**/*.[wW][aA][vV]" if recursive else "*.[wW][aA][vV]"
     found = [p for p in folder.glob(pattern)
-             if p.suffix.lower() == ".wav" and p.is_file()
+             if p.is_file()
              and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
     return sorted(found)
 
