@@ -1,0 +1,141 @@
+"""Typed run configuration: values only (code builds the objects), YAML in and out.
+
+    cfg = RunConfig.from_yaml("cfg.yaml", overrides=["train.epochs=10", "fusion=concat"])
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from emotionnas.errors import ConfigError
+from emotionnas.training.loop import TrainConfig
+
+
+@dataclass
+class FeatureConfig:
+    cache_dir: str = "cache"          # shared by every run: features are extracted once
+    encoder: str = "whisper-base"     # registry name, Hugging Face id or local path
+    deep_pool: int = 2                # average-pool encoder frames: 50 Hz -> 25 Hz
+    # Encoder layers the deep branch reads. None: all layers, mixed by learned softmax
+    # weights (chosen by training + validation speakers, never by test scores).
+    deep_layers: list[int] | None = None
+
+
+@dataclass
+class CNNConfig:
+    kind: str = "darts"               # "darts" (EmotionNAS cells) or "emodarts" (CNN-LSTM)
+    C: int = 6                        # initial channels (paper: C=6)
+    layers: int = 3                   # cells (paper: L=3)
+    search: dict = field(default_factory=dict)  # CNNSearchConfig fields, e.g. {"epochs": 10}
+
+
+@dataclass
+class RNNConfig:
+    hidden: int = 256                 # paper: H=256
+    layers: int = 1                   # paper: L=1
+    search: dict = field(default_factory=dict)  # RNNSearchConfig fields
+    recipe_path: str | None = None    # a user-supplied recipe JSON skips the search
+
+
+@dataclass
+class RunConfig:
+    corpus: str = "demo"
+    root: str = "runs/demo-corpus"
+    corpus_options: dict = field(default_factory=dict)
+    protocol: str = "loso"            # loso | loso-session | iemocap-paper | kfold
+    n_val: int = 1                    # validation speakers per fold (taken from training speakers)
+    k: int = 5                        # folds for protocol=kfold
+    seed: int = 0
+    search_groups: int = 2            # cross-fitted search: G searches, each without its folds' test speakers
+    search_per_fold: bool = False     # exhaustive: one search per fold
+    fusion: str = "ism"               # ism | concat | sum | max | min
+    dominant: str = "deep"            # the branch playing X2 in the ISM
+    ablations: bool = True            # branches alone + every fusion strategy (paper Tables 4 and 5)
+    max_folds: int | None = None      # run only the first N folds (quick looks; not a full protocol)
+    threads: int = 2
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    rnn: RNNConfig = field(default_factory=RNNConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "RunConfig":
+        return _build(cls, data or {}, source)
+
+    @classmethod
+    def from_yaml(cls, path, overrides=()) -> "RunConfig":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+        return apply_overrides(cls.from_dict(data, str(path)), overrides)
+
+
+def _build(cls, data: dict, source: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in {cls.__name__}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{source}:{name}")
+        else:
+            kwargs[name] = _coerce(value, default, f"{source}:{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value, default, where: str):
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    for typ in (int, float):
+        if isinstance(default, typ):
+            try:
+                out = typ(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from None
+            if typ is int and float(value) != out:
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            return out
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def apply_overrides(cfg: RunConfig, overrides) -> RunConfig:
+    """Apply `a.b=value` strings (value parsed as YAML) and re-validate."""
+    data = cfg.to_dict()
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        node, parts = data, key.strip().split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+            node = node[p]
+        node[parts[-1]] = yaml.safe_load(raw)
+    return RunConfig.from_dict(data, "overrides")
