@@ -1,0 +1,244 @@
+"""Command line: thin verbs over the Python API.
+
+  emotionnas corpus NAME ROOT [--json]
+  emotionnas features NAME ROOT --cache DIR [--stream both] [--encoder whisper-base]
+  emotionnas search {cnn,emodarts,rnn} NAME ROOT --fold K --out DIR
+  emotionnas run NAME ROOT --out DIR [--config cfg.yaml] [--protocol loso] [--set key=value ...]
+  emotionnas export RUN_DIR --out MODEL_DIR
+  emotionnas predict --model MODEL_DIR FILE_OR_DIR ...
+  emotionnas demo [--out runs/demo]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from emotionnas.errors import EmotionNASError
+
+AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
+
+
+def _corpus_options(items) -> dict:
+    import yaml
+    out = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_corpus(a) -> int:
+    from emotionnas.data.corpora import corpus_summary_text, read_corpus
+    table = read_corpus(a.name, a.root, **_corpus_options(a.option))
+    print(json.dumps(table.summary(), indent=2) if a.json else corpus_summary_text(table))
+    return 0
+
+
+def cmd_features(a) -> int:
+    from emotionnas.data.corpora import read_corpus
+    from emotionnas.features.cache import FeatureCache, deep_stream, spectrogram_stream
+    table = read_corpus(a.name, a.root, **_corpus_options(a.option))
+    cache = FeatureCache(a.cache)
+    streams = ["spectrogram", "deep"] if a.stream == "both" else [a.stream]
+    errors: list[str] = list(table.errors)
+    for name in streams:
+        stream = spectrogram_stream() if name == "spectrogram" else deep_stream(a.encoder, a.deep_pool)
+        _, report = cache.extract(table.utterances, stream, progress=not a.quiet)
+        print(report.line())
+        errors += [e for e in report.errors if e not in errors]
+    if errors:
+        print(f"skipped {len(errors)} file(s):", file=sys.stderr)
+        for e in errors:
+            print(f"  {e}", file=sys.stderr)
+    return 0
+
+
+def _load_run_config(a):
+    from emotionnas.config import RunConfig, apply_overrides
+    cfg = RunConfig.from_yaml(a.config) if a.config else RunConfig()
+    cfg.corpus, cfg.root = a.name, str(Path(a.root).resolve())
+    if getattr(a, "protocol", None):
+        cfg.protocol = a.protocol
+    if getattr(a, "search_per_fold", False):
+        cfg.search_per_fold = True
+    if getattr(a, "cache", None):
+        cfg.features.cache_dir = a.cache
+    if getattr(a, "encoder", None):
+        cfg.features.encoder = a.encoder
+    cfg.corpus_options.update(_corpus_options(getattr(a, "option", None)))
+    return apply_overrides(cfg, a.set)
+
+
+def cmd_run(a) -> int:
+    from emotionnas.training.crossval import run_crossval
+    run_crossval(_load_run_config(a), a.out, progress=not a.quiet)
+    return 0
+
+
+def cmd_search(a) -> int:
+    from emotionnas.data.folds import make_folds
+    from emotionnas.features.dataset import load_features
+    from emotionnas.training.stages import run_search
+    from emotionnas.utils.io import atomic_write_text
+    cfg = _load_run_config(a)
+    if a.kind in ("cnn", "emodarts"):
+        cfg.cnn.kind = "darts" if a.kind == "cnn" else "emodarts"
+    fs = load_features(cfg.corpus, cfg.root, cfg.features.cache_dir, encoder=cfg.features.encoder,
+                       deep_pool=cfg.features.deep_pool, progress=not a.quiet, **cfg.corpus_options)
+    folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
+    if not 0 <= a.fold < len(folds):
+        raise EmotionNASError(f"--fold {a.fold}: the {cfg.protocol} protocol has folds 0..{len(folds) - 1}")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    arch = run_search(fs, folds[a.fold], cfg, out, progress=not a.quiet, streams=("rnn",) if a.kind == "rnn"
+                      else ("cnn",))
+    print(json.dumps(arch, indent=2))
+    return 0
+
+
+def cmd_export(a) -> int:
+    from emotionnas.export import export_run
+    print(f"exported {export_run(a.run_dir, a.out)}")
+    return 0
+
+
+def _audio_files(paths) -> list[Path]:
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS)
+        else:
+            files.append(p)
+    return files
+
+
+def cmd_predict(a) -> int:
+    from emotionnas.recognizer import Recognizer
+    rec = Recognizer.load(a.model)
+    bad = 0
+    for f in _audio_files(a.inputs):
+        try:
+            out = rec.predict(f)
+        except EmotionNASError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            bad += 1
+            continue
+        print(json.dumps({"file": str(f), **out}), flush=True)
+    return 1 if bad and bad == len(_audio_files(a.inputs)) else 0
+
+
+def cmd_demo(a) -> int:
+    """Synthetic corpus -> run -> export -> predict, in a few minutes on a laptop CPU."""
+    from emotionnas.config import RunConfig, apply_overrides
+    from emotionnas.data.demo import make_demo_corpus
+    from emotionnas.export import export_run
+    from emotionnas.recognizer import Recognizer
+    from emotionnas.training.crossval import run_crossval
+
+    t0 = time.perf_counter()
+    out = Path(a.out)
+    corpus = out / "corpus"
+    if not (corpus / "manifest.csv").exists():
+        make_demo_corpus(corpus)
+    cfg = apply_overrides(demo_config(str(corpus.resolve()), str(out / "cache")), a.set)
+    print("emotionnas demo: the corpus is SYNTHETIC (made by code); its scores prove nothing about real speech.")
+    run_crossval(cfg, out / "run", progress=not a.quiet)
+    export_run(out / "run", out / "model")
+    rec = Recognizer.load(out / "model")
+    for f in sorted((corpus / "wav").glob("*_00.wav"))[:4]:
+        print(json.dumps({"file": str(f), **rec.predict(f)}))
+    print(f"\nreport: {out / 'run' / 'report.md'}\nmodel:  {out / 'model'}\n"
+          f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def demo_config(root: str, cache_dir: str):
+    """Small but complete: the real pipeline with short schedules and a tiny supernet."""
+    from emotionnas.config import RunConfig
+    cfg = RunConfig(corpus="demo", root=root, protocol="loso", search_groups=2)
+    cfg.features.cache_dir = cache_dir
+    cfg.features.encoder = "whisper-tiny.en"
+    cfg.cnn.C, cfg.cnn.layers = 4, 3
+    cfg.cnn.search = {"epochs": 3, "proxy_size": 35, "batch_size": 16}
+    cfg.rnn.hidden = 64
+    cfg.rnn.search = {"epochs": 3, "hidden": 32}
+    cfg.train.epochs, cfg.train.patience = 8, 4
+    return cfg
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emotionnas", description="NAS for speech emotion recognition")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def corpus_args(sp):
+        sp.add_argument("name", help="corpus reader: emodb, ravdess, cremad, tess, savee, iemocap, "
+                                     "msp-improv, manifest, demo")
+        sp.add_argument("root", help="corpus folder (or manifest file)")
+        sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option, e.g. subset=all")
+
+    def run_args(sp):
+        corpus_args(sp)
+        sp.add_argument("--config", help="YAML run config")
+        sp.add_argument("--cache", help="feature cache folder")
+        sp.add_argument("--encoder", help="deep encoder: whisper-base, whisper-tiny.en, HF id or local path")
+        sp.add_argument("--protocol", choices=["loso", "loso-session", "iemocap-paper", "kfold"])
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. train.epochs=10")
+
+    sp = sub.add_parser("corpus", help="count utterances, labels, speakers")
+    corpus_args(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_corpus)
+
+    sp = sub.add_parser("features", help="extract and cache both feature streams")
+    corpus_args(sp)
+    sp.add_argument("--cache", required=True)
+    sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both")
+    sp.add_argument("--encoder", default="whisper-base")
+    sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
+    sp.set_defaults(func=cmd_features)
+
+    sp = sub.add_parser("search", help="architecture search on one fold's training speakers")
+    sp.add_argument("kind", choices=["cnn", "emodarts", "rnn"])
+    run_args(sp)
+    sp.add_argument("--fold", type=int, required=True)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("run", help="search + cross-validated two-stream training + report")
+    run_args(sp)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("export", help="a run's model as a self-contained folder")
+    sp.add_argument("run_dir")
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("predict", help="one JSON line per audio file")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("demo", help="synthetic corpus -> run -> export -> predict")
+    sp.add_argument("--out", default="runs/demo")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EmotionNASError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is saved; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,174 @@
+"""The resumable stages of a cross-validated run: search, branch training, fusion.
+
+Every stage writes its result atomically into its own folder and is skipped
+when that result exists, so a killed run picks up at the stage it was in.
+Each stage reseeds from (run seed, fold, stage), so a re-run stage computes
+exactly what the interrupted one would have.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emotionnas.data.folds import Fold
+from emotionnas.features.dataset import FeatureSet
+from emotionnas.training.loop import ArraySplit, FeatureSplit, TrainConfig, fit, predict_proba
+from emotionnas.training.metrics import scores
+from emotionnas.utils.io import atomic_torch_save, atomic_write_json, read_json
+from emotionnas.utils.seed import seed_everything
+
+
+def stage_seed(seed: int, *parts) -> int:
+    return (seed * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2**31)
+
+
+def speaker_indices(fs: FeatureSet, speakers) -> np.ndarray:
+    return np.flatnonzero(np.isin(fs.speakers, list(speakers)))
+
+
+def spec_stats(fs: FeatureSet, idx) -> tuple[float, float]:
+    """Mean/std of the spectrograms of the training utterances only."""
+    x = fs.spectrograms[idx]
+    return float(x.mean()), float(x.std() + 1e-6)
+
+
+# ---------------------------------------------------------------- search
+def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: bool = True,
+               streams=("cnn", "rnn")) -> dict:
+    """Search the branches in `streams` on `search_fold.train` (weights) and `.val` (architecture choice).
+
+    `search_fold.test` speakers are never read. Returns {"genotype": dict, "recipe": dict}.
+    """
+    from emotionnas.search.cnn.search import CNNSearchConfig, search_cnn
+    from emotionnas.search.rnn.recipe import load_recipe
+    from emotionnas.search.rnn.search import RNNSearchConfig, search_rnn
+
+    out_dir = Path(out_dir)
+    done = out_dir / "search_done.json"
+    if done.exists():
+        return read_json(done)
+    tr, va = speaker_indices(fs, search_fold.train), speaker_indices(fs, search_fold.val)
+    used = sorted(set(fs.speakers[tr]) | set(fs.speakers[va]))
+    assert not set(used) & set(search_fold.test), "test speakers reached a search"
+    atomic_write_json(out_dir / "search_speakers.json", {
+        "train": sorted(set(fs.speakers[tr])), "val": sorted(set(fs.speakers[va])),
+        "excluded": list(search_fold.test)})
+
+    genotype = recipe = None
+    if "cnn" in streams:
+        m, s = spec_stats(fs, tr)
+        seed_everything(stage_seed(cfg.seed, "search-cnn", search_fold.name))
+        cnn_cfg = CNNSearchConfig(**{"C": cfg.cnn.C, "layers": cfg.cnn.layers, "seed": cfg.seed,
+                                     **cfg.cnn.search})
+        genotype = search_cnn((fs.spectrogram_batch(tr) - m) / s, torch.as_tensor(fs.labels[tr]),
+                              (fs.spectrogram_batch(va) - m) / s, torch.as_tensor(fs.labels[va]),
+                              cnn_cfg, out_dir / "cnn", progress=progress, kind=cfg.cnn.kind)
+    if "rnn" not in streams:
+        pass
+    elif cfg.rnn.recipe_path:
+        recipe = load_recipe(cfg.rnn.recipe_path)
+    else:
+        seed_everything(stage_seed(cfg.seed, "search-rnn", search_fold.name))
+        rnn_cfg = RNNSearchConfig(**{"seed": cfg.seed, **cfg.rnn.search})
+        layers = cfg.features.deep_layers
+        x_tr, l_tr = fs.deep_batch(tr, layers)
+        x_va, l_va = fs.deep_batch(va, layers)
+        recipe = search_rnn(x_tr, l_tr, torch.as_tensor(fs.labels[tr]), x_va, l_va,
+                            torch.as_tensor(fs.labels[va]), rnn_cfg, out_dir / "rnn", progress=progress)
+    result = {"genotype": genotype.to_dict() if hasattr(genotype, "to_dict") else genotype, "recipe": recipe}
+    if set(streams) == {"cnn", "rnn"}:
+        atomic_write_json(done, result)
+    return result
+
+
+# ---------------------------------------------------------------- models
+def build_spec_branch(arch: dict, cfg, n_classes: int):
+    from emotionnas.search.cnn.genotype import Genotype
+    genotype = Genotype.from_dict(arch["genotype"])
+    if cfg.cnn.kind == "emodarts":
+        from emotionnas.models.emodarts import EmoDARTS
+        return EmoDARTS(genotype, cfg.cnn.C, cfg.cnn.layers, n_classes)
+    from emotionnas.models.cnn_branch import CNNBranch
+    return CNNBranch(genotype, cfg.cnn.C, cfg.cnn.layers, n_classes)
+
+
+def build_deep_branch(arch: dict, cfg, fs: FeatureSet, n_classes: int):
+    from emotionnas.models.rnn_branch import RNNBranch
+    n_layers = len(cfg.features.deep_layers) if cfg.features.deep_layers else fs.deep_layers
+    return RNNBranch(arch["recipe"], fs.deep_dim, hidden=cfg.rnn.hidden, layers=cfg.rnn.layers,
+                     n_classes=n_classes, n_layers_in=n_layers)
+
+
+# ---------------------------------------------------------------- training stages
+def _evaluate(model, split, n_classes: int) -> tuple[dict, np.ndarray]:
+    probs = predict_proba(model, split)
+    return scores(split.labels, probs.argmax(1), n_classes), probs
+
+
+def train_stage(name: str, model, fs: FeatureSet, fold: Fold, inputs, cfg, train_cfg: TrainConfig,
+                fold_dir: Path, progress: bool = False) -> dict:
+    """Train `model` on fold.train, early-stop on fold.val, evaluate once on fold.test."""
+    result_path = fold_dir / f"{name}.json"
+    weights_path = fold_dir / f"{name}.pt"
+    if result_path.exists() and weights_path.exists():
+        model.load_state_dict(torch.load(weights_path, weights_only=True))
+        return read_json(result_path)
+    tr, va, te = (speaker_indices(fs, fold.train), speaker_indices(fs, fold.val), speaker_indices(fs, fold.test))
+    stats = spec_stats(fs, tr) if "spectrogram" in inputs else (0.0, 1.0)
+    split = lambda idx: FeatureSplit(fs, idx, inputs, cfg.features.deep_layers, stats)  # noqa: E731
+    fit_res = fit(model, split(tr), split(va), train_cfg, fs.n_classes, progress=progress)
+    test_scores, probs = _evaluate(model, split(te), fs.n_classes)
+    result = {"stage": name, **{k: test_scores[k] for k in ("ua", "wa", "macro_f1", "confusion")},
+              "best_epoch": fit_res.best_epoch, "val_ua": fit_res.best_val_ua,
+              "train_seconds": fit_res.seconds, "history": fit_res.history,
+              "n_params": sum(p.numel() for p in model.parameters()), "spec_stats": list(stats),
+              "test_pred": probs.argmax(1).tolist(), "test_true": fs.labels[te].tolist()}
+    atomic_torch_save(weights_path, model.state_dict())
+    atomic_write_json(result_path, result)
+    return result
+
+
+@torch.no_grad()
+def branch_embeddings(model, fs: FeatureSet, idx, inputs, cfg, stats) -> torch.Tensor:
+    model.eval()
+    split = FeatureSplit(fs, idx, inputs, cfg.features.deep_layers, stats)
+    out = []
+    for start in range(0, len(split), 64):
+        out.append(model.embed(*split.batch(np.arange(start, min(start + 64, len(split))))))
+    return torch.cat(out)
+
+
+def fusion_ablation_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cfg,
+                          train_cfg: TrainConfig, fold_dir: Path, fold_index: int) -> dict:
+    """Paper Table 5 on frozen branch embeddings: each fusion strategy + classifier trained alone."""
+    from emotionnas.models.two_stream import EmbeddingFusionModel
+
+    path = fold_dir / "fusion_ablation.json"
+    if path.exists():
+        return read_json(path)
+    tr, va, te = (speaker_indices(fs, fold.train), speaker_indices(fs, fold.val), speaker_indices(fs, fold.test))
+    stats = spec_stats(fs, tr)
+    emb = {}
+    for part, idx in (("train", tr), ("val", va), ("test", te)):
+        emb[part] = (branch_embeddings(spec_model, fs, idx, ("spectrogram",), cfg, stats),
+                     branch_embeddings(deep_model, fs, idx, ("deep",), cfg, stats))
+    out = {}
+    for name in fusions:
+        seed_everything(stage_seed(cfg.seed, "fusion", fold_index, name))
+        model = EmbeddingFusionModel(spec_model.out_dim, deep_model.out_dim, fs.n_classes, name, cfg.dominant)
+        fcfg = TrainConfig(**{**train_cfg.to_dict(), "lr": 1e-3, "epochs": max(train_cfg.epochs, 30),
+                              "patience": max(train_cfg.patience, 10)})
+        res = fit(model, ArraySplit(emb["train"], fs.labels[tr]), ArraySplit(emb["val"], fs.labels[va]),
+                  fcfg, fs.n_classes)
+        sc, _ = _evaluate(model, ArraySplit(emb["test"], fs.labels[te]), fs.n_classes)
+        out[name] = {k: sc[k] for k in ("ua", "wa", "macro_f1")} | {"best_epoch": res.best_epoch}
+    atomic_write_json(path, out)
+    return out
+
+
+def load_json_if(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
