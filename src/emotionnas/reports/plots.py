@@ -1,0 +1,177 @@
+"""Figures of a cross-validated run: confusion matrices, training curves, per-fold scores.
+
+Every function draws on a bare ``matplotlib.figure.Figure`` with the Agg canvas
+(no pyplot, so no global figure state and no display needed) and writes a PNG
+atomically: the figure is rendered into memory, then written to a temp file in
+the target folder and renamed (``emotionnas.utils.io.atomic_write_bytes``), so
+a report never links a half-written image.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from emotionnas.utils.io import atomic_write_bytes
+
+DPI = 130
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> Path:
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def row_normalise(cm) -> np.ndarray:
+    """Row-normalised confusion in percent (rows = true class); all-zero rows stay 0.
+
+    cm: (C, C) counts -> (C, C) float, each non-empty row sums to 100, diagonal = recall.
+    """
+    cm = np.asarray(cm, dtype=float)
+    support = cm.sum(axis=1, keepdims=True)
+    return np.divide(100 * cm, support, out=np.zeros_like(cm), where=support > 0)
+
+
+def plot_confusion(cm, label_names, path, normalize: bool = False, title: str | None = None) -> Path:
+    """Confusion matrix heat map with the value written in every cell.
+
+    cm: (C, C) counts, rows = true class, columns = predicted class (the layout of
+    ``training.metrics.confusion_matrix``). With ``normalize`` the cells show row
+    percentages, so the diagonal reads as per-class recall (whose mean is UA).
+    The y labels carry each class's number of test utterances.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    names = [str(n) for n in label_names]
+    if len(names) != cm.shape[0]:
+        raise ValueError(f"{len(names)} label names for a {cm.shape[0]}-class confusion matrix")
+    support = cm.sum(axis=1).astype(int)
+    values = row_normalise(cm) if normalize else cm.astype(float)
+    n = len(names)
+    # Cells must stay big enough for their text: grow the figure with the class count.
+    side = max(4.5, 0.75 * n + 2.5)
+    fig = _new_figure(side + 1.2, side)
+    ax = fig.add_subplot(1, 1, 1)
+    vmax = 100.0 if normalize else max(float(values.max()), 1.0)
+    im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("% of true class" if normalize else "utterances")
+    fontsize = 11 if n <= 6 else 9 if n <= 10 else 7
+    for i in range(n):
+        for j in range(n):
+            v = values[i, j]
+            text = f"{v:.0f}" if normalize else f"{int(round(v))}"
+            # White text on dark cells, black on light ones: readable at any value.
+            color = "white" if v > 0.5 * vmax else "black"
+            ax.text(j, i, text, ha="center", va="center", color=color, fontsize=fontsize,
+                    fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(names, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([f"{name} (n={s})" for name, s in zip(names, support)])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title is None:
+        title = ("Confusion matrix, row-normalised % (diagonal = recall)" if normalize
+                 else f"Confusion matrix, counts (N = {int(cm.sum())})")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def _history(fold: dict) -> list[dict]:
+    return [h for h in (fold.get("history") or []) if "epoch" in h]
+
+
+def plot_training_curves(folds, path) -> Path | None:
+    """Validation UA (left) and train / validation loss (right) per epoch, one colour per fold.
+
+    folds: the ``results.json`` fold dicts; each ``history`` is a list of
+    ``{"epoch", "train_loss", "val_loss", "val_ua", ...}``. The epoch whose weights
+    were kept (``best_epoch``, chosen on validation speakers) is marked with a star.
+    Returns None (and writes nothing) when no fold recorded a history.
+    """
+    folds = [f for f in folds if _history(f)]
+    if not folds:
+        return None
+    fig = _new_figure(12.0, 4.6)
+    ax_ua, ax_loss = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    colors = [f"C{i % 10}" for i in range(len(folds))]
+    for k, (fold, color) in enumerate(zip(folds, colors)):
+        hist = _history(fold)
+        name = str(fold.get("name", f"fold {k}"))
+        epochs = [h["epoch"] for h in hist]
+        if any("val_ua" in h for h in hist):
+            ax_ua.plot(epochs, [h.get("val_ua", np.nan) for h in hist], color=color, lw=1.4, label=name)
+        if any("train_loss" in h for h in hist):
+            ax_loss.plot(epochs, [h.get("train_loss", np.nan) for h in hist], color=color, lw=1.4)
+        if any("val_loss" in h for h in hist):
+            ax_loss.plot(epochs, [h.get("val_loss", np.nan) for h in hist], color=color, lw=1.4, ls="--")
+        best = [h for h in hist if h["epoch"] == fold.get("best_epoch")]
+        if best:
+            if "val_ua" in best[0]:
+                ax_ua.plot(best[0]["epoch"], best[0]["val_ua"], marker="*", ms=13, color=color, mec="black")
+            if "val_loss" in best[0]:
+                ax_loss.plot(best[0]["epoch"], best[0]["val_loss"], marker="*", ms=13, color=color, mec="black")
+    ax_ua.set_title("Validation UA (★ = kept epoch)")
+    ax_ua.set_xlabel("epoch")
+    ax_ua.set_ylabel("UA (%)")
+    ax_loss.set_title("Loss: train (solid), validation (dashed)")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    for ax in (ax_ua, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(folds) <= 12:  # a legend with dozens of LOSO folds hides the curves
+        ax_ua.legend(fontsize=8, loc="lower right", title="fold", title_fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_fold_scores(folds, path) -> Path | None:
+    """Per-fold UA and WA as paired bars, with the mean over folds as dashed lines.
+
+    The spread between bars is the speaker variability that the ± in the main
+    result summarises. Returns None (and writes nothing) when there are no folds.
+    """
+    folds = [f for f in folds if "ua" in f or "wa" in f]
+    if not folds:
+        return None
+    names = [str(f.get("name", f"fold {k}")) for k, f in enumerate(folds)]
+    ua = np.array([f.get("ua", np.nan) for f in folds], dtype=float)
+    wa = np.array([f.get("wa", np.nan) for f in folds], dtype=float)
+    n = len(folds)
+    fig = _new_figure(max(6.0, 0.55 * n + 3.0), 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(n)
+    w = 0.38
+    ax.bar(x - w / 2, ua, w, color="C0", label="UA")
+    ax.bar(x + w / 2, wa, w, color="C1", label="WA")
+    for values, color, name in ((ua, "C0", "UA"), (wa, "C1", "WA")):
+        if np.isfinite(values).any():
+            m = float(np.nanmean(values))
+            ax.axhline(m, color=color, ls="--", lw=1.3, label=f"mean {name} {m:.1f}")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=40 if n > 4 else 0, ha="right" if n > 4 else "center",
+                       rotation_mode="anchor")
+    ax.set_ylabel("score (%)")
+    top = np.nanmax(np.concatenate([ua, wa])) if np.isfinite(np.concatenate([ua, wa])).any() else 100
+    ax.set_ylim(0, min(105.0, max(10.0, top * 1.18)))
+    ax.set_title("Test scores per fold")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)
