@@ -76,7 +76,7 @@ def make_run(tmp_path, results, config=True):
                                          "cnn:\n  search:\n    epochs: 3\nsearch_groups: 2\n"
                                          "train:\n  epochs: 5\n  patience: 2\n")
         (run / "environment.json").write_text(json.dumps(
-            {"git_revision": "abc1234", "torch": "2.13.0", "seed": 0, "command": "emotionnas run --out run"}))
+            {"git_revision": "abc1234", "torch": "2.13.0", "seed": 0, "command": "/x/.venv/bin/emotionnas run emodb /data --out run"}))
     return run
 
 
@@ -129,7 +129,8 @@ def test_full_report(tmp_path, monkeypatch):
     assert "| normal | 0 | sep_conv_3x3 | c_{k-2} |" in text  # genotype table of a search group
     assert "| h_new_0 | activation_tanh | node_0 |" in text
     assert "Cell drawings skipped" in text
-    assert "abc1234" in text and "emotionnas run --out run" in text
+    assert "abc1234" in text and "\nemotionnas run emodb /data --out run\n" in text
+    assert "--config config.yaml --out NEW_RUN_DIR" in text
     assert "SYNTHETIC" not in text and "LEAK" not in text
     assert "Limitations" in text
 

@@ -311,7 +311,9 @@ def _setup(results: dict, flat: dict, cm) -> str:
              f"**{protocol}** protocol ({PROTOCOLS.get(protocol.lower(), 'speaker-independent')}): "
              f"{len(folds)} fold{'s' * (len(folds) != 1)}, whose test sets together cover "
              f"{len(speakers)} speaker{'s' * (len(speakers) != 1)}"
-             + (f" and {int(cm.sum())} test utterances" if cm is not None else "") + "."]
+             + (f" and {int(cm.sum())} test utterances" if cm is not None else "")
+             + (f" (the corpus has {results['n_speakers']} speakers and {results['n_utterances']} usable "
+                "utterances)" if results.get("n_speakers") and results.get("n_utterances") else "") + "."]
     if labels:
         parts.append(f"There are {len(labels)} classes ({', '.join(map(str, labels))}); "
                      f"chance-level UA is {100 / len(labels):.1f} %.")
@@ -330,6 +332,10 @@ def _setup(results: dict, flat: dict, cm) -> str:
     fusion = _find(flat, "fusion")
     if fusion is not None and not isinstance(fusion, dict):
         parts.append(f"The two branch embeddings are fused with **{fusion}**.")
+    n_params = [f["n_params"] for f in folds if isinstance(f.get("n_params"), (int, float))]
+    if n_params:
+        parts.append(f"The fused model has {np.mean(n_params) / 1e3:.1f} k trainable parameters"
+                     + (" (mean over folds)." if len(set(n_params)) > 1 else "."))
     searches = results.get("searches") or []
     if searches:
         parts.append(f"Architectures were searched {len(searches)} time{'s' * (len(searches) != 1)} "
@@ -361,15 +367,30 @@ def _main_result(results: dict, cm) -> str:
     return text + "\n"
 
 
-def _reproduce(config, env, run_dir: Path) -> list[str]:
-    cmd = (config or {}).get("command") or (env or {}).get("command") or (env or {}).get("argv")
-    if isinstance(cmd, list):
-        cmd = " ".join(map(str, cmd))
+def _command(env) -> str | None:
+    """The command line that produced the run, with the script path shortened to ``emotionnas``."""
+    cmd = (env or {}).get("command") or (env or {}).get("argv")
     if not cmd:
-        cmd = "emotionnas run --config config.yaml"
-    lines = ["```bash", str(cmd), "```\n"]
+        return None
+    words = cmd if isinstance(cmd, list) else str(cmd).split()
+    if words and (Path(str(words[0])).name == "emotionnas" or str(words[0]).endswith("__main__.py")):
+        words = ["emotionnas"] + list(words[1:])
+    return " ".join(map(str, words))
+
+
+def _reproduce(config, env, results: dict) -> list[str]:
+    lines = []
+    cmd = _command(env)
+    if cmd:
+        lines += ["Command that produced this run:\n", "```bash", cmd, "```\n"]
     if config is not None:
-        lines.append("The resolved configuration is saved beside this report as `config.yaml`.\n")
+        corpus = config.get("corpus", results.get("corpus", "CORPUS"))
+        root = config.get("root", "CORPUS_ROOT")
+        lines += ["The resolved configuration is saved beside this report as `config.yaml`; "
+                  "from this folder, the same run into a new folder is:\n", "```bash",
+                  f"emotionnas run {corpus} {root} --config config.yaml --out NEW_RUN_DIR", "```\n"]
+    if not lines:
+        lines.append("Neither the command nor the configuration was saved with this run.\n")
     if env:
         lines.append("Environment:\n")
         lines += [f"- `{k}`: {_short(v)}" for k, v in _flatten(env).items()]
@@ -447,7 +468,7 @@ def write_report(run_dir) -> Path:
             if isinstance(v, (int, float))) + " (shared CPU; indicative only).\n"]
     if notes:
         out += ["## Checks and notes\n"] + [f"- {n}" for n in notes] + [""]
-    out += ["## Reproduce\n"] + _reproduce(config, env, run_dir)
+    out += ["## Reproduce\n"] + _reproduce(config, env, results)
     if config is not None:
         out += ["<details><summary>Resolved configuration</summary>\n", "```yaml",
                 yaml.safe_dump(config, sort_keys=False).rstrip(), "```\n", "</details>\n"]
