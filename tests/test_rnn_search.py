@@ -1,0 +1,108 @@
+import inspect
+import json
+
+import pytest
+import torch
+
+from emotionnas.errors import ConfigError
+from emotionnas.search.rnn.recipe import load_recipe, validate_recipe
+from emotionnas.search.rnn.search import RNNSearchConfig, search_rnn
+from emotionnas.search.rnn.supernet import SuperCell
+
+
+@pytest.mark.parametrize("n_states", [1, 2])
+def test_derive_always_gives_a_valid_recipe(n_states):
+    for seed in range(40):
+        torch.manual_seed(seed)
+        cell = SuperCell(4, n_nodes=4, n_states=n_states)
+        with torch.no_grad():  # random, peaked architectures
+            for p in cell.arch_parameters():
+                p.normal_(0, 3)
+        r = validate_recipe(cell.derive())
+        assert (n_states == 2) == ("h_new_1" in r)
+
+
+def test_derive_follows_the_argmaxes():
+    cell = SuperCell(4, n_nodes=2, n_states=1)
+    with torch.no_grad():
+        for p in cell.arch_parameters():
+            p.zero_()
+        cell.alpha[0, 0] = 5  # node_0: linear
+        cell.beta[0, 0, 0] = 5  # slot a <- x
+        cell.beta[0, 1, 1] = 5  # slot b <- h_prev_0
+        cell.alpha[1, 6] = 5  # node_1: leaky relu of node_0
+        cell.beta[1, 0, 2] = 5
+        cell.gamma[0, 1] = 5
+    assert cell.derive() == {
+        "node_0": {"op": "linear", "input": ["x", "h_prev_0"]},
+        "node_1": {"op": "activation_leaky_relu", "input": ["node_0"]},
+        "h_new_0": {"op": "activation_tanh", "input": ["node_1"]},
+    }
+
+
+def test_supernet_masks_padding():
+    torch.manual_seed(0)
+    cell = SuperCell(4, n_nodes=3, n_states=2)
+    x = torch.randn(2, 6, 4)
+    lengths = torch.tensor([6, 3])
+    out = cell(x, lengths)
+    x2 = x.clone()
+    x2[1, 3:] = 7.0
+    torch.testing.assert_close(cell(x2, lengths), out)
+    torch.testing.assert_close(cell(x[1:, :3], lengths[1:]), out[1:, :3])
+
+
+def _data(n, seed, layers=3, T=12, D=6):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    lengths = torch.randint(4, T + 1, (n,), generator=g)
+    x = 0.5 * torch.randn(n, layers, T, D, generator=g)
+    x[:, layers // 2, :, :3] += torch.nn.functional.one_hot(y, 3).float()[:, None]
+    x *= (torch.arange(T)[None] < lengths[:, None]).float()[:, None, :, None]
+    return x, lengths, y
+
+
+CFG = dict(hidden=8, n_nodes=3, warmup_epochs=1, batch_size=16, frame_pool=2)
+
+
+def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
+    torch.set_num_threads(1)
+    tr, va = _data(48, 0), _data(16, 1)
+    full = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "full", progress=False)
+    # "interrupted" after 2 epochs, then resumed (and extended) to 4
+    search_rnn(*tr, *va, RNNSearchConfig(epochs=2, **CFG), tmp_path / "part", progress=False)
+    resumed = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "part", progress=False)
+    assert resumed == full
+    assert load_recipe(tmp_path / "full" / "recipe.json") == full
+    log_full = json.loads((tmp_path / "full" / "search_log.json").read_text())
+    log_part = json.loads((tmp_path / "part" / "search_log.json").read_text())
+    assert [e["epoch"] for e in log_part["epochs"]] == [1, 2, 3, 4]
+    for a, b in zip(log_full["epochs"], log_part["epochs"]):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+        torch.testing.assert_close(torch.tensor(a["arch_weights"]["alpha"]),
+                                   torch.tensor(b["arch_weights"]["alpha"]), atol=1e-6, rtol=0)
+        assert a["arch_weights"]["alpha"] != log_full["epochs"][0]["arch_weights"]["alpha"] or a["epoch"] <= 1
+    assert (tmp_path / "full" / "recipe.png").exists() and (tmp_path / "full" / "recipe.svg").exists()
+    ck = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 4
+    with pytest.raises(ConfigError, match="different config"):
+        search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **{**CFG, "hidden": 4}), tmp_path / "full",
+                   progress=False)
+
+
+def test_search_sees_only_the_tensors_it_is_given(tmp_path, monkeypatch):
+    # the contract: tensors in, no speakers, no corpus, no paths other than out_dir
+    params = list(inspect.signature(search_rnn).parameters)
+    assert params == ["x_tr", "len_tr", "y_tr", "x_val", "len_val", "y_val", "cfg", "out_dir", "progress"]
+    monkeypatch.chdir(tmp_path)
+    tr, va = _data(20, 0, layers=1), _data(12, 1, layers=1)
+    tr = (tr[0][:, 0], tr[1], tr[2])  # (N, T, D) input is accepted too
+    va = (va[0][:, 0], va[1], va[2])
+    search_rnn(*tr, *va, RNNSearchConfig(epochs=2, **CFG), tmp_path / "out", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with pytest.raises(ConfigError, match="must be torch tensors"):
+        search_rnn(tr[0].numpy(), *tr[1:], *va, RNNSearchConfig(epochs=1, **CFG), tmp_path / "o2",
+                   progress=False)
+    with pytest.raises(ConfigError, match="lengths must be in"):
+        search_rnn(tr[0], tr[1] * 0, tr[2], *va, RNNSearchConfig(epochs=1, **CFG), tmp_path / "o3",
+                   progress=False)
