@@ -104,6 +104,9 @@ class RNNBranch(nn.Module):
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long)
         lengths = lengths.to(torch.long).clamp(1, t)
+        t_max = int(lengths.max())
+        if t_max < t:  # a batch padded to a longer corpus-wide length: skip all-padding steps
+            x = x[:, :t_max]
         x, lengths = pool_frames(x, lengths, self.frame_pool)
         x = self.in_drop(self.norm(x))
         if self.proj is not None:

@@ -1,0 +1,217 @@
+"""Deep-feature branch on EmoDB, leave-one-speaker-out: a Table-3 analogue of EmotionNAS.
+
+    .venv/bin/python benchmarks/deep_branch.py --cache /work/cache [--layers 2,3] [--folds 10]
+        [--rows RNN-H512L2,...,NAS-H256L1] [--frame-pool 4] [--out runs/bench_deep] [--no-write]
+    .venv/bin/python benchmarks/deep_branch.py --cache /work/cache --tradeoff 1,2,4,8 --folds 3
+
+Rows (Sun et al., Interspeech 2023, Table 3): vanilla RNN and LSTM at H=512 with
+1 and 2 layers, GRU (H=512, 1 layer), a linear probe (masked mean + linear), and
+the searched cell retrained at H=512 and H=256 (1 layer). All rows read the same
+cached Whisper-base states (layers given by --layers, mixed by learned softmax
+weights), with LayerNorm + dropout on the input and attention pooling.
+
+Leak-free: per fold, the search sees only the fold's training and validation
+speakers (tensors), training uses the training speakers, the validation speaker
+picks the epoch, the test speaker is scored once. Per-fold results are written
+to --out as they finish, so an interrupted run resumes. Prints a Markdown table
+and replaces "## Deep branch (benchmarks/deep_branch.py)" in BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared/data/emodb"
+SECTION = "## Deep branch (benchmarks/deep_branch.py)"
+ROWS = ("RNN-H512L2", "RNN-H512L1", "LSTM-H512L2", "LSTM-H512L1", "GRU-H512L1", "LinearProbe",
+        "NAS-H512L1", "NAS-H256L1")
+
+
+def _row_spec(row: str):
+    """'LSTM-H512L2' -> ('lstm', 512, 2); 'LinearProbe' -> ('linear_probe', 0, 0)."""
+    if row == "LinearProbe":
+        return "linear_probe", 0, 0
+    m = re.fullmatch(r"(RNN|LSTM|GRU|NAS)-H(\d+)L(\d+)", row)
+    if not m:
+        raise SystemExit(f"unknown row {row!r}")
+    return m.group(1).lower(), int(m.group(2)), int(m.group(3))
+
+
+def _pooled(fs, idx, layers, factor):
+    """(N, L', T', D) float32 and lengths for utterances idx, frames pre-pooled by factor."""
+    from emotionnas.search.rnn.cell import pool_frames
+    xs, ls = [], []
+    for s in range(0, len(idx), 64):
+        x, l = fs.deep_batch(idx[s:s + 64], layers)
+        b, L, T, D = x.shape
+        p, nl = pool_frames(x.transpose(1, 2).reshape(b, T, L * D), l, factor)
+        xs.append(p.reshape(b, -1, L, D).transpose(1, 2))
+        ls.append(nl)
+    t_max = max(x.shape[2] for x in xs)
+    x = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, t_max - x.shape[2])) for x in xs])
+    return x.contiguous(), torch.cat(ls)
+
+
+def _train_eval(model, data, n_classes, args):
+    from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
+    from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
+    (xtr, ltr, ytr), (xva, lva, yva), (xte, lte, yte) = data
+    cfg = TrainConfig(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=32, seed=args.seed)
+    t0 = time.perf_counter()
+    res = fit(model, ArraySplit((xtr, ltr), ytr), ArraySplit((xva, lva), yva), cfg, n_classes)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = predict_proba(model, ArraySplit((xte, lte), yte)).argmax(1)
+    infer_s = time.perf_counter() - t0
+    return {"ua": unweighted_accuracy(yte, pred, n_classes), "wa": weighted_accuracy(yte, pred),
+            "best_epoch": res.best_epoch, "val_ua": res.best_val_ua, "train_s": train_s,
+            "test_infer_s": infer_s, "params": sum(p.numel() for p in model.parameters())}
+
+
+def run_fold(k, fold, fs, args, rows, out: Path, frame_pool: int) -> dict:
+    from emotionnas.data.folds import split_indices
+    from emotionnas.models.rnn_branch import RNNBranch
+    from emotionnas.search.rnn.search import RNNSearchConfig, search_rnn
+    from emotionnas.utils.io import atomic_write_json, read_json
+    from emotionnas.utils.seed import seed_everything
+
+    path = out / f"fold{k}_pool{frame_pool}.json"
+    result = read_json(path) if path.exists() else {"fold": fold.name, "test": list(fold.test), "rows": {}}
+    todo = [r for r in rows if r not in result["rows"]]
+    if not todo:
+        return result
+    tr, va, te = split_indices(fs.table, fold)
+    layers = args.layers
+    data = [(*_pooled(fs, idx, layers, frame_pool), fs.labels[idx]) for idx in (tr, va, te)]
+    n_classes, D, L = fs.n_classes, data[0][0].shape[-1], data[0][0].shape[1]
+    recipe = result.get("recipe")
+    if any(r.startswith("NAS") for r in todo) and recipe is None:
+        scfg = RNNSearchConfig(epochs=args.search_epochs, hidden=args.search_hidden, n_nodes=args.nodes,
+                               n_states=args.states, frame_pool=1, seed=args.seed)  # data already pooled
+        t0 = time.perf_counter()
+        (xtr, ltr, ytr), (xva, lva, yva) = data[0], data[1]
+        recipe = search_rnn(xtr, ltr, torch.as_tensor(ytr), xva, lva, torch.as_tensor(yva), scfg,
+                            out / f"search_fold{k}_pool{frame_pool}", progress=False)
+        result["recipe"], result["search_s"] = recipe, time.perf_counter() - t0
+        atomic_write_json(path, result)
+    for row in todo:
+        kind, H, nl = _row_spec(row)
+        seed_everything(args.seed)
+        spec = recipe if kind == "nas" else kind
+        model = RNNBranch(spec, D, hidden=H or 256, layers=nl or 1, n_classes=n_classes, n_layers_in=L,
+                          layer_mode="weighted", frame_pool=1, dropout=args.dropout)
+        r = _train_eval(model, data, n_classes, args)
+        result["rows"][row] = r
+        atomic_write_json(path, result)
+        print(f"  fold {k} ({fold.name}) pool {frame_pool} {row:12s} UA {r['ua']:5.1f} WA {r['wa']:5.1f} "
+              f"train {r['train_s']:.0f}s", flush=True)
+    return result
+
+
+def _fmt(vals):
+    return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}"
+
+
+def table(results: list[dict], rows) -> str:
+    lines = ["| model | params | UA % | WA % | search s/fold | train s/fold |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        rs = [r["rows"][row] for r in results if row in r["rows"]]
+        if not rs:
+            continue
+        search = (f"{np.mean([r['search_s'] for r in results if 'search_s' in r]):.0f}"
+                  if row.startswith("NAS") else "–")
+        lines.append(f"| {row} | {rs[0]['params'] / 1e6:.2f} M | {_fmt([r['ua'] for r in rs])} | "
+                     f"{_fmt([r['wa'] for r in rs])} | {search} | {np.mean([r['train_s'] for r in rs]):.0f} |")
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    path = REPO / "BENCHMARKS.md"
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{SECTION}\n\n{text.strip()}\n"
+    pattern = re.compile(re.escape(SECTION) + r"\n.*?(?=\n## |\Z)", re.S)
+    new = pattern.sub(lambda _: block.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + block
+    from emotionnas.utils.io import atomic_write_text
+    atomic_write_text(path, new.rstrip("\n") + "\n")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--cache", type=Path, default=REPO / "cache")
+    ap.add_argument("--encoder", default="whisper-base")
+    ap.add_argument("--layers", default="2,3", help="encoder layers (indices into L+1), or 'all'")
+    ap.add_argument("--folds", type=int, default=10, help="run the first N LOSO folds")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--frame-pool", type=int, default=4, help="average this many 25 Hz frames")
+    ap.add_argument("--tradeoff", default="", help="comma list of frame pools: speed/UA table for NAS-H256L1")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--patience", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--search-epochs", type=int, default=15)
+    ap.add_argument("--search-hidden", type=int, default=64)
+    ap.add_argument("--nodes", type=int, default=5)
+    ap.add_argument("--states", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=REPO / "runs/bench_deep")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.layers = None if args.layers == "all" else [int(i) for i in args.layers.split(",")]
+
+    from emotionnas.data.folds import make_folds
+    from emotionnas.features.dataset import load_features
+    fs = load_features("emodb", args.data, args.cache, streams=("deep",), encoder=args.encoder, progress=False)
+    folds = make_folds(fs.table, "loso")[: args.folds]
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    if args.tradeoff:
+        pools = [int(p) for p in args.tradeoff.split(",")]
+        res = {p: [run_fold(k, f, fs, args, ["NAS-H256L1"], args.out, p) for k, f in enumerate(folds)]
+               for p in pools}
+        lines = ["| frame pool | frame rate | UA % | search s/fold | train s/fold |", "|---|---|---|---|---|"]
+        for p, rs in res.items():
+            lines.append(f"| {p} | {25 / p:.2f} Hz | {_fmt([r['rows']['NAS-H256L1']['ua'] for r in rs])} | "
+                         f"{np.mean([r['search_s'] for r in rs]):.0f} | "
+                         f"{np.mean([r['rows']['NAS-H256L1']['train_s'] for r in rs]):.0f} |")
+        body = "\n".join(lines)
+        print(body)
+        return
+    rows = args.rows.split(",")
+    results = []
+    for k, fold in enumerate(folds):
+        print(f"fold {k + 1}/{len(folds)} {fold.name}: train {len(fold.train)} spk, val {fold.val}, "
+              f"test {fold.test}", flush=True)
+        results.append(run_fold(k, fold, fs, args, rows, args.out, args.frame_pool))
+    body = table(results, rows)
+    print(body)
+    cmd = "python benchmarks/deep_branch.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    recipes = [r.get("recipe") for r in results if r.get("recipe")]
+    text = (f"Command: `{cmd}`  \n"
+            f"Machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{args.threads} thread(s); CPU shared with other jobs (times are contended).  \n"
+            f"Date: {datetime.date.today()}; wall time {(time.perf_counter() - t_start) / 60:.0f} min.\n\n"
+            f"EmoDB, leave-one-speaker-out, first {len(folds)} fold(s) ({len(fs)} utterances, 7 classes); "
+            f"{args.encoder} layers {args.layers or 'all'} (learned softmax mix), frames 25 Hz averaged by "
+            f"{args.frame_pool}; test speaker scored once with the best-validation-UA epoch. "
+            f"Mean ± std over folds.\n\n{body}\n")
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
