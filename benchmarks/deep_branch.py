@@ -48,21 +48,6 @@ def _row_spec(row: str):
     return m.group(1).lower(), int(m.group(2)), int(m.group(3))
 
 
-def _pooled(fs, idx, layers, factor):
-    """(N, L', T', D) float32 and lengths for utterances idx, frames pre-pooled by factor."""
-    from emotionnas.search.rnn.cell import pool_frames
-    xs, ls = [], []
-    for s in range(0, len(idx), 64):
-        x, l = fs.deep_batch(idx[s:s + 64], layers)
-        b, L, T, D = x.shape
-        p, nl = pool_frames(x.transpose(1, 2).reshape(b, T, L * D), l, factor)
-        xs.append(p.reshape(b, -1, L, D).transpose(1, 2))
-        ls.append(nl)
-    t_max = max(x.shape[2] for x in xs)
-    x = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, t_max - x.shape[2])) for x in xs])
-    return x.contiguous(), torch.cat(ls)
-
-
 def _train_eval(model, data, n_classes, args):
     from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
     from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
@@ -82,7 +67,7 @@ def _train_eval(model, data, n_classes, args):
 def run_fold(k, fold, fs, args, rows, out: Path, frame_pool: int) -> dict:
     from emotionnas.data.folds import split_indices
     from emotionnas.models.rnn_branch import RNNBranch
-    from emotionnas.search.rnn.search import RNNSearchConfig, search_rnn
+    from emotionnas.search.rnn.search import RNNSearchConfig, deep_tensors, search_rnn
     from emotionnas.utils.io import atomic_write_json, read_json
     from emotionnas.utils.seed import seed_everything
 
@@ -93,7 +78,7 @@ def run_fold(k, fold, fs, args, rows, out: Path, frame_pool: int) -> dict:
         return result
     tr, va, te = split_indices(fs.table, fold)
     layers = args.layers
-    data = [(*_pooled(fs, idx, layers, frame_pool), fs.labels[idx]) for idx in (tr, va, te)]
+    data = [(*deep_tensors(fs, idx, layers, frame_pool), fs.labels[idx]) for idx in (tr, va, te)]
     n_classes, D, L = fs.n_classes, data[0][0].shape[-1], data[0][0].shape[1]
     recipe = result.get("recipe")
     if any(r.startswith("NAS") for r in todo) and recipe is None:

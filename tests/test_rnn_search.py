@@ -106,3 +106,18 @@ def test_search_sees_only_the_tensors_it_is_given(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="lengths must be in"):
         search_rnn(tr[0], tr[1] * 0, tr[2], *va, RNNSearchConfig(epochs=1, **CFG), tmp_path / "o3",
                    progress=False)
+
+
+def test_deep_tensors_pools_and_selects_layers():
+    import numpy as np
+
+    from emotionnas.features.dataset import FeatureSet
+    from emotionnas.search.rnn.search import deep_tensors
+    rng = np.random.default_rng(0)
+    deep = [rng.standard_normal((4, t, 3)).astype(np.float16) for t in (7, 3, 5)]
+    fs = FeatureSet(None, ["a", "b"], np.array([0, 1, 0]), np.array(["s1", "s1", "s2"]), deep=deep)
+    x, lengths = deep_tensors(fs, [0, 1, 2], layers=[2, 3], frame_pool=2, chunk=2)
+    assert x.shape == (3, 2, 4, 3) and x.dtype == torch.float32 and lengths.tolist() == [4, 2, 3]
+    torch.testing.assert_close(x[1, 0, 1], torch.from_numpy(deep[1][2, 2].astype(np.float32)))
+    torch.testing.assert_close(x[0, 1, 0], torch.from_numpy(deep[0][3, :2].astype(np.float32)).mean(0))
+    assert torch.all(x[1, :, 2:] == 0)

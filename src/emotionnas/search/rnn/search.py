@@ -214,5 +214,24 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
     return best["recipe"]
 
 
+def deep_tensors(fs, indices, layers=None, frame_pool: int = 1, chunk: int = 64):
+    """Tensors for `search_rnn` / `RNNBranch` from a FeatureSet, without a corpus-size float32 copy.
+
+    Returns x float32 (N, L', T', D) (T' = frames after averaging every `frame_pool`)
+    and lengths int64 (N,). Pool here and pass cfg.frame_pool=1 to the search: the
+    whole (N, L+1, T, D) float32 tensor of a corpus can take gigabytes.
+    """
+    indices = np.asarray(indices)
+    xs, ls = [], []
+    for s in range(0, len(indices), chunk):
+        x, l = fs.deep_batch(indices[s:s + chunk], layers)
+        p, nl = _prepool(x, l, frame_pool)
+        xs.append(p)
+        ls.append(nl)
+    t_max = max(x.shape[2] for x in xs)
+    x = torch.cat([F.pad(x, (0, 0, 0, t_max - x.shape[2])) for x in xs])
+    return x, torch.cat(ls)
+
+
 def load_search_log(out_dir) -> dict:
     return read_json(Path(out_dir) / "search_log.json")
