@@ -98,6 +98,18 @@ def test_batched_and_chunked_equal_single(tiny):
     np.testing.assert_allclose(out, np.concatenate([first, rest], axis=1), atol=2e-4, rtol=0)
 
 
+def test_bfloat16_option_is_close_to_float32(tiny):
+    fast = create_encoder("whisper-tiny.en", dtype="bfloat16")
+    wave = _wave(1.0)
+    a, b = tiny.encode(wave), fast.encode(wave)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    assert fast.config_dict()["dtype"] == "bfloat16" != tiny.config_dict()["dtype"]  # different cache keys
+    for layer in range(a.shape[0]):
+        assert np.corrcoef(a[layer].ravel(), b[layer].ravel())[0, 1] > 0.99
+    with pytest.raises(EncoderError, match="dtype"):
+        create_encoder("whisper-tiny.en", dtype="float16")
+
+
 def test_bad_wave_is_one_line_error(tiny):
     with pytest.raises(AudioError, match="too short"):
         tiny.encode(np.zeros(100, np.float32))
