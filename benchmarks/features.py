@@ -42,6 +42,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def worker(row: str, data: Path, limit: int | None) -> dict:
     """Run one measurement in this process; returns a JSON-able dict."""
     import numpy as np  # noqa: F401  (imported before timing, like every library below)
@@ -61,6 +66,7 @@ def worker(row: str, data: Path, limit: int | None) -> dict:
         encoder = create_encoder(name, **({"dtype": dtype} if dtype else {}))
         setup = time.perf_counter() - t0
     samples = frames = 0
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     for start in range(0, len(files), GROUP):
         waves = [load_audio(f) for f in files[start:start + GROUP]]
@@ -70,7 +76,9 @@ def worker(row: str, data: Path, limit: int | None) -> dict:
         elif row != "load":
             frames += sum(s.shape[1] for s in encoder.encode_many(waves))
     wall = time.perf_counter() - t0
-    return {"row": row, "files": len(files), "audio_s": samples / 16000, "wall_s": wall, "setup_s": setup,
+    cpu = _cpu_s() - cpu0
+    return {"row": row, "files": len(files), "audio_s": samples / 16000, "wall_s": wall, "cpu_s": cpu,
+            "setup_s": setup,
             "frames": frames, "peak_rss_mb": _peak_rss_mb(), "threads": torch.get_num_threads()}
 
 
@@ -102,8 +110,8 @@ def _machine() -> dict:
 
 
 def _table(results: list[dict]) -> str:
-    lines = ["| stage | files | audio (min) | wall (s) | x real time | peak RSS (MB) | model setup (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| stage | files | audio (min) | wall (s) | x real time | CPU (s) | peak RSS (MB) | model setup (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     names = {"load": "audio loading (soundfile + checks)", "spectrogram": "spectrogram stream (load + 140x140)",
              "whisper-tiny.en": "whisper-tiny.en, all 5 hidden states (load + encode)",
              "whisper-base": "whisper-base, all 7 hidden states (load + encode)",
@@ -111,10 +119,10 @@ def _table(results: list[dict]) -> str:
     for r in results:
         name = names.get(r["row"], r["row"])
         if "error" in r:
-            lines.append(f"| {name} | - | - | - | - | - | not measured: {r['error'][:120]} |")
+            lines.append(f"| {name} | - | - | - | - | - | - | not measured: {r['error'][:120]} |")
             continue
         lines.append(f"| {name} | {r['files']} | {r['audio_s'] / 60:.1f} | {r['wall_s']:.1f} | "
-                     f"{r['audio_s'] / r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['setup_s']:.1f} |")
+                     f"{r['audio_s'] / r['wall_s']:.0f} | {r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['setup_s']:.1f} |")
     return "\n".join(lines)
 
 
@@ -156,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "cd <repo> && .venv/bin/python benchmarks/features.py" + (f" --limit {args.limit}" if args.limit else "")
     threads = next((r["threads"] for r in results if "threads" in r), "?")
     body = (f"Command: `{cmd}` (each row in its own subprocess; peak RSS = ru_maxrss of that process;\n"
-            f"x real time = audio duration / wall time, model construction excluded and listed separately).\n\n"
+            f"x real time = audio duration / wall time, model construction excluded and listed separately;\n"
+            f"CPU = user + system seconds of the process, which shows how much of the wall time it actually ran).\n\n"
             f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram']} RAM, torch {machine['torch']} "
             f"({threads} threads), Python {machine['python']}; {machine['date']}; 1-min load average at start "
             f"{machine['load1']:.1f} (the machine was shared with other jobs: numbers are contended, not best case).\n\n"

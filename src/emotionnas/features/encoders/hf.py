@@ -61,6 +61,8 @@ def load_hf_encoder(model_id: str, device: str = "cpu", **kw) -> Encoder:
         net = from_hf(hf.get_encoder().state_dict(), config)
         del hf
         return WhisperEncoder(net, f"hf:{model_id}", identity, device=device, **kw)
+    if kw:
+        raise EncoderError(f"{model_id}: options {sorted(kw)} apply to Whisper models only, not {config.model_type}")
     return HFEncoder(model_id, config, identity, device=device)
 
 
