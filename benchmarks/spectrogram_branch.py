@@ -1,0 +1,336 @@
+"""Spectrogram branch on EmoDB, leave-one-speaker-out: an EmotionNAS Table-2 analogue.
+
+    .venv/bin/python benchmarks/spectrogram_branch.py run --folds 0,1 [--jobs 2]
+    .venv/bin/python benchmarks/spectrogram_branch.py profile
+    .venv/bin/python benchmarks/spectrogram_branch.py guard
+    .venv/bin/python benchmarks/spectrogram_branch.py report
+
+``run``: per fold (test = one speaker, val = one other speaker, train = the other 8),
+cells are searched on train (weights) + val (α) speakers only, at a reduced-resolution
+proxy; the derived network is retrained from scratch at 140x140 with early stopping on
+the val speaker; UA/WA are measured once on the test speaker. Rows: NAS-C4L3, NAS-C6L3,
+NAS-C8L4, emoDARTS (C4L3 cells + LSTM), ResNet18, ResNet*. Each fold writes
+``<out>/<fold>/results.json`` (rerunning skips finished rows; searches resume).
+``profile``: supernet step cost (CPU seconds) for each speed measure.
+``guard``: collapse guard (β-decay, max-2-skip) vs none on one fold's search split.
+``report``: replaces "## Spectrogram branch (benchmarks/spectrogram_branch.py)" in BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared/data/emodb"
+SECTION = "## Spectrogram branch (benchmarks/spectrogram_branch.py)"
+ROWS = ("ResNet*", "NAS-C4L3", "emoDARTS", "NAS-C6L3", "ResNet18", "NAS-C8L4")
+NAS = {"NAS-C4L3": (4, 3, "gap"), "NAS-C6L3": (6, 3, "gap"), "NAS-C8L4": (8, 4, "gap"), "emoDARTS": (4, 3, "lstm")}
+
+
+def _features(cache: Path):
+    from emotionnas.features.dataset import load_features
+    return load_features("emodb", DATA, cache, streams=("spectrogram",), progress=False)
+
+
+def _splits(fs, fold_index: int):
+    from emotionnas.data.folds import make_folds, split_indices
+    fold = make_folds(fs.table, "loso")[fold_index]
+    tr, va, te = split_indices(fs.table, fold)
+    spec = fs.spectrograms
+    mean, std = float(spec[tr].mean()), float(spec[tr].std()) + 1e-6  # train speakers only
+    x = torch.from_numpy((spec - mean) / std).unsqueeze(1)
+    y = torch.from_numpy(fs.labels)
+    return fold, {k: (x[i], y[i]) for k, i in (("train", tr), ("val", va), ("test", te))}
+
+
+def _search_cfg(args, C, layers, head, **kw):
+    from emotionnas.search.cnn.search import CNNSearchConfig
+    return CNNSearchConfig(C=C, layers=layers, head=head, epochs=args.search_epochs,
+                           warmup_epochs=args.warmup_epochs, proxy_size=args.proxy,
+                           partial_channels=args.pc, seed=args.seed, **kw)
+
+
+def _train_eval(model, data, args, n_classes):
+    """Retrain from scratch on train, early-stop on val UA, score the test speaker once."""
+    from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
+    from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
+    cl = torch.channels_last
+    model = model.to(memory_format=cl)
+    split = {k: ArraySplit((x.contiguous(memory_format=cl),), y.numpy()) for k, (x, y) in data.items()}
+    cfg = TrainConfig(epochs=args.train_epochs, patience=args.patience, seed=args.seed)
+    res = fit(model, split["train"], split["val"], cfg, n_classes)
+    pred = predict_proba(model, split["test"]).argmax(1)
+    y = split["test"].labels
+    return {"ua": unweighted_accuracy(y, pred, n_classes), "wa": weighted_accuracy(y, pred),
+            "val_ua": res.best_val_ua, "best_epoch": res.best_epoch, "train_s": res.seconds,
+            "train_cpu_s": None}
+
+
+def run_fold(args, fold_index: int) -> None:
+    from emotionnas.models.cnn_branch import CNNBranch, count_parameters
+    from emotionnas.models.emodarts import EmoDARTS
+    from emotionnas.models.resnet import resnet18, resnet_star
+    from emotionnas.search.cnn.search import search_cnn
+    from emotionnas.utils.io import atomic_write_json
+    from emotionnas.utils.seed import seed_everything
+
+    torch.set_num_threads(1)  # 2 shared cores: one thread per process, folds in parallel
+    fs = _features(args.cache)
+    fold, data = _splits(fs, fold_index)
+    out = args.out / fold.name
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    n_classes = fs.n_classes
+    for row in ROWS:
+        if row in results or row not in args.rows:
+            continue
+        rec = {"fold": fold.name, "test": list(fold.test), "val": list(fold.val),
+               "n_train": len(data["train"][1]), "n_val": len(data["val"][1]), "n_test": len(data["test"][1])}
+        if row in NAS:
+            C, layers, head = NAS[row]
+            cfg = _search_cnn_cfg = _search_cfg(args, C, layers, head)
+            t0, c0 = time.perf_counter(), time.process_time()
+            geno = search_cnn(*data["train"], *data["val"], cfg, out / f"search_{row}", progress=False)
+            log = json.loads((out / f"search_{row}" / "search_log.json").read_text())
+            rec.update(search_s=sum(e["time_s"] for e in log["epochs"]), search_wall_s=time.perf_counter() - t0,
+                       search_cpu_s=time.process_time() - c0, genotype=json.loads(geno.to_json()),
+                       param_free_ops=log["epochs"][-1]["param_free_ops"],
+                       param_free_ops_unguarded=log["epochs"][-1]["param_free_ops_unguarded"],
+                       search_cfg=asdict(_search_cnn_cfg))
+            seed_everything(args.seed)
+            model = (EmoDARTS(geno, C, layers, n_classes) if head == "lstm"
+                     else CNNBranch(geno, C, layers, n_classes))
+        else:
+            seed_everything(args.seed)
+            model = resnet18(n_classes) if row == "ResNet18" else resnet_star(n_classes)
+        rec["params"] = count_parameters(model)
+        c0 = time.process_time()
+        rec.update(_train_eval(model, data, args, n_classes))
+        rec["train_cpu_s"] = time.process_time() - c0
+        results[row] = rec
+        atomic_write_json(path, results)
+        print(f"{fold.name} {row}: UA {rec['ua']:.3f} WA {rec['wa']:.3f} params {rec['params']}", flush=True)
+
+
+# ------------------------------------------------------------------ profile: what each speed step buys
+
+def _step_cost(size, channels_last, k, fast_avg, alpha_no_wgrad, reps=2):
+    """CPU seconds of one weight step and one first-order α step of a C6L3 supernet, batch 32."""
+    from torch import nn
+
+    from emotionnas.search.cnn import ops
+    from emotionnas.search.cnn.architect import only_grad_for
+    from emotionnas.search.cnn.supernet import SuperNet
+    saved = ops.OPS["avg_pool_3x3"]
+    if not fast_avg:
+        ops.OPS["avg_pool_3x3"] = lambda C, s, a: nn.AvgPool2d(3, s, 1, count_include_pad=False)
+    try:
+        torch.manual_seed(0)
+        net = SuperNet(6, 3, 7, ops.PRIMITIVES, partial_channels=k)
+    finally:
+        ops.OPS["avg_pool_3x3"] = saved
+    x, y = torch.randn(32, 1, size, size), torch.randint(0, 7, (32,))
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    w_t, a_t = [], []
+    for i in range(reps + 1):
+        c = time.process_time()
+        F.cross_entropy(net(x), y).backward()
+        w_t.append(time.process_time() - c)
+        c = time.process_time()
+        params = net.arch_parameters() if alpha_no_wgrad else list(net.parameters())
+        with only_grad_for(params, net.parameters()):
+            F.cross_entropy(net(x), y).backward()
+        a_t.append(time.process_time() - c)
+        net.zero_grad()
+    return float(np.mean(w_t[1:])), float(np.mean(a_t[1:]))
+
+
+def profile(args) -> None:
+    torch.set_num_threads(1)
+    steps = [("naive (NCHW, aten avg-pool, α step computes weight grads)", dict(channels_last=False, k=1, fast_avg=False, alpha_no_wgrad=False)),
+             ("+ α step without weight gradients", dict(channels_last=False, k=1, fast_avg=False, alpha_no_wgrad=True)),
+             ("+ shifted-add avg-pool", dict(channels_last=False, k=1, fast_avg=True, alpha_no_wgrad=True)),
+             ("+ channels_last", dict(channels_last=True, k=1, fast_avg=True, alpha_no_wgrad=True)),
+             ("+ partial channels K=2", dict(channels_last=True, k=2, fast_avg=True, alpha_no_wgrad=True))]
+    rows = []
+    for size in args.sizes:
+        for name, kw in steps:
+            if size >= 140 and name.startswith("+ α"):
+                continue  # 140x140 is slow: measure the endpoints and the big levers only
+            w, a = _step_cost(size, reps=1 if size >= 140 else 2, **kw)
+            rows.append({"size": size, "step": name, "weight_step_cpu_s": w, "alpha_step_cpu_s": a})
+            print(json.dumps(rows[-1]), flush=True)
+    from emotionnas.utils.io import atomic_write_json
+    atomic_write_json(args.out / "profile.json", rows)
+
+
+# ------------------------------------------------------------------ collapse guard
+
+def guard(args) -> None:
+    from emotionnas.search.cnn.search import search_cnn
+    from emotionnas.utils.io import atomic_write_json
+    torch.set_num_threads(1)
+    fs = _features(args.cache)
+    fold, data = _splits(fs, args.guard_fold)
+    rows = []
+    for name, kw in (("DARTS (no guard)", dict(beta_decay=0.0, max_skip=None)),
+                     ("β-DARTS λ=" + str(args.beta), dict(beta_decay=args.beta, max_skip=None))):
+        cfg = _search_cfg(args, 4, 3, "gap", **kw)
+        cfg.epochs, cfg.warmup_epochs = args.guard_epochs, 2
+        out = args.out / "guard" / name.split()[0]
+        search_cnn(*data["train"], *data["val"], cfg, out, progress=False)
+        log = json.loads((out / "search_log.json").read_text())["epochs"]
+        rows.append({"setting": name, "fold": fold.name, "epochs": cfg.epochs,
+                     "param_free_per_epoch": [e["param_free_ops_unguarded"] for e in log],
+                     "param_free_with_max_skip2": log[-1]["param_free_ops"],
+                     "skip_normal": sum(op == "skip_connect" for op, _ in log[-1]["genotype"]["normal"]),
+                     "max_alpha_weight": float(np.max(log[-1]["weights_normal"])),
+                     "val_acc": log[-1]["val_acc"]})
+        print(json.dumps(rows[-1]), flush=True)
+    atomic_write_json(args.out / "guard.json", rows)
+
+
+# ------------------------------------------------------------------ report
+
+def _fmt(v) -> str:
+    return f"{np.mean(v):.1f} ± {np.std(v):.1f}" if v else "–"  # metrics are in percent
+
+
+def report(args) -> None:
+    import platform as pf
+    results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/results.json"))]
+    folds = [next(iter(r.values()))["fold"] for r in results if r]
+    any_nas = next((r[k] for r in results for k in NAS if k in r), None)
+    lines = [f"Command: `.venv/bin/python benchmarks/spectrogram_branch.py run --folds {args.folds} "
+             f"--search-epochs {args.search_epochs} --warmup-epochs {args.warmup_epochs} --proxy {args.proxy} "
+             f"--pc {args.pc} --train-epochs {args.train_epochs} --patience {args.patience}` then `report`.",
+             f"Machine: {pf.machine()}, {torch.get_num_threads()} visible cores shared with ~5 other jobs "
+             f"(load average 6-9 during the run: every time below is contended), torch {torch.__version__}, "
+             f"one thread per process, two folds in parallel. Date: {datetime.date.today()}.",
+             "",
+             f"EmoDB (535 utterances, 7 classes, 10 speakers), leave-one-speaker-out; folds run: "
+             f"{', '.join(folds) or 'none yet'} (of 10 — the CPU budget did not allow all). Per fold the test "
+             "speaker is unseen by search and training; α is learnt on the validation speaker, weights on the "
+             "8 training speakers; retraining early-stops on the validation speaker's UA (AdamW, cosine, "
+             "class-weighted loss) and the test speaker is scored once.",
+             ""]
+    if any_nas:
+        c = any_nas["search_cfg"]
+        lines.append(f"Search: {c['epochs']} epochs ({c['warmup_epochs']} warm-up, weights only), batch "
+                     f"{c['batch_size']}, proxy {c['proxy_size']}x{c['proxy_size']} (average-pooled), PC-DARTS "
+                     f"K={c['partial_channels']}, first order, max {c['max_skip']} skip_connect in the normal cell, "
+                     f"channels_last. Retraining at 140x140, up to {args.train_epochs} epochs, patience {args.patience}.")
+        lines.append("")
+    lines += ["| Model | Params | UA % (mean ± std) | WA % (mean ± std) | Search s/fold | Train s/fold | "
+              "Param-free ops (guarded / unguarded) | Folds |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in ("NAS-C4L3", "NAS-C6L3", "NAS-C8L4", "emoDARTS", "ResNet18", "ResNet*"):
+        rs = [r[row] for r in results if row in r]
+        if not rs:
+            lines.append(f"| {row} | – | not run | | | | | 0 |")
+            continue
+        search = f"{np.mean([r['search_wall_s'] for r in rs]):.0f}" if "search_wall_s" in rs[0] else "–"
+        free = (f"{np.mean([r['param_free_ops'] for r in rs]):.1f} / {np.mean([r['param_free_ops_unguarded'] for r in rs]):.1f}"
+                if "param_free_ops" in rs[0] else "–")
+        lines.append(f"| {row} | {np.mean([r['params'] for r in rs]) / 1e6:.3f} M | {_fmt([r['ua'] for r in rs])} | "
+                     f"{_fmt([r['wa'] for r in rs])} | {search} | {np.mean([r['train_s'] for r in rs]):.0f} | {free} | {len(rs)} |")
+    lines.append("")
+    lines.append("Times are wall-clock seconds per fold under contention (CPU seconds are in each "
+                 "`results.json`); params of NAS rows vary with the searched cell (mean shown).")
+    prof = args.out / "profile.json"
+    if prof.exists():
+        rows = json.loads(prof.read_text())
+        lines += ["", "### Where the supernet time goes (C6L3, batch 32, one thread, CPU seconds per step)", "",
+                  "`.venv/bin/python benchmarks/spectrogram_branch.py profile` — each line adds one measure "
+                  "to the line above (CPU time, so contention inflates it less than wall time).", "",
+                  "| Input | Step | Weight step s | α step s |", "|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['size']}x{r['size']} | {r['step']} | {r['weight_step_cpu_s']:.2f} | {r['alpha_step_cpu_s']:.2f} |")
+    g = args.out / "guard.json"
+    if g.exists():
+        rows = json.loads(g.read_text())
+        lines += ["", "### Collapse guard (NAS-C4L3 search, fold " + rows[0]["fold"] + ")", "",
+                  "`.venv/bin/python benchmarks/spectrogram_branch.py guard` — parameter-free ops (of 16 edges) in "
+                  "the derived cells, per epoch, without the max-skip rule; then with it.", "",
+                  "| Setting | Param-free ops per epoch | With max 2 skip | skip_connect in normal cell (guarded) | "
+                  "Largest normal-cell op weight | Search val acc |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['setting']} | {' '.join(map(str, r['param_free_per_epoch']))} | "
+                         f"{r['param_free_with_max_skip2']} | {r['skip_normal']} | {r['max_alpha_weight']:.3f} | "
+                         f"{100 * r['val_acc']:.1f} |")
+    notes = args.out / "notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    write_section("\n".join(lines))
+    print("\n".join(lines))
+
+
+def write_section(text: str) -> None:
+    from emotionnas.utils.io import atomic_write_text
+    path = REPO / "BENCHMARKS.md"
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{SECTION}\n\n{text.strip()}\n"
+    pattern = re.compile(re.escape(SECTION) + r"\n.*?(?=\n## |\Z)", re.S)
+    new = pattern.sub(lambda _: block.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + block
+    atomic_write_text(path, new.rstrip("\n") + "\n")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cmd", choices=["run", "fold", "profile", "guard", "report"])
+    ap.add_argument("--cache", type=Path, default=REPO.parent / "cache")
+    ap.add_argument("--out", type=Path, default=REPO / "runs/spectrogram_branch")
+    ap.add_argument("--folds", default="0,1", help="LOSO fold indices (0-9)")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2, help="folds run in parallel processes")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--search-epochs", type=int, default=10)
+    ap.add_argument("--warmup-epochs", type=int, default=3)
+    ap.add_argument("--proxy", type=int, default=35)
+    ap.add_argument("--pc", type=int, default=2, help="PC-DARTS partial channels K during search")
+    ap.add_argument("--train-epochs", type=int, default=15)
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sizes", default="35,70,140")
+    ap.add_argument("--guard-fold", type=int, default=0)
+    ap.add_argument("--guard-epochs", type=int, default=14)
+    ap.add_argument("--beta", type=float, default=5.0)
+    args = ap.parse_args(argv)
+    args.rows = args.rows.split(",")
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.cmd == "fold":
+        run_fold(args, args.fold)
+    elif args.cmd == "run":
+        folds = [int(f) for f in args.folds.split(",")]
+        passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "run"]
+        procs: list[subprocess.Popen] = []
+        for f in folds:  # simple pool of --jobs processes
+            while len([p for p in procs if p.poll() is None]) >= args.jobs:
+                time.sleep(5)
+            procs.append(subprocess.Popen([sys.executable, __file__, "fold", "--fold", str(f), *passthrough]))
+        for p in procs:
+            p.wait()
+    elif args.cmd == "profile":
+        profile(args)
+    elif args.cmd == "guard":
+        guard(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
