@@ -212,3 +212,23 @@ def test_warmup_freezes_alpha_and_emodarts_search_runs(tmp_path):
     torch.manual_seed(cfg.seed)
     fresh = SuperNet(cfg.C, cfg.layers, 3, cfg.ops, partial_channels=2, head="lstm", lstm_hidden=8)
     assert torch.equal(state["model"]["alphas_normal"], fresh.alphas_normal.detach())
+
+
+def test_cli_search_reads_only_train_and_val_speakers(tmp_path):
+    from types import SimpleNamespace
+
+    from emotionnas.search.cnn.search import run_cnn_search_cli
+    x, y = _toy(24, 8, 4)
+    speakers = np.array(["a"] * 10 + ["b"] * 8 + ["t"] * 6)
+    spec = x[:, 0].numpy().copy()
+    spec[speakers == "t"] = np.nan  # a test speaker reaching the search would poison α and weights
+    fs = SimpleNamespace(spectrograms=spec, labels=y.numpy(), speakers=speakers)
+    fold = SimpleNamespace(name="f", train=("a",), val=("b",), test=("t",))
+    cfg = _cfg(epochs=2, warmup_epochs=1)
+    run_cnn_search_cli(fs, fold, tmp_path, cfg, kind="emodarts", progress=False)
+    state = torch.load(tmp_path / "search_state.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    log = json.loads((tmp_path / "search_log.json").read_text())
+    assert log["n_train"] == 10 and log["n_val"] == 8 and log["config"]["head"] == "lstm"
+    with pytest.raises(ConfigError, match="unknown field"):
+        CNNSearchConfig.from_dict({"C": 4, "epoch": 3})
