@@ -60,7 +60,7 @@ def fake_results(n_folds=3, synthetic=False, ablations=True, history=True, arch=
            "timing": {"total_seconds": 1234.5, "search_seconds": 300.0, "train_seconds": 900.0}}
     if ablations:
         row = lambda u: {"ua": u, "ua_std": 3.0, "wa": u + 1, "wa_std": 2.0, "macro_f1": u - 1, "macro_f1_std": 2.5}
-        res["ablations"] = {"branches": {"spectrogram": row(55.5), "deep": row(66.6), "fused (ism)": row(70.7)},
+        res["ablations"] = {"branches": {"spectrogram": row(55.5), "deep": row(66.6), "fused (ism)": row(res["ua"])},
                             "fusion": {"ism": row(70.7), "concat": row(68.0), "sum": row(67.0),
                                        "max": row(64.0), "min": row(60.0)}}
     return res
@@ -122,7 +122,8 @@ def test_full_report(tmp_path, monkeypatch):
 
     branches = json.loads((run / "tables" / "ablation_branches.json").read_text())
     assert [r["setting"] for r in branches["rows"]] == ["spectrogram", "deep", "fused (ism)"]
-    assert branches["rows"][2]["ua"] == 70.7
+    assert branches["rows"][2]["ua"] == pytest.approx(res["ua"])
+    assert "The *ism* row of the fusion table (UA 70.7)" in text  # separate trainings, explained
     fusion_md = (run / "tables" / "ablation_fusion.md").read_text()
     assert "**70.7 ± 3.0**" in fusion_md and "| min | 60.0 ± 3.0 |" in fusion_md
     assert (run / "tables" / "folds.md").read_text() in text
@@ -146,7 +147,7 @@ def test_confusion_png_values(tmp_path):
 
 
 def test_synthetic_warning(tmp_path):
-    run = make_run(tmp_path, fake_results(synthetic=True), config=False)
+    run = make_run(tmp_path, fake_results(synthetic=True, arch=False), config=False)
     text = write_report(run).read_text()
     head = text[:600]
     assert "SYNTHETIC DATA" in head and "prove nothing" in head
@@ -179,6 +180,12 @@ def test_existing_search_drawing_is_reused_and_leaks_flagged(tmp_path, monkeypat
     (run / "searches" / "group0" / "genotype.json").write_text(json.dumps(GENOTYPE))
     text = write_report(run).read_text()
     assert "searches/group0/cnn/cell_normal.png" in _links(text)
+    assert "figures/group0_cnn_normal.png" not in _links(text)  # not redrawn
+    try:  # group1 has no drawing yet: drawn with the CNN drawing module when it is importable
+        import emotionnas.reports.draw_cnn  # noqa: F401
+        assert "figures/group1_cnn_normal.png" in _links(text)
+    except ImportError:
+        assert "Cell drawings skipped" in text
     assert "LEAK: fold test-03" in text
     for link in _links(text):
         assert (run / link).is_file(), link
@@ -204,3 +211,17 @@ def test_markdown_table_and_ablation_tables():
                                           "wa_std": None, "macro_f1": None, "macro_f1_std": None}
     assert "| deep | **60.0** | – | – |" in out["branches"]["markdown"]
     json.dumps(out)
+
+
+def test_checks_flag_degenerate_models(tmp_path):
+    res = fake_results(arch=False)
+    cm = np.zeros((4, 4), int)
+    cm[:, 2] = [3, 4, 5, 6]  # every test utterance predicted "neutral"
+    res["folds"][1].update(confusion=cm.tolist(), ua=25.0, wa=100 * 5 / 18)
+    res["folds"][2]["ua"] += 3.0  # reported UA disagrees with its confusion matrix
+    res["ablations"]["branches"]["spectrogram"] = {"ua": 25.0, "ua_std": 0.0}
+    text = write_report(make_run(tmp_path, res)).read_text()
+    assert "fold test-04: the model predicts only *neutral*" in text
+    assert "ablation branches / spectrogram: UA 25.0 equals chance" in text
+    assert "fold test-05: reported UA" in text
+    assert "fold test-03: reported" not in text

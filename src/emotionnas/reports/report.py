@@ -115,6 +115,28 @@ def _consistency_notes(results: dict) -> list[str]:
     return notes
 
 
+def _degenerate_notes(results: dict) -> list[str]:
+    """Flag models that learned nothing: one predicted class, or ablation scores at chance in every fold."""
+    notes = []
+    labels = results.get("label_names") or []
+    for f in results.get("folds") or []:
+        if f.get("confusion") is None or not np.asarray(f["confusion"]).size:
+            continue
+        used = np.flatnonzero(np.asarray(f["confusion"]).sum(axis=0))
+        if len(used) == 1 and len(np.asarray(f["confusion"])) > 1:
+            name = labels[used[0]] if used[0] < len(labels) else f"class {used[0]}"
+            notes.append(f"fold {f.get('name')}: the model predicts only *{name}* on the test speakers.")
+    if labels:
+        chance = 100 / len(labels)
+        for table, entries in (results.get("ablations") or {}).items():
+            for setting, sc in (entries or {}).items():
+                ua, std = tables._num((sc or {}).get("ua")), tables._num((sc or {}).get("ua_std"))
+                if ua is not None and abs(ua - chance) < 0.5 and (std or 0) < 0.5:
+                    notes.append(f"ablation {table} / {setting}: UA {ua:.1f} equals chance (100/{len(labels)}) "
+                                 "in every fold; this model learned nothing usable.")
+    return notes
+
+
 def _leakage_notes(results: dict) -> list[str]:
     """Test speakers must be unseen by validation and by the search whose cells the fold uses."""
     notes = []
@@ -325,16 +347,16 @@ def _setup(results: dict, flat: dict, cm) -> str:
     if enc is not None:
         layers = feats.get("deep_layers") or _find(flat, "features.deep_layers", "deep_layers")
         total = feats.get("deep_layers_total")
-        which = (f"layers {_short(layers)}" if layers else
+        which = (f"hidden states {_short(layers)}" if layers else
                  f"all {total} hidden states, mixed by learned weights" if total else "the hidden states")
-        parts.append(f"The deep-feature branch (a searched recurrent cell) reads {which} of **{enc}**; "
+        parts.append(f"The deep-feature branch (a searched recurrent cell) reads **{enc}** ({which}); "
                      "the other branch (searched CNN cells) reads a 140 x 140 log-spectrogram.")
     fusion = _find(flat, "fusion")
     if fusion is not None and not isinstance(fusion, dict):
         parts.append(f"The two branch embeddings are fused with **{fusion}**.")
     n_params = [f["n_params"] for f in folds if isinstance(f.get("n_params"), (int, float))]
     if n_params:
-        parts.append(f"The fused model has {np.mean(n_params) / 1e3:.1f} k trainable parameters"
+        parts.append(f"The fused model has {np.mean(n_params) / 1e3:.1f} k parameters"
                      + (" (mean over folds)." if len(set(n_params)) > 1 else "."))
     searches = results.get("searches") or []
     if searches:
@@ -365,6 +387,19 @@ def _main_result(results: dict, cm) -> str:
         text += (f" Pooled over folds, recall is highest for *{labels[order[-1]]}* ({recall[order[-1]]:.1f} %) "
                  f"and lowest for *{labels[order[0]]}* ({recall[order[0]]:.1f} %).")
     return text + "\n"
+
+
+def _fused_vs_fusion(ablations: dict, results: dict) -> list[str]:
+    """Explain when the fusion table's row for the run's own fusion differs from the main result."""
+    rows = {r["setting"]: r for r in ablations.get("fusion", {}).get("rows", [])}
+    main = tables.summary(results).get("ua")
+    for name, row in rows.items():
+        if f"({name})" in " ".join(r["setting"] for r in ablations.get("branches", {}).get("rows", [])):
+            if row["ua"] is not None and main is not None and abs(row["ua"] - main) >= 0.05:
+                return [f"The *{name}* row of the fusion table (UA {row['ua']:.1f}) and the fused model of the "
+                        f"main result (UA {main:.1f}) come from separate trainings (the fusion ablation "
+                        "trains each strategy on its own), so they need not agree.\n"]
+    return []
 
 
 def _command(env) -> str | None:
@@ -440,7 +475,7 @@ def write_report(run_dir) -> Path:
         atomic_write_json(tab_dir / f"ablation_{name}.json", {k: v for k, v in table.items() if k != "markdown"})
         atomic_write_text(tab_dir / f"ablation_{name}.md", f"{table['title']}\n\n{table['markdown']}")
     arch_lines = _architectures(results, run_dir, fig_dir, notes)
-    notes = _leakage_notes(results) + _consistency_notes(results) + notes
+    notes = _leakage_notes(results) + _consistency_notes(results) + _degenerate_notes(results) + notes
 
     title = f"# Results: {results.get('corpus', 'run')} ({results.get('protocol', DASH)})\n"
     out = [title]
@@ -457,6 +492,7 @@ def write_report(run_dir) -> Path:
     if ablations:
         for table in ablations.values():
             out += [f"{table['title']} (mean ± std over folds; best UA in bold):\n", table["markdown"]]
+        out += _fused_vs_fusion(ablations, results)
     else:
         out.append("No ablations were recorded in this run.\n")
     if arch_lines:
