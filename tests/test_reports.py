@@ -2,14 +2,13 @@
 import json
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emotionnas.errors import EmotionNASError
 from emotionnas.reports import plots, tables
-from emotionnas.reports.report import pooled_confusion, write_report
+from emotionnas.reports.report import write_report
 
 LABELS = ["angry", "happy", "neutral", "sad"]
 GENOTYPE = {"normal": [["sep_conv_3x3", 0], ["skip_connect", 1], ["dil_conv_3x3", 2], ["max_pool_3x3", 0]],
@@ -115,7 +114,7 @@ def test_full_report(tmp_path, monkeypatch):
     assert f"UA {res['ua']:.1f} ± {res['ua_std']:.1f} %" in text
     assert f"WA {res['wa']:.1f} ± {res['wa_std']:.1f} %" in text
     n_test = sum(np.sum(f["confusion"]) for f in res["folds"])
-    assert pooled_confusion(res).sum() == n_test == 20 + 27 + 34
+    assert tables.pooled_confusion(res).sum() == n_test == 20 + 27 + 34
     assert f"{n_test} test utterances" in text
     for f in res["folds"]:
         assert f"| {f['name']} | {f['test_speakers'][0]} | {np.sum(f['confusion'])} | {f['ua']:.1f} |" in text

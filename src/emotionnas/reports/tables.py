@@ -6,11 +6,18 @@
   each branch alone vs the fused model (the paper's Table 4) and the fusion
   strategies (its Table 5), read from ``results["ablations"]``.
 
+Also the searched cells as tables (``genotype_table``, ``recipe_table``), the
+confusion matrix pooled over folds, and ``check_results``: the findings a reader
+must not miss (speaker leaks, scores that disagree with their confusion matrix,
+models stuck at chance).
+
 Scores are percentages; a missing value prints as an en dash, never as 0.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from emotionnas.errors import EmotionNASError
 
 METRICS = (("ua", "UA (%)"), ("wa", "WA (%)"), ("macro_f1", "Macro-F1 (%)"))
 ABLATIONS = {
@@ -140,3 +147,103 @@ def ablation_tables(results: dict) -> dict:
         out[name] = {"title": title, "columns": ["setting"] + [k for k, _ in METRICS],
                      "rows": rows, "markdown": markdown_table(md_rows, headers)}
     return out
+
+
+def genotype_table(g: dict) -> str:
+    """(cell, node, op, input) rows; inputs named as in DARTS: c_{k-2}, c_{k-1}, node j."""
+    def src(j):
+        return {0: "c_{k-2}", 1: "c_{k-1}"}.get(int(j), f"node {int(j) - 2}")
+    rows = []
+    for cell in ("normal", "reduce"):
+        for k, (op, j) in enumerate(g.get(cell) or []):
+            rows.append([cell, k // 2, op, src(j)])
+        concat = g.get(cell + "_concat")
+        if concat:
+            rows.append([cell, "output", "concat", ", ".join(f"node {int(c) - 2}" for c in concat)])
+    return markdown_table(rows, ["Cell", "Node", "Edge op", "Input"], align="lrll")
+
+
+def recipe_table(recipe: dict) -> str:
+    rows = [[node, spec.get("op", DASH), ", ".join(spec.get("input") or [])]
+            for node, spec in recipe.items() if isinstance(spec, dict)]
+    return markdown_table(rows, ["Node", "Op", "Inputs"], align="lll")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def pooled_confusion(results: dict) -> np.ndarray | None:
+    """Sum of the folds' confusion matrices, (C, C) counts; None if no fold has one.
+
+    Each test utterance is in exactly one fold's test set, so the sum holds every
+    test utterance once.
+    """
+    cms = [np.asarray(f["confusion"], dtype=np.int64) for f in results.get("folds") or []
+           if f.get("confusion") is not None and np.asarray(f["confusion"]).size]
+    if not cms:
+        return None
+    if len({cm.shape for cm in cms}) != 1:
+        raise EmotionNASError(f"results.json: folds have confusion matrices of different shapes "
+                              f"{sorted({cm.shape for cm in cms})}")
+    return np.sum(cms, axis=0)
+
+
+def _consistency_notes(results: dict) -> list[str]:
+    """Re-derive each fold's UA / WA from its confusion matrix and flag disagreements."""
+    notes = []
+    for f in results.get("folds") or []:
+        if f.get("confusion") is None or not np.asarray(f["confusion"]).size:
+            continue
+        cm = np.asarray(f["confusion"], dtype=float)
+        support = cm.sum(axis=1)
+        present = support > 0
+        ua = 100 * float(np.mean(np.diag(cm)[present] / support[present]))
+        wa = 100 * float(np.trace(cm) / max(cm.sum(), 1))
+        for key, value in (("ua", ua), ("wa", wa)):
+            if f.get(key) is not None and abs(float(f[key]) - value) > 0.1:
+                notes.append(f"fold {f.get('name')}: reported {key.upper()} {float(f[key]):.1f} but its "
+                             f"confusion matrix gives {value:.1f}.")
+    return notes
+
+
+def _degenerate_notes(results: dict) -> list[str]:
+    """Flag models that learned nothing: one predicted class, or ablation scores at chance in every fold."""
+    notes = []
+    labels = results.get("label_names") or []
+    for f in results.get("folds") or []:
+        if f.get("confusion") is None or not np.asarray(f["confusion"]).size:
+            continue
+        used = np.flatnonzero(np.asarray(f["confusion"]).sum(axis=0))
+        if len(used) == 1 and len(np.asarray(f["confusion"])) > 1:
+            name = labels[used[0]] if used[0] < len(labels) else f"class {used[0]}"
+            notes.append(f"fold {f.get('name')}: the model predicts only *{name}* on the test speakers.")
+    if labels:
+        chance = 100 / len(labels)
+        for table, entries in (results.get("ablations") or {}).items():
+            for setting, sc in (entries or {}).items():
+                ua, std = _num((sc or {}).get("ua")), _num((sc or {}).get("ua_std"))
+                if ua is not None and abs(ua - chance) < 0.5 and (std or 0) < 0.5:
+                    notes.append(f"ablation {table} / {setting}: UA {ua:.1f} equals chance (100/{len(labels)}) "
+                                 "in every fold; this model learned nothing usable.")
+    return notes
+
+
+def _leakage_notes(results: dict) -> list[str]:
+    """Test speakers must be unseen by validation and by the search whose cells the fold uses."""
+    notes = []
+    held = {s.get("group"): set(map(str, s.get("held_out_speakers") or [])) for s in results.get("searches") or []}
+    for f in results.get("folds") or []:
+        test = set(map(str, f.get("test_speakers") or []))
+        if test & set(map(str, f.get("val_speakers") or [])):
+            notes.append(f"LEAK: fold {f.get('name')} has speakers in both validation and test.")
+        g = f.get("search_group")
+        if g in held and not test <= held[g]:
+            notes.append(f"LEAK: fold {f.get('name')} tests on speakers {sorted(test - held[g])} "
+                         f"that search group {g} did not hold out.")
+    return notes
+
+
+def check_results(results: dict) -> list[str]:
+    """One-line findings a reader must see: leaks, scores that disagree with their
+    confusion matrices, models that learned nothing. Empty when all is well."""
+    return _leakage_notes(results) + _consistency_notes(results) + _degenerate_notes(results)
