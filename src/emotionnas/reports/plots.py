@@ -135,9 +135,11 @@ def plot_training_curves(folds, path) -> Path | None:
     for ax in (ax_ua, ax_loss):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if len(folds) <= 12:  # a legend with dozens of LOSO folds hides the curves
-        ax_ua.legend(fontsize=8, loc="lower right", title="fold", title_fontsize=8)
     fig.tight_layout()
+    if len(folds) <= 12:  # dozens of LOSO folds make a legend longer than the plot
+        handles, names = ax_ua.get_legend_handles_labels()
+        fig.legend(handles, names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   title="fold", title_fontsize=8)
     return _save(fig, path)
 
 
@@ -172,6 +174,7 @@ def plot_fold_scores(folds, path) -> Path | None:
     ax.set_ylim(0, min(105.0, max(10.0, top * 1.18)))
     ax.set_title("Test scores per fold")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    # Outside the axes: inside, it would cover the bars of high-scoring folds.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, path)
