@@ -132,6 +132,7 @@ def test_full_report(tmp_path, monkeypatch):
     assert "abc1234" in text and "\nemotionnas run emodb /data --out run\n" in text
     assert "--config config.yaml --out NEW_RUN_DIR" in text
     assert "SYNTHETIC" not in text and "LEAK" not in text
+    assert "disjoint from the test speakers (checked" in text and "held out its test speakers; checked" in text
     assert "Limitations" in text
 
 
@@ -186,6 +187,7 @@ def test_existing_search_drawing_is_reused_and_leaks_flagged(tmp_path, monkeypat
     except ImportError:
         assert "Cell drawings skipped" in text
     assert "LEAK: fold test-03" in text
+    assert "disjoint from the test speakers" not in text  # the setup claims only what was checked
     for link in _links(text):
         assert (run / link).is_file(), link
 

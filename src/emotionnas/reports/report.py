@@ -28,9 +28,12 @@ from emotionnas.reports import plots, tables
 from emotionnas.reports.tables import DASH, fmt, markdown_table
 from emotionnas.utils.io import atomic_write_json, atomic_write_text
 
-PROTOCOLS = {"loso": "leave-one-speaker-out", "losgo": "leave-one-speaker-group-out",
-             "loso_session": "leave-one-session-out", "loso-session": "leave-one-session-out",
-             "kfold": "speaker-independent k-fold", "speaker_kfold": "speaker-independent k-fold"}
+# Protocol names of data/folds.py, as a sentence can say them.
+PROTOCOLS = {"loso": "leave-one-speaker-out",
+             "loso-session": "leave-one-session-out",
+             "iemocap-paper": "the EmotionNAS IEMOCAP protocol: four sessions train; of the held-out "
+                              "session one speaker validates and the other is tested, both ways",
+             "kfold": "speaker-independent k-fold over speaker groups"}
 
 
 def _load_results(path: Path) -> dict:
@@ -248,8 +251,10 @@ def _setup(results: dict, flat: dict, cm) -> str:
     if labels:
         parts.append(f"There are {len(labels)} classes ({', '.join(map(str, labels))}); "
                      f"chance-level UA is {100 / len(labels):.1f} %.")
-    parts.append("In every fold, model selection (early stopping) uses validation speakers "
-                 "disjoint from the test speakers.")
+    if folds and all(f.get("val_speakers") for f in folds) and not any(
+            set(map(str, f["val_speakers"])) & set(map(str, f.get("test_speakers") or [])) for f in folds):
+        parts.append("In every fold, model selection (early stopping) uses validation speakers "
+                     "disjoint from the test speakers (checked from results.json).")
     # results["features"] is what the run actually used; the config is the fallback.
     feats = results.get("features") if isinstance(results.get("features"), dict) else {}
     enc = feats.get("encoder") or _find(flat, "features.encoder", "encoder")
@@ -269,8 +274,13 @@ def _setup(results: dict, flat: dict, cm) -> str:
                      + (" (mean over folds)." if len(set(n_params)) > 1 else "."))
     searches = results.get("searches") or []
     if searches:
-        parts.append(f"Architectures were searched {len(searches)} time{'s' * (len(searches) != 1)} "
-                     "(cross-fitted: each fold uses cells from a search that never saw its test speakers).")
+        held = {s.get("group"): set(map(str, s.get("held_out_speakers") or [])) for s in searches}
+        clean = all(f.get("search_group") in held and set(map(str, f.get("test_speakers") or []))
+                    <= held[f.get("search_group")] for f in folds)
+        parts.append(f"Architectures were searched {len(searches)} time{'s' * (len(searches) != 1)}"
+                     + (" (cross-fitted: each fold uses cells from a search that held out its test "
+                        "speakers; checked from results.json)." if clean else
+                        "; see the checks below for folds whose search did not hold out their test speakers."))
     sched = {k: v for k, v in flat.items()
              if any("search" in part for part in k.split(".")) and not isinstance(v, (list, dict))}
     if sched:
