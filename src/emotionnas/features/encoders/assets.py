@@ -51,7 +51,7 @@ def verify_file(path: Path, sha256: str, size: int | None = None) -> bool:
     """True when `path` exists with the expected size and sha256 (memoised per process)."""
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except OSError:  # missing, or a parent is not a folder
         return False
     key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
     if key in _verified:
