@@ -226,3 +226,22 @@ def test_checks_flag_degenerate_models(tmp_path):
     assert "ablation branches / spectrogram: UA 25.0 equals chance" in text
     assert "fold test-05: reported UA" in text
     assert "fold test-03: reported" not in text
+
+
+def test_empty_and_odd_runs_still_report(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "results.json").write_text('{"folds": []}')
+    assert "no fold results yet" in write_report(empty).read_text()
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "results.json").write_text(json.dumps({
+        "folds": [{"name": "f0", "ua": 50.0}], "ablations": {"branches": {"deep": None}, "fusion": {}},
+        "searches": [{"group": 0, "dir": str(tmp_path / "missing")}]}))
+    (odd / "config.yaml").write_text("a: [1,\n")  # malformed: noted, not fatal
+    text = write_report(odd).read_text()
+    assert "`config.yaml` could not be read" in text
+    assert "| deep | – | – | – |" in text
+    assert "No genotype or recipe was recorded" in text
+    assert "not fully recorded, so this was not checked" in text

@@ -277,10 +277,13 @@ def _setup(results: dict, flat: dict, cm) -> str:
         held = {s.get("group"): set(map(str, s.get("held_out_speakers") or [])) for s in searches}
         clean = all(f.get("search_group") in held and set(map(str, f.get("test_speakers") or []))
                     <= held[f.get("search_group")] for f in folds)
-        parts.append(f"Architectures were searched {len(searches)} time{'s' * (len(searches) != 1)}"
-                     + (" (cross-fitted: each fold uses cells from a search that held out its test "
-                        "speakers; checked from results.json)." if clean else
-                        "; see the checks below for folds whose search did not hold out their test speakers."))
+        leaked = any(f.get("search_group") in held and not set(map(str, f.get("test_speakers") or []))
+                     <= held[f.get("search_group")] for f in folds)
+        parts.append(f"Architectures were searched {len(searches)} time{'s' * (len(searches) != 1)}" + (
+            " (cross-fitted: each fold uses cells from a search that held out its test speakers; "
+            "checked from results.json)." if clean and folds else
+            "; some folds use cells from a search that saw their test speakers (see the checks below)."
+            if leaked else "; which search each fold used is not fully recorded, so this was not checked."))
     sched = {k: v for k, v in flat.items()
              if any("search" in part for part in k.split(".")) and not isinstance(v, (list, dict))}
     if sched:
@@ -296,6 +299,8 @@ def _setup(results: dict, flat: dict, cm) -> str:
 def _main_result(results: dict, cm) -> str:
     s = tables.summary(results)
     n = len(results.get("folds") or [])
+    if n == 0:
+        return "results.json holds no fold results yet.\n"
     text = (f"Across {n} fold{'s' * (n != 1)} the model reaches **UA {fmt(s['ua'], s['ua_std'])} %**, "
             f"WA {fmt(s['wa'], s['wa_std'])} % and macro-F1 {fmt(s['macro_f1'], s['macro_f1_std'])} % "
             f"(mean ± standard deviation over folds; UA, the mean per-class recall, is the primary metric).")
@@ -358,7 +363,9 @@ def _limitations(results: dict, has_ablations: bool) -> str:
     items = []
     if results.get("synthetic"):
         items.append("the data are synthetic, so these numbers say nothing about emotion recognition")
-    if len(folds) <= 1:
+    if not folds:
+        items.append("there are no fold results to judge")
+    elif len(folds) == 1:
         items.append("a single fold gives no estimate of the spread across speakers")
     else:
         items.append(f"with {len(speakers)} test speakers the ± over folds is wide and is itself "

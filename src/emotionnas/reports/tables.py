@@ -108,7 +108,7 @@ def folds_table(results: dict) -> str:
     s = summary(results)
     supports = [fold_support(f) for f in folds]
     total = sum(supports) if supports and None not in supports else DASH
-    rows.append([f"**mean ± std ({len(folds)} folds)**", "", total]
+    rows.append([f"**mean ± std ({len(folds)} fold{'s' * (len(folds) != 1)})**", "", total]
                 + [f"**{fmt(s[key], s[key + '_std'])}**" for key, _ in METRICS])
     return markdown_table(rows, headers, align="llrrrr")
 
