@@ -47,10 +47,12 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def worker(row: str, data: Path, limit: int | None) -> dict:
+def worker(row: str, data: Path, limit: int | None, threads: int | None = None) -> dict:
     """Run one measurement in this process; returns a JSON-able dict."""
     import numpy as np  # noqa: F401  (imported before timing, like every library below)
-    import torch  # noqa: F401
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
 
     from emotionnas.data.audio import load_audio
     files = _files(data, limit)
@@ -82,10 +84,12 @@ def worker(row: str, data: Path, limit: int | None) -> dict:
             "frames": frames, "peak_rss_mb": _peak_rss_mb(), "threads": torch.get_num_threads()}
 
 
-def _run_row(row: str, data: Path, limit: int | None) -> dict:
+def _run_row(row: str, data: Path, limit: int | None, threads: int | None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", row, "--data", str(data)]
     if limit:
         cmd += ["--limit", str(limit)]
+    if threads:
+        cmd += ["--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
@@ -145,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="EmoDB folder with wav/")
     ap.add_argument("--limit", type=int, default=None, help="only the first N files (quick check)")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own default)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data, args.limit)))
+        print(json.dumps(worker(args.worker, args.data, args.limit, args.threads)))
         return 0
     if not (args.data / "wav").is_dir():
         print(f"skipped: EmoDB not found at {args.data} (expected {args.data / 'wav'}/*.wav)")
@@ -159,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for row in rows:
         print(f"running {row} ...", file=sys.stderr, flush=True)
-        results.append(_run_row(row, args.data, args.limit))
+        results.append(_run_row(row, args.data, args.limit, args.threads))
     table = _table(results)
-    cmd = "cd <repo> && .venv/bin/python benchmarks/features.py" + (f" --limit {args.limit}" if args.limit else "")
+    cmd = "cd <repo> && .venv/bin/python benchmarks/features.py" + (f" --limit {args.limit}" if args.limit else "") \
+        + (f" --threads {args.threads}" if args.threads else "")
     threads = next((r["threads"] for r in results if "threads" in r), "?")
     body = (f"Command: `{cmd}` (each row in its own subprocess; peak RSS = ru_maxrss of that process;\n"
             f"x real time = audio duration / wall time, model construction excluded and listed separately;\n"
