@@ -98,7 +98,8 @@ def run_fold(k, fold, fs, args, rows, out: Path, frame_pool: int) -> dict:
         seed_everything(args.seed)
         spec = recipe if kind == "nas" else kind
         model = RNNBranch(spec, D, hidden=H or 256, layers=nl or 1, n_classes=n_classes, n_layers_in=L,
-                          layer_mode="weighted", frame_pool=1, dropout=args.dropout)
+                          layer_mode="weighted", frame_pool=1, dropout=args.dropout,
+                          mean_skip=args.mean_skip)
         r = _train_eval(model, data, n_classes, args, probe=kind == "linear_probe")
         result["rows"][row] = r
         atomic_write_json(path, result)
@@ -150,6 +151,8 @@ def main(argv=None) -> None:
     ap.add_argument("--patience", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--probe-lr", type=float, default=5e-3)
+    ap.add_argument("--mean-skip", action="store_true", help="recurrent rows also see the mean of the "
+                    "input frames (RNNBranch(mean_skip=True))")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--search-epochs", type=int, default=15)
     ap.add_argument("--search-hidden", type=int, default=64)

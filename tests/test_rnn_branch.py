@@ -10,11 +10,12 @@ KINDS = ["rnn", "lstm", "gru", "linear_probe", "recipe:lstm", "recipe:gru"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("frame_pool", [1, 2])
-def test_branch_contract_and_padding_invariance(kind, frame_pool):
+@pytest.mark.parametrize("frame_pool,mean_skip", [(1, False), (2, False), (1, True)])
+def test_branch_contract_and_padding_invariance(kind, frame_pool, mean_skip):
     torch.manual_seed(0)
     m = RNNBranch(kind, 6, hidden=5, layers=2 if kind == "lstm" else 1, n_classes=3,
-                  n_layers_in=3, frame_pool=frame_pool).eval()
+                  n_layers_in=3, frame_pool=frame_pool, mean_skip=mean_skip).eval()
+    assert m.out_dim == (6 if kind == "linear_probe" else 5 + 6 * mean_skip)
     x = torch.randn(2, 3, 7, 6)
     lengths = torch.tensor([7, 4])
     x[1, :, 4:] = 0

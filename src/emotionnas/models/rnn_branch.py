@@ -51,12 +51,15 @@ class RNNBranch(nn.Module):
         dropout: on the normalised input and before the head.
         input_norm: LayerNorm over D — Whisper states have a few very large
             dimensions that otherwise dominate the first matmul.
+        mean_skip: concatenate the masked mean of the (normalised) input frames to
+            the attention-pooled recurrent output, so the head sees what a linear
+            probe sees plus what the recurrence adds (out_dim = H + D').
     """
 
     def __init__(self, recipe_or_kind, input_dim: int, hidden: int = 256, layers: int = 1, *,
                  n_classes: int, n_layers_in: int | None = None, layer_mode: str = "weighted",
                  layer_select=None, input_proj="auto", frame_pool: int = 1, dropout: float = 0.2,
-                 input_norm: bool = True):
+                 input_norm: bool = True, mean_skip: bool = False):
         super().__init__()
         kind, recipe = self._resolve(recipe_or_kind)
         self.kind, self.recipe = kind, recipe
@@ -79,6 +82,9 @@ class RNNBranch(nn.Module):
                                         dropout=dropout if layers > 1 else 0.0)
             self.out_dim = hidden
         self.pool = AttentionPooling(self.out_dim) if self.seq is not None else None
+        self.mean_skip = bool(mean_skip) and self.seq is not None
+        if self.mean_skip:
+            self.out_dim += rnn_in
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.out_dim, n_classes))
 
     @staticmethod
@@ -117,16 +123,19 @@ class RNNBranch(nn.Module):
         """(B, [L+1,] T, D), lengths (B,) -> (B, out_dim)."""
         frames, lengths = self._frames(x, lengths)
         mask = lengths_to_mask(lengths, frames.shape[1])
-        if self.kind == "linear_probe":
+        if self.kind == "linear_probe" or self.mean_skip:
             m = mask.unsqueeze(-1).to(frames.dtype)
-            return (frames * m).sum(1) / m.sum(1)
+            mean = (frames * m).sum(1) / m.sum(1)
+            if self.kind == "linear_probe":
+                return mean
         if self.kind == "recipe":
             out, _ = self.seq(frames, lengths)
         else:
             packed = pack_padded_sequence(frames, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.seq(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=frames.shape[1])
-        return self.pool(out, mask)
+        pooled = self.pool(out, mask)
+        return torch.cat([pooled, mean], 1) if self.mean_skip else pooled
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.embed(x, lengths))

@@ -108,7 +108,7 @@ class SuperCell(nn.Module):
         """The recipe of the strongest op/inputs per node (a valid recipe, always).
 
         Node i takes its argmax op; its inputs are the argmax candidates of the
-        slots that op reads (linear and sum need two different inputs, so slot b
+        slots that op reads (linear, sum and blend need two different inputs, so slot b
         falls back to its next best). h_new_0 = tanh(argmax-gamma node); further
         states are the argmax-gamma node itself. Nodes reaching no output are
         pruned. A recipe must read x and every h_prev_k: if the argmaxes leave
@@ -126,8 +126,9 @@ class SuperCell(nn.Module):
                      for s in range(3)]
             a = order[0][0]
             b = order[1][0]
-            if op in ("linear", "elementwise_sum") and b == a:
-                b = order[1][1]  # W1 a + W2 a is one linear, a + a a scaling: read two things
+            if op in ("linear", "elementwise_sum", "blend") and b == a:
+                # W1 a + W2 a is one linear, a + a a scaling, blend(g, a, a) = a: read two things
+                b = order[1][1]
             if op == "linear":
                 ins = [a, b]
             elif op == "blend":
