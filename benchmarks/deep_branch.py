@@ -120,8 +120,10 @@ def table(results: list[dict], rows) -> str:
             continue
         search = (f"{np.mean([r['search_s'] for r in results if 'search_s' in r]):.0f}"
                   if row.startswith("NAS") else "–")
-        lines.append(f"| {row} | {rs[0]['params'] / 1e6:.2f} M | {_fmt([r['ua'] for r in rs])} | "
-                     f"{_fmt([r['wa'] for r in rs])} | {search} | {np.mean([r['train_s'] for r in rs]):.0f} |")
+        n = float(np.mean([r["params"] for r in rs]))  # NAS cells differ per fold: mean
+        size = f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+        lines.append(f"| {row} | {size} | {_fmt([r['ua'] for r in rs])} | {_fmt([r['wa'] for r in rs])} | "
+                     f"{search} | {np.mean([r['train_s'] for r in rs]):.0f} |")
     return "\n".join(lines)
 
 
@@ -154,7 +156,7 @@ def main(argv=None) -> None:
     ap.add_argument("--mean-skip", action="store_true", help="recurrent rows also see the mean of the "
                     "input frames (RNNBranch(mean_skip=True))")
     ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--search-epochs", type=int, default=15)
+    ap.add_argument("--search-epochs", type=int, default=30)
     ap.add_argument("--search-hidden", type=int, default=64)
     ap.add_argument("--nodes", type=int, default=5)
     ap.add_argument("--states", type=int, default=1)
