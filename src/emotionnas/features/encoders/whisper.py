@@ -93,13 +93,13 @@ class WhisperEncoder(Encoder):
                     x[b, :, :m.shape[1]] = m
                 out = self.net(x.to(self.device, self.dtype), torch.tensor(lengths, device=self.device))
             out = out.float().cpu().numpy()
-            for b, j in enumerate(batch):
-                results[j] = out[:, b, :(lengths[b] + 1) // 2]
+            for b, j in enumerate(batch):  # copy now: a view would keep the whole padded batch alive
+                results[j] = np.ascontiguousarray(out[:, b, :(lengths[b] + 1) // 2])
+            del out
         per_wave: list[list[np.ndarray]] = [[] for _ in waves]
         for (i, _), r in zip(chunks, results):
             per_wave[i].append(r)
-        return [np.ascontiguousarray(p[0] if len(p) == 1 else np.concatenate(p, axis=1), dtype=np.float32)
-                for p in per_wave]
+        return [p[0] if len(p) == 1 else np.concatenate(p, axis=1) for p in per_wave]
 
     def _batches(self, order: list[int], chunks) -> list[list[int]]:
         batches, cur = [], []
