@@ -186,19 +186,26 @@ def guard(args) -> None:
     fs = _features(args.cache)
     fold, data = _splits(fs, args.guard_fold)
     rows = []
-    # The α trajectory does not depend on max_skip (only derivation does), so the unguarded
-    # baseline is the main run's NAS-C4L3 search of this fold when it exists.
+    # α must move far enough for collapse to show: with ~14 steps per epoch, Adam at the
+    # default arch_lr moves α by < 0.1 in the whole search, so the guard runs use --guard-arch-lr.
     for name, kw in (("DARTS (no β-decay)", dict()), (f"β-DARTS λ={args.beta:g}", dict(beta_decay=args.beta))):
-        cfg = _search_cfg(args, 4, 3, "gap", **kw)
-        out = args.out / fold.name / "search_NAS-C4L3" if not kw else args.out / "guard" / fold.name
+        cfg = _search_cfg(args, 4, 3, "gap", arch_lr=args.guard_arch_lr, **kw)
+        out = args.out / "guard" / fold.name / ("beta" if kw else "darts")
         search_cnn(*data["train"], *data["val"], cfg, out, progress=False)
         log = json.loads((out / "search_log.json").read_text())["epochs"]
-        rows.append({"setting": name, "fold": fold.name, "epochs": cfg.epochs,
+        rows.append({"setting": name, "fold": fold.name, "epochs": cfg.epochs, "arch_lr": cfg.arch_lr,
                      "param_free_per_epoch": [e["param_free_ops_unguarded"] for e in log],
                      "param_free_with_max_skip2": log[-1]["param_free_ops"],
                      "skip_normal": sum(op == "skip_connect" for op, _ in log[-1]["genotype"]["normal"]),
                      "max_alpha_weight": float(np.max(log[-1]["weights_normal"])),
                      "val_acc": log[-1]["val_acc"]})
+        if args.guard_retrain:  # does the searched cell train better? retrain at 140x140, score test once
+            from emotionnas.models.cnn_branch import CNNBranch
+            from emotionnas.search.cnn.genotype import Genotype
+            from emotionnas.utils.seed import seed_everything
+            seed_everything(args.seed)
+            model = CNNBranch(Genotype.load(out / "genotype.json"), 4, 3, fs.n_classes)
+            rows[-1].update({"retrain_" + k: v for k, v in _train_eval(model, data, args, fs.n_classes).items()})
         print(json.dumps(rows[-1]), flush=True)
     atomic_write_json(args.out / "guard.json", rows)
 
@@ -263,15 +270,17 @@ def report(args) -> None:
     if g.exists():
         rows = json.loads(g.read_text())
         lines += ["", "### Collapse guard (NAS-C4L3 search, fold " + rows[0]["fold"] + ")", "",
-                  "`.venv/bin/python benchmarks/spectrogram_branch.py guard` (same search schedule as the table) — "
+                  f"`.venv/bin/python benchmarks/spectrogram_branch.py guard` (schedule of the table, but arch_lr "
+                  f"{rows[0].get('arch_lr')} so that α moves) — "
                   "parameter-free ops (of 16 edges, normal + reduce) in the cells derived after each epoch without "
                   "the max-skip rule; then with it.", "",
                   "| Setting | Param-free ops per epoch | With max 2 skip | skip_connect in normal cell (guarded) | "
-                  "Largest normal-cell op weight | Search val acc |", "|---|---|---|---|---|---|"]
+                  "Largest normal-cell op weight | Search val acc | Retrained test UA / WA % |", "|---|---|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['setting']} | {' '.join(map(str, r['param_free_per_epoch']))} | "
                          f"{r['param_free_with_max_skip2']} | {r['skip_normal']} | {r['max_alpha_weight']:.3f} | "
-                         f"{100 * r['val_acc']:.1f} |")
+                         f"{100 * r['val_acc']:.1f} | "
+                         + (f"{r['retrain_ua']:.1f} / {r['retrain_wa']:.1f} |" if "retrain_ua" in r else "– |"))
     proxy = sorted((args.out / "proxy70").glob("*/results.json"))
     if proxy:
         lines += ["", "### Does the proxy's choice hold up? (NAS-C4L3, search at 35x35 vs 70x70, retrained at 140x140)", "",
@@ -323,6 +332,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default="35,70,140")
     ap.add_argument("--guard-fold", type=int, default=0)
+    ap.add_argument("--guard-arch-lr", type=float, default=6e-3)
+    ap.add_argument("--guard-retrain", action="store_true", help="also retrain each guard genotype")
     ap.add_argument("--beta", type=float, default=10.0, help="β-DARTS λ at the last epoch (linear ramp)")
     args = ap.parse_args(argv)
     args.rows = args.rows.split(",")
