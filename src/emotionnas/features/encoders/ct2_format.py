@@ -146,6 +146,8 @@ def _dequantise(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if name.endswith("_scale") and name[: -len("_scale")] in raw:
             continue  # consumed with its weight below
         scale = raw.get(name + "_scale")
+        if scale is None and arr.dtype in (np.int8, np.int16) and name.endswith("weight"):
+            raise ValueError(f"quantised {name!r} has no {name}_scale")
         if scale is not None and arr.dtype in (np.int8, np.int16):
             scale = scale.astype(np.float32)
             if arr.dtype == np.int8:  # one scale per output row
