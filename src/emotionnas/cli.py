@@ -162,10 +162,11 @@ def demo_config(root: str, cache_dir: str):
     cfg = RunConfig(corpus="demo", root=root, protocol="loso", search_groups=2)
     cfg.features.cache_dir = cache_dir
     cfg.features.encoder = "whisper-tiny.en"
+    cfg.features.spectrogram_size = 48
     cfg.cnn.C, cfg.cnn.layers = 4, 3
-    cfg.cnn.search = {"epochs": 3, "proxy_size": 35, "batch_size": 16}
+    cfg.cnn.search = {"epochs": 3, "warmup_epochs": 1, "proxy_size": 35, "batch_size": 16}
     cfg.rnn.hidden = 64
-    cfg.rnn.search = {"epochs": 3, "hidden": 32}
+    cfg.rnn.search = {"epochs": 3, "hidden": 32, "warmup_epochs": 1}
     cfg.train.epochs, cfg.train.patience = 8, 4
     return cfg
 

@@ -22,6 +22,9 @@ class FeatureConfig:
     # Encoder layers the deep branch reads. None: all layers, mixed by learned softmax
     # weights (chosen by training + validation speakers, never by test scores).
     deep_layers: list[int] | None = None
+    # Spectrogram side (paper: 140). On a 2-core CPU a searched cell network trained at
+    # 140 x 140 costs minutes per epoch; 70 x 70 is 4x cheaper (see BENCHMARKS.md).
+    spectrogram_size: int = 140
 
 
 @dataclass
@@ -36,6 +39,7 @@ class CNNConfig:
 class RNNConfig:
     hidden: int = 256                 # paper: H=256
     layers: int = 1                   # paper: L=1
+    frame_pool: int = 4               # average this many cached frames per recurrent step (25 Hz / 4)
     search: dict = field(default_factory=dict)  # RNNSearchConfig fields
     recipe_path: str | None = None    # a user-supplied recipe JSON skips the search
 
@@ -52,6 +56,9 @@ class RunConfig:
     search_groups: int = 2            # cross-fitted search: G searches, each without its folds' test speakers
     search_per_fold: bool = False     # exhaustive: one search per fold
     fusion: str = "ism"               # ism | concat | sum | max | min
+    # "frozen": branches trained alone, then fusion + classifier trained on their embeddings
+    # (cheap on CPU); "joint": the two-stream model fine-tuned end to end from the branch weights.
+    fusion_training: str = "frozen"
     dominant: str = "deep"            # the branch playing X2 in the ISM
     ablations: bool = True            # branches alone + every fusion strategy (paper Tables 4 and 5)
     max_folds: int | None = None      # run only the first N folds (quick looks; not a full protocol)

@@ -23,10 +23,13 @@ def export_run(run_dir, out_dir) -> Path:
         raise EmotionNASError(f"{run_dir}: no results.json (is the run finished?)")
     cfg = RunConfig.from_yaml(run_dir / "config.yaml")
     results = read_json(run_dir / "results.json")
-    stage = f"fused-{cfg.fusion}"
     candidates = []
-    for i, fold in enumerate(results["folds"]):
-        r = read_json(run_dir / "folds" / f"fold{i:02d}" / f"{stage}.json")
+    for i in range(len(results["folds"])):
+        fold_dir = run_dir / "folds" / f"fold{i:02d}"
+        if cfg.fusion_training == "joint":
+            r = read_json(fold_dir / f"fused-{cfg.fusion}.json")
+        else:
+            r = read_json(fold_dir / "fusion.json")[cfg.fusion]
         candidates.append((r["val_ua"], -i, i, r))
     _, _, best, r = max(candidates)
     fold = results["folds"][best]
@@ -34,7 +37,7 @@ def export_run(run_dir, out_dir) -> Path:
     meta = {
         "label_names": results["label_names"], "genotype": fold["genotype"], "recipe": fold["recipe"],
         "cnn": {"kind": cfg.cnn.kind, "C": cfg.cnn.C, "layers": cfg.cnn.layers},
-        "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers},
+        "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers, "frame_pool": cfg.rnn.frame_pool},
         "fusion": cfg.fusion, "dominant": cfg.dominant, "encoder": feats["encoder"],
         "deep_pool": feats["deep_pool"], "deep_layers": feats["deep_layers"],
         "deep_layers_total": feats["deep_layers_total"], "deep_dim": feats["deep_dim"],
@@ -42,7 +45,13 @@ def export_run(run_dir, out_dir) -> Path:
         "source": {"run": str(run_dir.resolve()), "fold": fold["name"], "val_ua": r["val_ua"],
                    "test_ua": r["ua"], "corpus": results["corpus"], "synthetic": results.get("synthetic", False)},
     }
-    state = torch.load(run_dir / "folds" / f"fold{best:02d}" / f"{stage}.pt", weights_only=True)
+    fold_dir = run_dir / "folds" / f"fold{best:02d}"
+    if cfg.fusion_training == "joint":
+        state = torch.load(fold_dir / f"fused-{cfg.fusion}.pt", weights_only=True)
+    else:  # the two-stream model = both single-branch models + the fusion trained on their embeddings
+        state = {f"spec_branch.{k}": v for k, v in torch.load(fold_dir / "spectrogram.pt", weights_only=True).items()}
+        state |= {f"deep_branch.{k}": v for k, v in torch.load(fold_dir / "deep.pt", weights_only=True).items()}
+        state |= torch.load(fold_dir / f"fusion-{cfg.fusion}.pt", weights_only=True)
     atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
     atomic_write_json(out_dir / MODEL_JSON, meta)
     return out_dir

@@ -102,7 +102,8 @@ def build_feature_set(table: CorpusTable, cache_dir, streams=STREAMS, encoder=DE
 
 
 def load_features(corpus: str, root, cache_dir, streams=STREAMS, encoder=DEFAULT_ENCODER,
-                  deep_pool: int = 2, progress: bool = True, **corpus_options) -> FeatureSet:
+                  deep_pool: int = 2, progress: bool = True, spec_cfg: SpectrogramConfig = SpectrogramConfig(),
+                  **corpus_options) -> FeatureSet:
     from emotionnas.data.corpora import read_corpus
     table = read_corpus(corpus, root, **corpus_options)
-    return build_feature_set(table, cache_dir, streams, encoder, deep_pool, progress=progress)
+    return build_feature_set(table, cache_dir, streams, encoder, deep_pool, spec_cfg, progress=progress)

@@ -27,15 +27,24 @@ from emotionnas.features.spectrogram import SpectrogramConfig
 from emotionnas.models.fusion import FUSIONS
 from emotionnas.models.two_stream import TwoStreamModel
 from emotionnas.training.metrics import mean_std
-from emotionnas.training.stages import (build_deep_branch, build_spec_branch, fusion_ablation_stage,
-                                        run_search, stage_seed, train_stage)
+from emotionnas.training.stages import (build_deep_branch, build_spec_branch, fusion_stage, run_search,
+                                        stage_seed, train_stage)
 from emotionnas.utils.io import atomic_write_json, atomic_write_text, read_json
 from emotionnas.utils.provenance import environment
 from emotionnas.utils.seed import seed_everything
 
 
+def spectrogram_config(cfg: RunConfig) -> SpectrogramConfig:
+    size = cfg.features.spectrogram_size
+    return SpectrogramConfig(out_freq=size, out_time=size)
+
+
 def _check_config(cfg: RunConfig, out: Path) -> None:
     """A run folder belongs to one config: resuming with another would mix results."""
+    if cfg.fusion_training not in ("frozen", "joint"):
+        raise ConfigError(f"fusion_training must be 'frozen' or 'joint', got {cfg.fusion_training!r}")
+    if cfg.fusion not in FUSIONS:
+        raise ConfigError(f"fusion must be one of {sorted(FUSIONS)}, got {cfg.fusion!r}")
     path = out / "config.yaml"
     if path.exists() and path.read_text() != cfg.to_yaml():
         raise ConfigError(f"{path}: this run folder was made with a different config; "
@@ -52,7 +61,10 @@ def plan_searches(folds: list[Fold], cfg: RunConfig, all_speakers) -> list[tuple
     """
     if cfg.search_per_fold:
         return [(Fold(f"search-{f.name}", f.train, f.val, f.test), [i]) for i, f in enumerate(folds)]
-    G = max(1, min(cfg.search_groups, len(folds)))
+    G = min(cfg.search_groups, len(folds))
+    if G < 2:
+        raise ConfigError(f"search_groups={cfg.search_groups}: cross-fitted search needs at least 2 groups "
+                          "(one search may not see every fold's test speakers); or set search_per_fold")
     plans = []
     for g in range(G):
         members = list(range(g, len(folds), G))
@@ -63,6 +75,14 @@ def plan_searches(folds: list[Fold], cfg: RunConfig, all_speakers) -> list[tuple
 
 
 def run_crossval(cfg: RunConfig, out_dir, progress: bool = True, log=print) -> dict:
+    # TorchScript's profiling executor re-optimises the recurrent cell after its first calls,
+    # which changes float rounding: a resumed run (cold executor) would differ in the last
+    # digits from an uninterrupted one. Unoptimised execution keeps runs bit-identical.
+    with torch.jit.optimized_execution(False):
+        return _run_crossval(cfg, out_dir, progress, log)
+
+
+def _run_crossval(cfg: RunConfig, out_dir, progress: bool, log) -> dict:
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +91,8 @@ def run_crossval(cfg: RunConfig, out_dir, progress: bool = True, log=print) -> d
     atomic_write_json(out / "environment.json", environment(cfg.seed))
 
     fs = load_features(cfg.corpus, cfg.root, cfg.features.cache_dir, encoder=cfg.features.encoder,
-                       deep_pool=cfg.features.deep_pool, progress=progress, **cfg.corpus_options)
+                       deep_pool=cfg.features.deep_pool, progress=progress, spec_cfg=spectrogram_config(cfg),
+                       **cfg.corpus_options)
     if fs.table.errors:
         atomic_write_text(out / "skipped_files.txt", "\n".join(fs.table.errors) + "\n")
         log(f"skipped {len(fs.table.errors)} bad file(s), listed in {out / 'skipped_files.txt'}")
@@ -107,8 +128,8 @@ def run_crossval(cfg: RunConfig, out_dir, progress: bool = True, log=print) -> d
     try:
         from emotionnas.reports.report import write_report
         write_report(out)
-    except ImportError:  # reports are optional extras of a run
-        pass
+    except Exception as e:  # a plotting problem must not turn a finished run into a failure
+        log(f"warning: report not written ({type(e).__name__}: {e}); results.json is complete")
     log(f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f} ± {results['wa_std']:.1f}  "
         f"macro-F1 {results['macro_f1']:.1f}  ({len(folds)} folds) -> {out / 'results.json'}")
     return results
@@ -125,14 +146,15 @@ def run_fold(i: int, fold: Fold, arch, fs, cfg: RunConfig, fold_dir: Path, progr
     deep = build_deep_branch(arch, cfg, fs, n)
     r_deep = train_stage("deep", deep, fs, fold, ("deep",), cfg, cfg.train, fold_dir, progress)
 
-    # Fused model: branches start from their single-branch weights, then train jointly.
-    seed_everything(stage_seed(cfg.seed, i, "fused"))
-    fused = TwoStreamModel(spec, deep, n, fusion=cfg.fusion, dominant=cfg.dominant)
-    r_fused = train_stage(f"fused-{cfg.fusion}", fused, fs, fold, ("spectrogram", "deep"), cfg,
-                          cfg.train, fold_dir, progress)
-    ablation = None
-    if cfg.ablations:
-        ablation = fusion_ablation_stage(sorted(FUSIONS), spec, deep, fs, fold, cfg, cfg.train, fold_dir, i)
+    # Fusion strategies on the frozen single-branch embeddings (paper Table 5).
+    fusions = sorted(FUSIONS) if cfg.ablations else [cfg.fusion]
+    ablation = fusion_stage(fusions, spec, deep, fs, fold, cfg, cfg.train, fold_dir, i)
+    r_fused = ablation[cfg.fusion]
+    if cfg.fusion_training == "joint":  # then end to end, branches starting from their own weights
+        seed_everything(stage_seed(cfg.seed, i, "fused"))
+        fused = TwoStreamModel(spec, deep, n, fusion=cfg.fusion, dominant=cfg.dominant)
+        r_fused = train_stage(f"fused-{cfg.fusion}", fused, fs, fold, ("spectrogram", "deep"), cfg,
+                              cfg.train, fold_dir, progress)
     log(f"fold {fold.name}: test {list(fold.test)}  UA spec {r_spec['ua']:.1f}  deep {r_deep['ua']:.1f}  "
         f"fused {r_fused['ua']:.1f}")
     return {"name": fold.name, "test_speakers": list(fold.test), "val_speakers": list(fold.val),
@@ -140,7 +162,7 @@ def run_fold(i: int, fold: Fold, arch, fs, cfg: RunConfig, fold_dir: Path, progr
             "confusion": r_fused["confusion"], "best_epoch": r_fused["best_epoch"], "history": r_fused["history"],
             "n_params": r_fused["n_params"], "genotype": arch["genotype"], "recipe": arch["recipe"],
             "branches": {"spectrogram": _scores(r_spec), "deep": _scores(r_deep), f"fused ({cfg.fusion})":
-                         _scores(r_fused)}, "fusion_ablation": ablation}
+                         _scores(r_fused)}, "fusion_ablation": {k: _scores(v) for k, v in ablation.items()} if cfg.ablations else None}
 
 
 def _scores(r: dict) -> dict:
@@ -160,7 +182,7 @@ def summarize(cfg: RunConfig, fs, folds: list[dict], searches: list[dict]) -> di
            "n_utterances": len(fs), "n_speakers": len(set(fs.speakers)),
            "features": {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
                         "deep_layers": cfg.features.deep_layers, "deep_layers_total": fs.deep_layers,
-                        "deep_dim": fs.deep_dim, "spectrogram": SpectrogramConfig().to_dict()}}
+                        "deep_dim": fs.deep_dim, "spectrogram": spectrogram_config(cfg).to_dict()}}
     ablations = {"branches": {name: _agg([f["branches"][name] for f in folds]) for name in folds[0]["branches"]}}
     if all(f["fusion_ablation"] for f in folds):
         ablations["fusion"] = {name: _agg([f["fusion_ablation"][name] for f in folds])
@@ -170,9 +192,9 @@ def summarize(cfg: RunConfig, fs, folds: list[dict], searches: list[dict]) -> di
 
 
 def _stable(obj):
-    """Round floats so that a resumed run writes a byte-identical results.json."""
+    """Floats to 10 significant digits (not decimals: 1e-10 must survive) for a stable results.json."""
     if isinstance(obj, float):
-        return round(obj, 6)
+        return float(f"{obj:.10g}")
     if isinstance(obj, dict):
         return {k: _stable(v) for k, v in obj.items()}
     if isinstance(obj, list):

@@ -62,24 +62,25 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
     if "cnn" in streams:
         m, s = spec_stats(fs, tr)
         seed_everything(stage_seed(cfg.seed, "search-cnn", search_fold.name))
-        cnn_cfg = CNNSearchConfig(**{"C": cfg.cnn.C, "layers": cfg.cnn.layers, "seed": cfg.seed,
-                                     **cfg.cnn.search})
+        head = {"darts": "gap", "emodarts": "lstm"}[cfg.cnn.kind]
+        cnn_cfg = CNNSearchConfig.from_dict({"C": cfg.cnn.C, "layers": cfg.cnn.layers, "seed": cfg.seed,
+                                             "head": head, **cfg.cnn.search})
         genotype = search_cnn((fs.spectrogram_batch(tr) - m) / s, torch.as_tensor(fs.labels[tr]),
                               (fs.spectrogram_batch(va) - m) / s, torch.as_tensor(fs.labels[va]),
-                              cnn_cfg, out_dir / "cnn", progress=progress, kind=cfg.cnn.kind)
+                              cnn_cfg, out_dir / "cnn", progress=progress)
     if "rnn" not in streams:
         pass
     elif cfg.rnn.recipe_path:
         recipe = load_recipe(cfg.rnn.recipe_path)
     else:
         seed_everything(stage_seed(cfg.seed, "search-rnn", search_fold.name))
-        rnn_cfg = RNNSearchConfig(**{"seed": cfg.seed, **cfg.rnn.search})
+        rnn_cfg = RNNSearchConfig(**{"seed": cfg.seed, "frame_pool": cfg.rnn.frame_pool, **cfg.rnn.search})
         layers = cfg.features.deep_layers
         x_tr, l_tr = fs.deep_batch(tr, layers)
         x_va, l_va = fs.deep_batch(va, layers)
         recipe = search_rnn(x_tr, l_tr, torch.as_tensor(fs.labels[tr]), x_va, l_va,
                             torch.as_tensor(fs.labels[va]), rnn_cfg, out_dir / "rnn", progress=progress)
-    result = {"genotype": genotype.to_dict() if hasattr(genotype, "to_dict") else genotype, "recipe": recipe}
+    result = {"genotype": None if genotype is None else json.loads(genotype.to_json()), "recipe": recipe}
     if set(streams) == {"cnn", "rnn"}:
         atomic_write_json(done, result)
     return result
@@ -88,7 +89,7 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
 # ---------------------------------------------------------------- models
 def build_spec_branch(arch: dict, cfg, n_classes: int):
     from emotionnas.search.cnn.genotype import Genotype
-    genotype = Genotype.from_dict(arch["genotype"])
+    genotype = Genotype.from_json(json.dumps(arch["genotype"]), source="genotype")
     if cfg.cnn.kind == "emodarts":
         from emotionnas.models.emodarts import EmoDARTS
         return EmoDARTS(genotype, cfg.cnn.C, cfg.cnn.layers, n_classes)
@@ -100,7 +101,7 @@ def build_deep_branch(arch: dict, cfg, fs: FeatureSet, n_classes: int):
     from emotionnas.models.rnn_branch import RNNBranch
     n_layers = len(cfg.features.deep_layers) if cfg.features.deep_layers else fs.deep_layers
     return RNNBranch(arch["recipe"], fs.deep_dim, hidden=cfg.rnn.hidden, layers=cfg.rnn.layers,
-                     n_classes=n_classes, n_layers_in=n_layers)
+                     n_classes=n_classes, n_layers_in=n_layers, frame_pool=cfg.rnn.frame_pool)
 
 
 # ---------------------------------------------------------------- training stages
@@ -142,12 +143,14 @@ def branch_embeddings(model, fs: FeatureSet, idx, inputs, cfg, stats) -> torch.T
     return torch.cat(out)
 
 
-def fusion_ablation_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cfg,
-                          train_cfg: TrainConfig, fold_dir: Path, fold_index: int) -> dict:
-    """Paper Table 5 on frozen branch embeddings: each fusion strategy + classifier trained alone."""
+def fusion_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cfg,
+                 train_cfg: TrainConfig, fold_dir: Path, fold_index: int) -> dict:
+    """Fusion on frozen branch embeddings: each strategy's fusion + classifier trained alone
+    (paper Table 5). Weights saved as `fusion-<name>.pt` (keys `fusion.*`, `head.*`, as in
+    TwoStreamModel, so an exported model is the two branches plus these)."""
     from emotionnas.models.two_stream import EmbeddingFusionModel
 
-    path = fold_dir / "fusion_ablation.json"
+    path = fold_dir / "fusion.json"
     if path.exists():
         return read_json(path)
     tr, va, te = (speaker_indices(fs, fold.train), speaker_indices(fs, fold.val), speaker_indices(fs, fold.test))
@@ -156,16 +159,20 @@ def fusion_ablation_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold:
     for part, idx in (("train", tr), ("val", va), ("test", te)):
         emb[part] = (branch_embeddings(spec_model, fs, idx, ("spectrogram",), cfg, stats),
                      branch_embeddings(deep_model, fs, idx, ("deep",), cfg, stats))
+    fcfg = TrainConfig(**{**train_cfg.to_dict(), "lr": 1e-3, "epochs": max(train_cfg.epochs, 30),
+                          "patience": max(train_cfg.patience, 10)})
     out = {}
     for name in fusions:
         seed_everything(stage_seed(cfg.seed, "fusion", fold_index, name))
         model = EmbeddingFusionModel(spec_model.out_dim, deep_model.out_dim, fs.n_classes, name, cfg.dominant)
-        fcfg = TrainConfig(**{**train_cfg.to_dict(), "lr": 1e-3, "epochs": max(train_cfg.epochs, 30),
-                              "patience": max(train_cfg.patience, 10)})
         res = fit(model, ArraySplit(emb["train"], fs.labels[tr]), ArraySplit(emb["val"], fs.labels[va]),
                   fcfg, fs.n_classes)
-        sc, _ = _evaluate(model, ArraySplit(emb["test"], fs.labels[te]), fs.n_classes)
-        out[name] = {k: sc[k] for k in ("ua", "wa", "macro_f1")} | {"best_epoch": res.best_epoch}
+        sc, probs = _evaluate(model, ArraySplit(emb["test"], fs.labels[te]), fs.n_classes)
+        out[name] = {**{k: sc[k] for k in ("ua", "wa", "macro_f1", "confusion")}, "best_epoch": res.best_epoch,
+                     "val_ua": res.best_val_ua, "history": res.history, "spec_stats": list(stats),
+                     "n_params": sum(p.numel() for m in (spec_model, deep_model, model) for p in m.parameters()),
+                     "test_pred": probs.argmax(1).tolist(), "test_true": fs.labels[te].tolist()}
+        atomic_torch_save(fold_dir / f"fusion-{name}.pt", model.state_dict())
     atomic_write_json(path, out)
     return out
 
