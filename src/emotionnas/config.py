@@ -40,6 +40,7 @@ class RNNConfig:
     hidden: int = 256                 # paper: H=256
     layers: int = 1                   # paper: L=1
     frame_pool: int = 4               # average this many cached frames per recurrent step (25 Hz / 4)
+    mean_skip: bool = False           # also feed the head the masked mean of the input frames
     search: dict = field(default_factory=dict)  # RNNSearchConfig fields
     recipe_path: str | None = None    # a user-supplied recipe JSON skips the search
 

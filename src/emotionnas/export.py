@@ -37,7 +37,8 @@ def export_run(run_dir, out_dir) -> Path:
     meta = {
         "label_names": results["label_names"], "genotype": fold["genotype"], "recipe": fold["recipe"],
         "cnn": {"kind": cfg.cnn.kind, "C": cfg.cnn.C, "layers": cfg.cnn.layers},
-        "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers, "frame_pool": cfg.rnn.frame_pool},
+        "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers, "frame_pool": cfg.rnn.frame_pool,
+                "mean_skip": cfg.rnn.mean_skip},
         "fusion": cfg.fusion, "dominant": cfg.dominant, "encoder": feats["encoder"],
         "deep_pool": feats["deep_pool"], "deep_layers": feats["deep_layers"],
         "deep_layers_total": feats["deep_layers_total"], "deep_dim": feats["deep_dim"],

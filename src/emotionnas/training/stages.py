@@ -101,7 +101,8 @@ def build_deep_branch(arch: dict, cfg, fs: FeatureSet, n_classes: int):
     from emotionnas.models.rnn_branch import RNNBranch
     n_layers = len(cfg.features.deep_layers) if cfg.features.deep_layers else fs.deep_layers
     return RNNBranch(arch["recipe"], fs.deep_dim, hidden=cfg.rnn.hidden, layers=cfg.rnn.layers,
-                     n_classes=n_classes, n_layers_in=n_layers, frame_pool=cfg.rnn.frame_pool)
+                     n_classes=n_classes, n_layers_in=n_layers, frame_pool=cfg.rnn.frame_pool,
+                     mean_skip=getattr(cfg.rnn, "mean_skip", False))
 
 
 # ---------------------------------------------------------------- training stages
