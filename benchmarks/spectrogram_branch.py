@@ -59,7 +59,7 @@ def _search_cfg(args, C, layers, head, **kw):
     from emotionnas.search.cnn.search import CNNSearchConfig
     return CNNSearchConfig(C=C, layers=layers, head=head, epochs=args.search_epochs,
                            warmup_epochs=args.warmup_epochs, proxy_size=args.proxy,
-                           partial_channels=args.pc, seed=args.seed, **kw)
+                           partial_channels=args.pc, seed=args.seed, **{"arch_lr": args.arch_lr, **kw})
 
 
 def _train_eval(model, data, args, n_classes):
@@ -220,12 +220,17 @@ def _fmt(v) -> str:
 
 def report(args) -> None:
     import platform as pf
-    results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/results.json"))]
+    # Rows may come from several runs (e.g. `fold --rows ResNet18 --out <out>/extra` in parallel).
+    merged: dict[str, dict] = {}
+    for p in sorted(args.out.glob("*/results.json")) + sorted(args.out.glob("extra/*/results.json")):
+        merged.setdefault(p.parent.name, {}).update(json.loads(p.read_text()))
+    results = list(merged.values())
     folds = [next(iter(r.values()))["fold"] for r in results if r]
     any_nas = next((r[k] for r in results for k in NAS if k in r), None)
     lines = [f"Command: `.venv/bin/python benchmarks/spectrogram_branch.py run --folds {args.folds} "
              f"--search-epochs {args.search_epochs} --warmup-epochs {args.warmup_epochs} --proxy {args.proxy} "
-             f"--pc {args.pc} --train-epochs {args.train_epochs} --patience {args.patience}` then `report`.",
+             f"--pc {args.pc} --arch-lr {args.arch_lr:g} --train-epochs {args.train_epochs} --patience {args.patience}` "
+             "then `report`.",
              f"Machine: {pf.machine()}, {torch.get_num_threads()} visible cores shared with ~5 other jobs "
              f"(load average 6-9 during the run: every time below is contended), torch {torch.__version__}, "
              f"one thread per process, two folds in parallel. Date: {datetime.date.today()}.",
@@ -240,7 +245,8 @@ def report(args) -> None:
         c = any_nas["search_cfg"]
         lines.append(f"Search: {c['epochs']} epochs ({c['warmup_epochs']} warm-up, weights only), batch "
                      f"{c['batch_size']}, proxy {c['proxy_size']}x{c['proxy_size']} (average-pooled), PC-DARTS "
-                     f"K={c['partial_channels']}, first order, max {c['max_skip']} skip_connect in the normal cell, "
+                     f"K={c['partial_channels']}, first order, α Adam lr {c['arch_lr']:g}, max {c['max_skip']} skip_connect "
+                     "in the normal cell, "
                      f"channels_last. Retraining at 140x140, up to {args.train_epochs} epochs, patience {args.patience}.")
         lines.append("")
     lines += ["| Model | Params | UA % (mean ± std) | WA % (mean ± std) | Search s/fold | Train s/fold | "
@@ -254,7 +260,9 @@ def report(args) -> None:
         search = f"{np.mean([r['search_wall_s'] for r in rs]):.0f}" if "search_wall_s" in rs[0] else "–"
         free = (f"{np.mean([r['param_free_ops'] for r in rs]):.1f} / {np.mean([r['param_free_ops_unguarded'] for r in rs]):.1f}"
                 if "param_free_ops" in rs[0] else "–")
-        lines.append(f"| {row} | {np.mean([r['params'] for r in rs]) / 1e6:.3f} M | {_fmt([r['ua'] for r in rs])} | "
+        n = np.mean([r['params'] for r in rs])
+        lines.append(f"| {row} | {n / 1e6:.2f} M | {_fmt([r['ua'] for r in rs])} | " if n >= 1e5 else
+                     f"| {row} | {n / 1e3:.1f} k | {_fmt([r['ua'] for r in rs])} | "
                      f"{_fmt([r['wa'] for r in rs])} | {search} | {np.mean([r['train_s'] for r in rs]):.0f} | {free} | {len(rs)} |")
     lines.append("")
     lines.append("Times are wall-clock seconds per fold under contention (CPU seconds are in each "
@@ -335,6 +343,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default="35,70")
     ap.add_argument("--guard-fold", type=int, default=0)
+    ap.add_argument("--arch-lr", type=float, default=6e-4, help="α learning rate of the table's searches")
     ap.add_argument("--guard-arch-lr", type=float, default=6e-3)
     ap.add_argument("--guard-retrain", action="store_true", help="also retrain each guard genotype")
     ap.add_argument("--beta", type=float, default=10.0, help="β-DARTS λ at the last epoch (linear ramp)")
