@@ -45,7 +45,7 @@ def cmd_features(a) -> int:
     streams = ["spectrogram", "deep"] if a.stream == "both" else [a.stream]
     errors: list[str] = list(table.errors)
     for name in streams:
-        stream = spectrogram_stream() if name == "spectrogram" else deep_stream(a.encoder, a.deep_pool)
+        stream = spectrogram_stream() if name == "spectrogram" else deep_stream(a.encoder, a.deep_pool, a.layers)
         _, report = cache.extract(table.utterances, stream, progress=not a.quiet)
         print(report.line())
         errors += [e for e in report.errors if e not in errors]
@@ -97,6 +97,12 @@ def cmd_search(a) -> int:
     arch = run_search(fs, folds[a.fold], cfg, out, progress=not a.quiet, streams=("rnn",) if a.kind == "rnn"
                       else ("cnn",))
     print(json.dumps(arch, indent=2))
+    return 0
+
+
+def cmd_report(a) -> int:
+    from emotionnas.reports.report import write_report
+    print(f"report: {write_report(a.run_dir)}")
     return 0
 
 
@@ -201,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both")
     sp.add_argument("--encoder", default="whisper-base")
     sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
+    sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all; "
+                                                          "runs read all layers)")
     sp.set_defaults(func=cmd_features)
 
     sp = sub.add_parser("search", help="architecture search on one fold's training speakers")
@@ -215,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("report", help="(re)write a run's report.md, figures and tables")
+    sp.add_argument("run_dir")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("export", help="a run's model as a self-contained folder")
     sp.add_argument("run_dir")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.data.audio import load_audio
-from emotionnas.errors import AudioError
+from emotionnas.errors import AudioError, ConfigError
 from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json
 
@@ -72,14 +72,25 @@ def spectrogram_stream(cfg: SpectrogramConfig = SpectrogramConfig()) -> Stream:
                   lambda w: compute_spectrogram(w, cfg), "float32")
 
 
-def deep_stream(encoder=DEFAULT_ENCODER, deep_pool: int = 2) -> Stream:
-    """Deep encoder features, all layers, frames average-pooled by `deep_pool` (2: 50 -> 25 Hz)."""
+def deep_stream(encoder=DEFAULT_ENCODER, deep_pool: int = 2, layers=None) -> Stream:
+    """Deep encoder features, frames average-pooled by `deep_pool` (2: 50 -> 25 Hz).
+
+    `layers` keeps only those hidden states (None: all, the default every run reads).
+    """
     enc = encoder
     if isinstance(encoder, str):
         from emotionnas.features.encoders import create_encoder
         enc = create_encoder(encoder)
     cfg = {"stream": "deep", "encoder": enc.config_dict(), "deep_pool": deep_pool}
-    return Stream("deep", cfg, lambda w: pool_frames(enc.encode(w), deep_pool), "float16")
+    if layers is None:
+        return Stream("deep", cfg, lambda w: pool_frames(enc.encode(w), deep_pool), "float16")
+    layers = [int(i) for i in layers]
+    bad = [i for i in layers if not 0 <= i <= enc.num_layers]
+    if bad:
+        raise ConfigError(f"--layers {bad}: {cfg['encoder'].get('name', 'encoder')} has hidden states "
+                          f"0..{enc.num_layers}")
+    cfg["layers"] = layers
+    return Stream("deep", cfg, lambda w: pool_frames(enc.encode(w)[layers], deep_pool), "float16")
 
 
 @dataclass
