@@ -11,7 +11,7 @@ from pathlib import Path
 from emotionnas.search.cnn.genotype import Genotype
 from emotionnas.utils.io import atomic_write_bytes
 
-_BOX_W, _BOX_H, _DX, _DY = 1.1, 0.5, 2.8, 1.3
+_BOX_W, _BOX_H, _DX, _DY = 1.1, 0.5, 3.2, 1.3
 _COLORS = {"input": "#a7d3f2", "node": "#d9edf7", "output": "#f8e6a0"}
 
 
@@ -51,23 +51,24 @@ def _curve_point(a, b, rad, t):
 
 
 def _pick_bend(src, dst, boxes, labels_at):
-    """Curvature whose arc crosses the fewest other boxes and whose label sits clear of
-    the labels placed so far (greedy; ties go to the straightest edge)."""
+    """(curvature, label position t) whose arc crosses the fewest other boxes and whose label
+    sits clear of boxes and of the labels placed so far (greedy; ties go to straight, centred)."""
     best = None
+    a, b = _border(src, dst), _border(dst, src)
     for rad in (0.0, 0.2, -0.2, 0.35, -0.35, 0.5, -0.5):
-        a, b = _border(src, dst), _border(dst, src)
-        cost = 0.0
+        crossing = 0.0
         for t in [i / 20 for i in range(1, 20)]:
             x, y = _curve_point(a, b, rad, t)
-            cost += sum(abs(x - p[0]) < 0.6 * _BOX_W and abs(y - p[1]) < 0.7 * _BOX_H for p in boxes)
-        mx, my = _curve_point(a, b, rad, 0.5)
-        cost += 4 * sum(abs(mx - x) < 1.1 and abs(my - y) < 0.3 for x, y in labels_at)
-        cost += 8 * sum(abs(mx - p[0]) < 0.5 * _BOX_W + 0.5 and abs(my - p[1]) < 0.5 * _BOX_H + 0.15
-                        for p in boxes)
-        cost += abs(rad)
-        if best is None or cost < best[0]:
-            best = (cost, rad)
-    return best[1]
+            crossing += sum(abs(x - p[0]) < 0.6 * _BOX_W and abs(y - p[1]) < 0.7 * _BOX_H for p in boxes)
+        for t in (0.5, 0.4, 0.6, 0.3, 0.7):
+            mx, my = _curve_point(a, b, rad, t)
+            cost = crossing + abs(rad) + abs(t - 0.5)
+            cost += 4 * sum(abs(mx - x) < 1.2 and abs(my - y) < 0.32 for x, y in labels_at)
+            cost += 8 * sum(abs(mx - p[0]) < 0.5 * _BOX_W + 0.55 and abs(my - p[1]) < 0.5 * _BOX_H + 0.15
+                            for p in boxes)
+            if best is None or cost < best[0]:
+                best = (cost, rad, t)
+    return best[1], best[2]
 
 
 def _draw_cell(pairs, concat, title: str, out_prefix: Path) -> None:
@@ -100,15 +101,15 @@ def _draw_cell(pairs, concat, title: str, out_prefix: Path) -> None:
     for k, (op, j) in enumerate(pairs):
         src, dst = pos[j], pos[k // 2 + 2]
         others = [p for key, p in pos.items() if key not in (j, k // 2 + 2)]
-        rad = _pick_bend(src, dst, others, labels_at)
+        rad, t = _pick_bend(src, dst, others, labels_at)
         a, b = arrow(src, dst, rad, "#333333")
-        mx, my = _curve_point(a, b, rad, 0.5)
+        mx, my = _curve_point(a, b, rad, t)
         labels_at.append((mx, my))
         ax.text(mx, my, op, ha="center", va="center", fontsize=9, zorder=5,
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
     for c in concat:
         others = [p for key, p in pos.items() if key not in (c, "out")]
-        arrow(pos[c], pos["out"], _pick_bend(pos[c], pos["out"], others, []), "#999999", lw=1.0)
+        arrow(pos[c], pos["out"], _pick_bend(pos[c], pos["out"], others, [])[0], "#999999", lw=1.0)
     for key, (x, y) in pos.items():
         kind = "output" if key == "out" else "input" if key in (0, 1) else "node"
         name = labels.get(key, str(key - 2) if key != "out" else "")
