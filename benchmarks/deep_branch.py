@@ -168,6 +168,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "runs/bench_deep")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--table-only", action="store_true", help="run nothing: tabulate the finished folds in --out")
+    ap.add_argument("--notes", type=Path, help="Markdown file appended to the section (analysis, extra tables)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.layers = None if args.layers == "all" else [int(i) for i in args.layers.split(",")]
@@ -177,7 +179,6 @@ def main(argv=None) -> None:
     fs = load_features("emodb", args.data, args.cache, streams=("deep",), encoder=args.encoder, progress=False)
     folds = make_folds(fs.table, "loso")[: args.folds]
     args.out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
     if args.tradeoff:
         pools, row = [int(p) for p in args.tradeoff.split(",")], args.tradeoff_row
         res = {p: [run_fold(k, folds[k], fs, args, [row], args.out, p) for k in
@@ -195,6 +196,8 @@ def main(argv=None) -> None:
         return
     rows = args.rows.split(",")
     ids = [int(i) for i in args.fold_ids.split(",")] if args.fold_ids else range(len(folds))
+    if args.table_only:
+        ids = []
     for k in ids:
         fold = folds[k]
         print(f"fold {k + 1}/{len(folds)} {fold.name}: train {len(fold.train)} spk, val {fold.val}, "
@@ -212,12 +215,16 @@ def main(argv=None) -> None:
     text = (f"Command: `{cmd}`  \n"
             f"Machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{args.threads} thread(s); CPU shared with other jobs (times are contended).  \n"
-            f"Date: {datetime.date.today()}; wall time {(time.perf_counter() - t_start) / 60:.0f} min.\n\n"
+            f"Date: {datetime.date.today()}; search + training time of the tabulated folds "
+            f"{sum(r.get('search_s', 0) + sum(x['train_s'] for x in r['rows'].values()) for r in results) / 60:.0f} "
+            "min (one process per half of the folds, run side by side).\n\n"
             f"EmoDB, leave-one-speaker-out, {len(results)} of 10 folds ({', '.join(folds_used)}; "
             f"{len(fs)} utterances, 7 classes); "
             f"{args.encoder} layers {args.layers or 'all'} (learned softmax mix), frames 25 Hz averaged by "
             f"{args.frame_pool}; test speaker scored once with the best-validation-UA epoch. "
             f"Mean ± std over folds.\n\n{body}\n")
+    if args.notes:
+        text += "\n" + args.notes.read_text(encoding="utf-8").strip() + "\n"
     print(text)
     if not args.no_write:
         write_section(text)
