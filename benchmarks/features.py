@@ -1,6 +1,7 @@
 """Feature-extraction speed and memory on EmoDB (all 535 utterances, 24.8 min).
 
-    .venv/bin/python benchmarks/features.py [--data ../shared/data/emodb] [--limit N] [--no-write]
+    .venv/bin/python benchmarks/features.py [--data ../shared/data/emodb] [--limit N] [--threads default,1]
+                                            [--rows load,spectrogram,...] [--no-write]
 
 Rows: audio loading alone; the spectrogram stream (load + compute_spectrogram);
 whisper-tiny.en and whisper-base, every hidden layer (load + encode_many).
@@ -84,6 +85,11 @@ def worker(row: str, data: Path, limit: int | None, threads: int | None = None) 
             "frames": frames, "peak_rss_mb": _peak_rss_mb(), "threads": torch.get_num_threads()}
 
 
+def _threads(text: str) -> int | None:
+    text = str(text).strip()
+    return None if text in ("", "default", "None") else int(text)
+
+
 def _run_row(row: str, data: Path, limit: int | None, threads: int | None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", row, "--data", str(data)]
     if limit:
@@ -114,8 +120,9 @@ def _machine() -> dict:
 
 
 def _table(results: list[dict]) -> str:
-    lines = ["| stage | files | audio (min) | wall (s) | x real time | CPU (s) | peak RSS (MB) | model setup (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| stage | threads | files | audio (min) | wall (s) | x real time | CPU (s) | peak RSS (MB) "
+             "| model setup (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     names = {"load": "audio loading (soundfile + checks)", "spectrogram": "spectrogram stream (load + 140x140)",
              "whisper-tiny.en": "whisper-tiny.en, all 5 hidden states (load + encode)",
              "whisper-base": "whisper-base, all 7 hidden states (load + encode)",
@@ -123,9 +130,9 @@ def _table(results: list[dict]) -> str:
     for r in results:
         name = names.get(r["row"], r["row"])
         if "error" in r:
-            lines.append(f"| {name} | - | - | - | - | - | - | not measured: {r['error'][:120]} |")
+            lines.append(f"| {name} | - | - | - | - | - | - | - | not measured: {r['error'][:120]} |")
             continue
-        lines.append(f"| {name} | {r['files']} | {r['audio_s'] / 60:.1f} | {r['wall_s']:.1f} | "
+        lines.append(f"| {name} | {r['threads']} | {r['files']} | {r['audio_s'] / 60:.1f} | {r['wall_s']:.1f} | "
                      f"{r['audio_s'] / r['wall_s']:.0f} | {r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['setup_s']:.1f} |")
     return "\n".join(lines)
 
@@ -149,12 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="EmoDB folder with wav/")
     ap.add_argument("--limit", type=int, default=None, help="only the first N files (quick check)")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own default)")
+    ap.add_argument("--threads", default="default",
+                    help="comma-separated torch thread counts to run every row with; 'default' = torch's own")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data, args.limit, args.threads)))
+        print(json.dumps(worker(args.worker, args.data, args.limit, _threads(args.threads))))
         return 0
     if not (args.data / "wav").is_dir():
         print(f"skipped: EmoDB not found at {args.data} (expected {args.data / 'wav'}/*.wav)")
@@ -162,18 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     machine = _machine()
     results = []
-    for row in rows:
-        print(f"running {row} ...", file=sys.stderr, flush=True)
-        results.append(_run_row(row, args.data, args.limit, args.threads))
+    settings = [_threads(t) for t in args.threads.split(",") if t.strip()]
+    for threads in settings:
+        for row in rows:
+            print(f"running {row} (threads: {threads or 'default'}) ...", file=sys.stderr, flush=True)
+            results.append(_run_row(row, args.data, args.limit, threads))
     table = _table(results)
     cmd = "cd <repo> && .venv/bin/python benchmarks/features.py" + (f" --limit {args.limit}" if args.limit else "") \
-        + (f" --threads {args.threads}" if args.threads else "")
-    threads = next((r["threads"] for r in results if "threads" in r), "?")
+        + (f" --threads {args.threads}" if args.threads != "default" else "")
     body = (f"Command: `{cmd}` (each row in its own subprocess; peak RSS = ru_maxrss of that process;\n"
             f"x real time = audio duration / wall time, model construction excluded and listed separately;\n"
             f"CPU = user + system seconds of the process, which shows how much of the wall time it actually ran).\n\n"
             f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram']} RAM, torch {machine['torch']} "
-            f"({threads} threads), Python {machine['python']}; {machine['date']}; 1-min load average at start "
+            f"(threads per row in the table), Python {machine['python']}; {machine['date']}; 1-min load average at start "
             f"{machine['load1']:.1f} (the machine was shared with other jobs: numbers are contended, not best case).\n\n"
             f"{table}\n\n"
             "Reading the numbers: whisper-base costs ~2.1 GFLOP per second of audio in float32 (~41 MFLOP per\n"
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             "difference from float32) runs the matrix products ~4x faster on this CPU (AVX512-BF16), but GELU and\n"
             "attention do not speed up, so its end-to-end gain is smaller.\n"
             "Alone on the machine a run shows CPU (s) close to threads x wall (s); a lower ratio shows how much\n"
-            "of the machine the process got while others were running.\n")
+            "of the machine the process got while others were running; on a shared machine compare the rows\n"
+            "run with 1 and 2 threads (2 threads must wait for each other at every operation).\n")
     print(body)
     if not args.no_write:
         _write_section(REPO / "BENCHMARKS.md", body)
