@@ -121,3 +121,11 @@ def test_deep_tensors_pools_and_selects_layers():
     torch.testing.assert_close(x[1, 0, 1], torch.from_numpy(deep[1][2, 2].astype(np.float32)))
     torch.testing.assert_close(x[0, 1, 0], torch.from_numpy(deep[0][3, :2].astype(np.float32)).mean(0))
     assert torch.all(x[1, :, 2:] == 0)
+
+
+def test_config_from_dict():
+    assert RNNSearchConfig.from_dict({"epochs": 3}).epochs == 3
+    with pytest.raises(ConfigError, match="unknown RNN search option"):
+        RNNSearchConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="n_states"):
+        RNNSearchConfig.from_dict({"n_states": 3})

@@ -51,6 +51,19 @@ class RNNSearchConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "rnn search config") -> "RNNSearchConfig":
+        """Build from a dict (YAML section); unknown keys are a one-line ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown RNN search option(s) {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(known))})")
+        cfg = cls(**d)
+        if cfg.n_states not in (1, 2) or cfg.n_nodes < 1 or cfg.frame_pool < 1 or cfg.epochs < 0:
+            raise ConfigError(f"{source}: need n_states in (1, 2), n_nodes >= 1, frame_pool >= 1, epochs >= 0")
+        return cfg
+
 
 _EXTENDABLE = {"epochs"}  # fields a resumed search may change
 
