@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             "20 ms frame: 6 blocks of ~6.3 MFLOP plus convolutions and attention); its matrix products reached\n"
             "~190 GFLOPS on both cores in a quieter moment, so float32 tops out near 90x real time here. The\n"
             "opt-in bfloat16 path (`create_encoder('whisper-base', dtype='bfloat16')`, ~1 % mean relative\n"
-            "difference from float32) runs the matrix products ~4x faster on this CPU (AVX512-BF16), but GELU and\n"
-            "attention do not speed up, so its end-to-end gain is smaller.\n"
+            "difference from float32) runs the matrix products ~4x faster on this CPU (AVX512-BF16); its rows\n"
+            "show the end-to-end gain.\n"
             "Alone on the machine a run shows CPU (s) close to threads x wall (s); a lower ratio shows how much\n"
             "of the machine the process got while others were running; on a shared machine compare the rows\n"
             "run with 1 and 2 threads (2 threads must wait for each other at every operation).\n")
