@@ -94,6 +94,50 @@ def predict_latency(run_dir: Path) -> dict:
     return {"median_ms": 1000 * float(np.median(times)), "p90_ms": 1000 * float(np.percentile(times, 90))}
 
 
+def partial_report(args, cfg: RunConfig, run_dir: Path, header: str) -> int:
+    """Write what an unfinished run has on disk: finished folds only, clearly labelled."""
+    from emotionnas.utils.io import read_json
+    folds = load_folds(run_dir / "folds.json")
+    rows = {"EmotionNAS (ISM, frozen branches)": [], "spectrogram branch alone (searched CNN)": [],
+            "deep branch alone (searched RNN)": []}
+    for i in range(len(folds)):
+        d = run_dir / "folds" / f"fold{i:02d}"
+        if (d / "fusion.json").exists():
+            fus = read_json(d / "fusion.json")
+            rows["EmotionNAS (ISM, frozen branches)"].append(fus[cfg.fusion])
+            rows["spectrogram branch alone (searched CNN)"].append(read_json(d / "spectrogram.json"))
+            rows["deep branch alone (searched RNN)"].append(read_json(d / "deep.json"))
+            for name, r in fus.items():
+                rows.setdefault(f"fusion: {name}", []).append(r)
+    for sub in sorted((run_dir / "baselines").glob("*")) if (run_dir / "baselines").exists() else []:
+        done = sorted(sub.glob("fold*/model.json"))
+        if done:
+            rows[f"baseline: {sub.name}"] = [read_json(p) for p in done]
+    lines = ["| model | folds done | UA | WA | macro-F1 |", "|---|---:|---:|---:|---:|"]
+    for name, rs in rows.items():
+        if rs:
+            lines.append(f"| {name} | {len(rs)} | {fmt(rs, 'ua')} | {fmt(rs, 'wa')} | {fmt(rs, 'macro_f1')} |")
+    searches = sorted(p.parent.name for p in run_dir.glob("searches/*/search_done.json"))
+    body = f"""**Partial run (not the full protocol):** the session ended before all folds finished; only
+finished folds are reported, each row over its own finished folds (mean ± std, percent).
+
+Command: `.venv/bin/python benchmarks/emodb_loso.py {' '.join(sys.argv[1:])}` (reads what the running
+benchmark had written to `{run_dir}`).
+
+Machine: {header}. Every process here shared 2 cores with ~6 other benchmark jobs (load average 10-15),
+so no wall time from this run is a speed figure.
+
+EmoDB, leave-one-speaker-out (10 folds planned), cross-fitted search (2 groups; finished: {', '.join(searches) or 'none'}).
+Validation speakers come from the training speakers; test speakers never reach search or early stopping.
+
+{chr(10).join(lines)}
+"""
+    print(body)
+    if not args.no_write:
+        write_section("EmoDB leave-one-speaker-out (benchmarks/emodb_loso.py)", body)
+    return 0
+
+
 def fmt(rows, key) -> str:
     m, s = mean_std([r[key] for r in rows])
     return f"{m:.1f} ± {s:.1f}"
@@ -112,7 +156,7 @@ def main() -> int:
     ap.add_argument("--mean-skip", action="store_true")
     ap.add_argument("--max-folds", type=int, default=None)
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--part", choices=["all", "baselines"], default="all",
+    ap.add_argument("--part", choices=["all", "baselines", "partial"], default="all",
                     help="baselines: only the baseline rows (on the folds.json of a run started with the same "
                          "arguments), e.g. in a second process; every part resumes from disk")
     args = ap.parse_args()
@@ -123,6 +167,8 @@ def main() -> int:
     header = machine_line()
     cfg = emodb_config(args)
     run_dir = Path(args.out)
+    if args.part == "partial":
+        return partial_report(args, cfg, run_dir, header)
     if args.part == "baselines":
         while not (run_dir / "folds.json").exists():
             time.sleep(10)
