@@ -29,3 +29,15 @@ def test_fit_learns_separable_data_and_keeps_best_epoch():
     # the restored weights are those of the best epoch
     assert unweighted_accuracy(y[80:], pred, 2) == pytest.approx(res.best_val_ua)
     assert res.history[res.best_epoch - 1]["val_ua"] == pytest.approx(res.best_val_ua)
+
+
+def test_batchnorm_model_on_one_batch_per_epoch_does_not_collapse_in_eval():
+    # Inputs far from the initial running statistics (mean 0, var 1) and only one batch per
+    # epoch: with the default momentum, eval-mode predictions collapse to a single class.
+    g = torch.Generator().manual_seed(1)
+    x = 20 + 5 * torch.randn(64, 4, generator=g)
+    y = (x[:, 0] > 20).long().numpy()
+    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    res = fit(model, ArraySplit((x[:32],), y[:32]), ArraySplit((x[32:],), y[32:]),
+              TrainConfig(epochs=8, lr=1e-2, batch_size=32, patience=8), n_classes=2)
+    assert res.best_val_ua > 80

@@ -91,6 +91,16 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def _adapt_batchnorm_momentum(model: nn.Module, n_batches: int) -> None:
+    """With few batches per epoch (small corpora) the default momentum 0.1 leaves batch-norm
+    running statistics near their initial values, and eval-mode predictions collapse to one
+    class. Let them track roughly the last two batches instead; large data keeps 0.1."""
+    momentum = min(1.0, max(0.1, 2.0 / n_batches))
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None:
+            m.momentum = max(m.momentum, momentum)
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
     model.eval()
@@ -116,6 +126,7 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, progress
     weight = class_weights(train.labels, n_classes) if cfg.class_weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     y_all = torch.as_tensor(train.labels)
+    _adapt_batchnorm_momentum(model, n_batches=max(1, len(train) // cfg.batch_size))
     best = (-1.0, float("inf"))
     best_state, best_epoch, history, waited = copy.deepcopy(model.state_dict()), 0, [], 0
     t0 = time.perf_counter()
