@@ -263,8 +263,10 @@ def _setup(results: dict, flat: dict, cm) -> str:
         total = feats.get("deep_layers_total")
         which = (f"hidden states {_short(layers)}" if layers else
                  f"all {total} hidden states, mixed by learned weights" if total else "the hidden states")
+        spec = feats.get("spectrogram") or {}
+        size = f"{spec.get('out_freq', 140)} x {spec.get('out_time', 140)}"
         parts.append(f"The deep-feature branch (a searched recurrent cell) reads **{enc}** ({which}); "
-                     "the other branch (searched CNN cells) reads a 140 x 140 log-spectrogram.")
+                     f"the other branch (searched CNN cells) reads a {size} log-spectrogram.")
     fusion = _find(flat, "fusion")
     if fusion is not None and not isinstance(fusion, dict):
         parts.append(f"The two branch embeddings are fused with **{fusion}**.")
