@@ -176,8 +176,12 @@ def main(argv=None) -> None:
 
     from emotionnas.data.folds import make_folds
     from emotionnas.features.dataset import load_features
-    fs = load_features("emodb", args.data, args.cache, streams=("deep",), encoder=args.encoder, progress=False)
-    folds = make_folds(fs.table, "loso")[: args.folds]
+    if args.table_only:  # no features needed: the fold files hold everything
+        fs, folds = None, range(args.folds)
+    else:
+        fs = load_features("emodb", args.data, args.cache, streams=("deep",), encoder=args.encoder,
+                           progress=False)
+        folds = make_folds(fs.table, "loso")[: args.folds]
     args.out.mkdir(parents=True, exist_ok=True)
     if args.tradeoff:
         pools, row = [int(p) for p in args.tradeoff.split(",")], args.tradeoff_row
@@ -211,7 +215,6 @@ def main(argv=None) -> None:
     body = table(results, rows)
     print(body)
     cmd = "python benchmarks/deep_branch.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    recipes = [r.get("recipe") for r in results if r.get("recipe")]
     text = (f"Command: `{cmd}`  \n"
             f"Machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{args.threads} thread(s); CPU shared with other jobs (times are contended).  \n"
@@ -219,7 +222,8 @@ def main(argv=None) -> None:
             f"{sum(r.get('search_s', 0) + sum(x['train_s'] for x in r['rows'].values()) for r in results) / 60:.0f} "
             "min (one process per half of the folds, run side by side).\n\n"
             f"EmoDB, leave-one-speaker-out, {len(results)} of 10 folds ({', '.join(folds_used)}; "
-            f"{len(fs)} utterances, 7 classes); "
+            f"{len(fs) if fs is not None else len(list((args.data / 'wav').glob('*.wav')))} "
+            "utterances, 7 classes); "
             f"{args.encoder} layers {args.layers or 'all'} (learned softmax mix), frames 25 Hz averaged by "
             f"{args.frame_pool}; test speaker scored once with the best-validation-UA epoch. "
             f"Mean ± std over folds.\n\n{body}\n")
