@@ -222,7 +222,7 @@ def report(args) -> None:
     import platform as pf
     # Rows may come from several runs (e.g. `fold --rows ResNet18 --out <out>/extra` in parallel).
     merged: dict[str, dict] = {}
-    for p in sorted(args.out.glob("*/results.json")) + sorted(args.out.glob("extra/*/results.json")):
+    for p in sorted(args.out.glob("*/results.json")) + sorted(args.out.glob("extra*/*/results.json")):
         merged.setdefault(p.parent.name, {}).update(json.loads(p.read_text()))
     results = list(merged.values())
     folds = [next(iter(r.values()))["fold"] for r in results if r]
@@ -230,9 +230,11 @@ def report(args) -> None:
     lines = [f"Command: `.venv/bin/python benchmarks/spectrogram_branch.py run --folds {args.folds} "
              f"--search-epochs {args.search_epochs} --warmup-epochs {args.warmup_epochs} --proxy {args.proxy} "
              f"--pc {args.pc} --arch-lr {args.arch_lr:g} --train-epochs {args.train_epochs} --patience {args.patience}` "
-             "then `report`.",
+             "then `report`. To fit the time budget the ResNet18 and NAS-C6L3 rows ran as extra parallel "
+             "processes (`run --rows ResNet18 --out <out>/extra`, `run --rows NAS-C6L3 --out <out>/extra_c6`, "
+             "same options); `report` merges them.",
              f"Machine: {pf.machine()}, {torch.get_num_threads()} visible cores shared with ~5 other jobs "
-             f"(load average 6-9 during the run: every time below is contended), torch {torch.__version__}, "
+             f"(load average 7-11 during the run: every time below is contended), torch {torch.__version__}, "
              f"one thread per process, two folds in parallel. Date: {datetime.date.today()}.",
              "",
              f"EmoDB (535 utterances, 7 classes, 10 speakers), leave-one-speaker-out; folds run: "
@@ -249,7 +251,8 @@ def report(args) -> None:
                      "in the normal cell, "
                      f"channels_last. Retraining at 140x140, up to {args.train_epochs} epochs, patience {args.patience}.")
         lines.append("")
-    lines += ["| Model | Params | UA % (mean ± std) | WA % (mean ± std) | Search s/fold | Train s/fold | "
+    lines += ["| Model | Params | UA % (mean ± std) | WA % (mean ± std) | Search s/fold wall (CPU) | "
+              "Train s/fold wall (CPU) | "
               "Param-free ops (guarded / unguarded) | Folds |",
               "|---|---|---|---|---|---|---|---|"]
     for row in ("NAS-C4L3", "NAS-C6L3", "NAS-C8L4", "emoDARTS", "ResNet18", "ResNet*"):
@@ -257,16 +260,19 @@ def report(args) -> None:
         if not rs:
             lines.append(f"| {row} | – | not run | | | | | 0 |")
             continue
-        search = f"{np.mean([r['search_wall_s'] for r in rs]):.0f}" if "search_wall_s" in rs[0] else "–"
+        cpu = lambda key: f"{np.mean([r[key] for r in rs]):.0f}" if key in rs[0] else "–"
+        search = f"{np.mean([r['search_wall_s'] for r in rs]):.0f} ({cpu('search_cpu_s')})" if "search_wall_s" in rs[0] else "–"
+        train = f"{np.mean([r['train_s'] for r in rs]):.0f} ({cpu('train_cpu_s')})"
         free = (f"{np.mean([r['param_free_ops'] for r in rs]):.1f} / {np.mean([r['param_free_ops_unguarded'] for r in rs]):.1f}"
                 if "param_free_ops" in rs[0] else "–")
-        n = np.mean([r['params'] for r in rs])
-        lines.append(f"| {row} | {n / 1e6:.2f} M | {_fmt([r['ua'] for r in rs])} | " if n >= 1e5 else
-                     f"| {row} | {n / 1e3:.1f} k | {_fmt([r['ua'] for r in rs])} | "
-                     f"{_fmt([r['wa'] for r in rs])} | {search} | {np.mean([r['train_s'] for r in rs]):.0f} | {free} | {len(rs)} |")
+        n = np.mean([r["params"] for r in rs])
+        params = f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+        lines.append(f"| {row} | {params} | {_fmt([r['ua'] for r in rs])} | {_fmt([r['wa'] for r in rs])} | "
+                     f"{search} | {train} | {free} | {len(rs)} |")
     lines.append("")
-    lines.append("Times are wall-clock seconds per fold under contention (CPU seconds are in each "
-                 "`results.json`); params of NAS rows vary with the searched cell (mean shown).")
+    lines.append("Times: wall-clock seconds per fold under contention, CPU seconds of the process in brackets; "
+                 "params of NAS rows vary with the searched cell (mean shown). Param-free ops: of the 16 edges of "
+                 "the derived normal + reduction cells, with / without the max-2-skip rule.")
     prof = args.out / "profile.json"
     if prof.exists():
         rows = json.loads(prof.read_text())
