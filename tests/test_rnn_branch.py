@@ -47,3 +47,20 @@ def test_layer_mix():
     torch.testing.assert_close(w.weights().sum(), torch.tensor(1.0))
     with pytest.raises(ConfigError):
         LayerMix(4, "select", layers=[4])
+
+
+def test_branch_from_user_recipe_json(tmp_path):
+    import json
+    # NAS-Bench-NLP style: numbered nodes, a 3-input linear reading other nodes, leaky ReLU
+    recipe = {"node_0": {"op": "linear", "input": ["h_prev_0", "x"]},
+              "node_1": {"op": "activation_leaky_relu", "input": ["node_0"]},
+              "node_2": {"op": "linear", "input": ["x", "node_1", "h_prev_0"]},
+              "h_new_0": {"op": "activation_tanh", "input": ["node_2"]}}
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    m = RNNBranch(str(path), 6, hidden=4, n_classes=3)
+    assert m.kind == "recipe" and m.recipe == recipe and m.proj is None
+    assert m(torch.randn(2, 5, 6), torch.tensor([5, 3])).shape == (2, 3)
+    path.write_text(json.dumps({"h_new_0": {"op": "linear", "input": ["x", "ghost"]}}))
+    with pytest.raises(ConfigError, match="recipe.json: node 'h_new_0' reads 'ghost'"):
+        RNNBranch(str(path), 6, n_classes=3)
