@@ -47,9 +47,9 @@ class CNNSearchConfig:
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    arch_lr: float = 6e-3         # Adam for α. Adam moves α by ~arch_lr per step: DARTS on CIFAR-10 makes
-                                  # ~20k α steps at 3e-4, an EmoDB fold ~100; at 6e-4 α barely left
-                                  # uniform (BENCHMARKS.md, collapse-guard table), hence 10x
+    arch_lr: float = 6e-4         # Adam for α; moves α by ~arch_lr per step, and an EmoDB fold makes ~100
+                                  # α steps (DARTS on CIFAR-10: ~20k), so α stays near uniform. 10x (6e-3)
+                                  # moved α but retrained worse on the one fold tried (BENCHMARKS.md)
     arch_weight_decay: float = 1e-3
     unrolled: bool = False        # second-order DARTS (about 3x the cost of an α step)
     partial_channels: int = 1     # PC-DARTS K (1 = off); C must be divisible by K
