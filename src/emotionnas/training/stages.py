@@ -45,7 +45,7 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
     """
     from emotionnas.search.cnn.search import CNNSearchConfig, search_cnn
     from emotionnas.search.rnn.recipe import load_recipe
-    from emotionnas.search.rnn.search import RNNSearchConfig, search_rnn
+    from emotionnas.search.rnn.search import RNNSearchConfig, deep_tensors, search_rnn
 
     out_dir = Path(out_dir)
     done = out_dir / "search_done.json"
@@ -74,10 +74,13 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
         recipe = load_recipe(cfg.rnn.recipe_path)
     else:
         seed_everything(stage_seed(cfg.seed, "search-rnn", search_fold.name))
-        rnn_cfg = RNNSearchConfig(**{"seed": cfg.seed, "frame_pool": cfg.rnn.frame_pool, **cfg.rnn.search})
+        # Frames are pooled here, chunk by chunk: the whole (N, L+1, T, D) float32 training
+        # set at 25 Hz would take gigabytes; the search then runs with frame_pool=1.
+        rnn_cfg = RNNSearchConfig.from_dict({"seed": cfg.seed, **cfg.rnn.search, "frame_pool": 1})
+        pool = cfg.rnn.search.get("frame_pool", cfg.rnn.frame_pool)
         layers = cfg.features.deep_layers
-        x_tr, l_tr = fs.deep_batch(tr, layers)
-        x_va, l_va = fs.deep_batch(va, layers)
+        x_tr, l_tr = deep_tensors(fs, tr, layers, pool)
+        x_va, l_va = deep_tensors(fs, va, layers, pool)
         recipe = search_rnn(x_tr, l_tr, torch.as_tensor(fs.labels[tr]), x_va, l_va,
                             torch.as_tensor(fs.labels[va]), rnn_cfg, out_dir / "rnn", progress=progress)
     result = {"genotype": None if genotype is None else json.loads(genotype.to_json()), "recipe": recipe}
