@@ -322,13 +322,10 @@ def report(args) -> None:
 
 
 def write_section(text: str) -> None:
-    from emotionnas.utils.io import atomic_write_text
-    path = REPO / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\n{text.strip()}\n"
-    pattern = re.compile(re.escape(SECTION) + r"\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: block.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + block
-    atomic_write_text(path, new.rstrip("\n") + "\n")
+    """Replace this script's section of BENCHMARKS.md (one writer for every benchmark)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import write_section as replace_section
+    replace_section(SECTION.removeprefix("## "), text)
 
 
 def main(argv=None) -> None:
