@@ -43,28 +43,58 @@ def emodb_config(args) -> RunConfig:
     return cfg
 
 
+def fold_layers(cfg: RunConfig, run_dir: Path, fs, folds) -> list:
+    """Each fold's encoder layers, as its (cross-fitted) search chose them: baselines get the same input."""
+    from emotionnas.training.crossval import plan_searches
+    from emotionnas.utils.io import read_json
+    layers = [None] * len(folds)
+    for search_fold, members in plan_searches(folds, cfg, sorted(set(fs.speakers))):
+        done = run_dir / "searches" / search_fold.name / "search_done.json"
+        while not done.exists():  # --part baselines in a second process waits for the run's searches
+            time.sleep(10)
+        for i in members:
+            layers[i] = read_json(done)["deep_layers"]
+    return layers
+
+
 def baselines(cfg: RunConfig, run_dir: Path, fs, folds) -> dict:
-    """Hand-designed models on the same folds (early stopping on the same validation speakers)."""
+    """Hand-designed models on the same folds, features and encoder layers (early stopping on the
+    same validation speakers), and the two hand-designed branches fused by concatenation."""
     from emotionnas.models.resnet import resnet_star
     from emotionnas.models.rnn_branch import RNNBranch
+    from emotionnas.training.stages import fusion_stage
+    layers = fold_layers(cfg, run_dir, fs, folds)
+    n_in = [len(x) if x else fs.deep_layers for x in layers]
     makers = {
-        "Linear probe (deep, all layers mixed)": (("deep",), lambda: RNNBranch(
-            "linear_probe", fs.deep_dim, n_classes=fs.n_classes, n_layers_in=fs.deep_layers)),
-        "LSTM-H256L1 (deep)": (("deep",), lambda: RNNBranch(
-            "lstm", fs.deep_dim, hidden=256, layers=1, n_classes=fs.n_classes, n_layers_in=fs.deep_layers,
+        "Linear probe (deep)": ("linear", ("deep",), lambda i: RNNBranch(
+            "linear_probe", fs.deep_dim, n_classes=fs.n_classes, n_layers_in=n_in[i])),
+        "LSTM-H256L1 (deep)": ("lstm-h256l1", ("deep",), lambda i: RNNBranch(
+            "lstm", fs.deep_dim, hidden=256, layers=1, n_classes=fs.n_classes, n_layers_in=n_in[i],
             frame_pool=cfg.rnn.frame_pool)),
-        "ResNet* (spectrogram)": (("spectrogram",), lambda: resnet_star(fs.n_classes)),
+        "ResNet* (spectrogram)": ("resnetstar", ("spectrogram",), lambda i: resnet_star(fs.n_classes)),
     }
-    out = {}
-    for name, (inputs, make) in makers.items():
+    out, models = {}, {}
+    for name, (key, inputs, make) in makers.items():
         rows, t0 = [], time.perf_counter()
         for i, fold in enumerate(folds):
             seed_everything(stage_seed(cfg.seed, i, name))
-            fold_dir = run_dir / "baselines" / name.split(" ")[0].lower().replace("*", "star") / f"fold{i:02d}"
+            fold_dir = run_dir / "baselines" / key / f"fold{i:02d}"
             fold_dir.mkdir(parents=True, exist_ok=True)
-            rows.append(train_stage("model", make(), fs, fold, inputs, cfg, cfg.train, fold_dir))
+            model = make(i)
+            rows.append(train_stage("model", model, fs, fold, inputs, cfg, cfg.train, fold_dir,
+                                    deep_layers=layers[i]))
+            models[key, i] = model
         out[name] = {"rows": rows, "seconds": time.perf_counter() - t0}
         print(f"{name}: UA {np.mean([r['ua'] for r in rows]):.1f}", flush=True)
+    name, rows, t0 = "ResNet* + LSTM, concat fusion", [], time.perf_counter()
+    for i, fold in enumerate(folds):
+        fold_dir = run_dir / "baselines" / "concat" / f"fold{i:02d}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        r = fusion_stage(["concat"], models["resnetstar", i], models["lstm-h256l1", i], fs, fold, cfg, cfg.train,
+                         fold_dir, i, layers[i])["concat"]
+        rows.append({**r, "train_seconds": 0.0})
+    out[name] = {"rows": rows, "seconds": time.perf_counter() - t0}
+    print(f"{name}: UA {np.mean([r['ua'] for r in rows]):.1f}", flush=True)
     return out
 
 
@@ -199,14 +229,16 @@ def main() -> int:
     base_train = sum(r["train_seconds"] for b in base.values() for r in b["rows"])
     best_base = max(mean_std([r["ua"] for r in b["rows"]])[0] for b in base.values())
     n = len(fold_rows)
+    layer_text = " or ".join(sorted({str(f["deep_layers"]) for f in fold_rows}))
     body = f"""Command: `.venv/bin/python benchmarks/emodb_loso.py {' '.join(sys.argv[1:])}`
 
 Machine: {header}.
 
 EmoDB (535 utterances, 7 classes, 10 speakers), leave-one-speaker-out, {n} folds; every fold's
 validation speaker comes from its training speakers; searches are cross-fitted (2 searches, each
-without the test speakers of the folds that use it). Deep features: Whisper-base, all 7 hidden
-states mixed by learned weights; spectrogram {cfg.features.spectrogram_size}×{cfg.features.spectrogram_size}
+without the test speakers of the folds that use it). Deep features: Whisper-base hidden states
+{layer_text}, chosen in each search by a per-layer linear probe on that search's speakers (the
+baselines read the same layers); spectrogram {cfg.features.spectrogram_size}×{cfg.features.spectrogram_size}
 (see the spectrogram-branch section for the 140×140 cost). Mean ± std over folds, percent.
 
 {chr(10).join(lines)}

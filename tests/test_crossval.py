@@ -60,6 +60,9 @@ def test_no_test_speaker_reaches_search_or_early_stopping(demo_run):
         used = json.loads((run / "searches" / f["search_group"] / "search_speakers.json").read_text())
         assert not test & (set(used["train"]) | set(used["val"]))
         assert not test & set(f["val_speakers"])
+        layers = json.loads((run / "searches" / f["search_group"] / "layers.json").read_text())
+        assert not test & set(layers["speakers"])  # layer selection saw only search speakers
+        assert f["deep_layers"] == layers["layers"]
         Fold(f["name"], tuple(s for s in used["train"]), tuple(used["val"]), tuple(used["excluded"]))
 
 

@@ -45,7 +45,10 @@ def cmd_features(a) -> int:
     streams = ["spectrogram", "deep"] if a.stream == "both" else [a.stream]
     errors: list[str] = list(table.errors)
     for name in streams:
-        stream = spectrogram_stream() if name == "spectrogram" else deep_stream(a.encoder, a.deep_pool, a.layers)
+        from emotionnas.features.spectrogram import SpectrogramConfig
+        size = a.spectrogram_size
+        stream = (spectrogram_stream(SpectrogramConfig(out_freq=size, out_time=size)) if name == "spectrogram"
+                  else deep_stream(a.encoder, a.deep_pool, a.layers))
         _, report = cache.extract(table.utterances, stream, progress=not a.quiet)
         print(report.line())
         errors += [e for e in report.errors if e not in errors]
@@ -86,8 +89,10 @@ def cmd_search(a) -> int:
     cfg = _load_run_config(a)
     if a.kind in ("cnn", "emodarts"):
         cfg.cnn.kind = "darts" if a.kind == "cnn" else "emodarts"
+    from emotionnas.training.crossval import spectrogram_config
     fs = load_features(cfg.corpus, cfg.root, cfg.features.cache_dir, encoder=cfg.features.encoder,
-                       deep_pool=cfg.features.deep_pool, progress=not a.quiet, **cfg.corpus_options)
+                       deep_pool=cfg.features.deep_pool, progress=not a.quiet, spec_cfg=spectrogram_config(cfg),
+                       **cfg.corpus_options)
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
     if not 0 <= a.fold < len(folds):
         raise EmotionNASError(f"--fold {a.fold}: the {cfg.protocol} protocol has folds 0..{len(folds) - 1}")
@@ -209,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
     sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all; "
                                                           "runs read all layers)")
+    sp.add_argument("--spectrogram-size", type=int, default=140,
+                    help="side of the pooled spectrogram (config: features.spectrogram_size)")
     sp.set_defaults(func=cmd_features)
 
     sp = sub.add_parser("search", help="architecture search on one fold's training speakers")

@@ -19,12 +19,27 @@ class FeatureConfig:
     cache_dir: str = "cache"          # shared by every run: features are extracted once
     encoder: str = "whisper-base"     # registry name, Hugging Face id or local path
     deep_pool: int = 2                # average-pool encoder frames: 50 Hz -> 25 Hz
-    # Encoder layers the deep branch reads. None: all layers, mixed by learned softmax
-    # weights (chosen by training + validation speakers, never by test scores).
-    deep_layers: list[int] | None = None
+    # Encoder layers the deep branch reads. "auto": the best `deep_layers_k` consecutive
+    # layers, chosen in each search by a linear probe on that search's speakers
+    # (emotionnas.search.layers; never the test speakers). A list: those layers.
+    # None: all layers, mixed by learned softmax weights.
+    deep_layers: list[int] | str | None = "auto"
+    deep_layers_k: int = 2
     # Spectrogram side (paper: 140). On a 2-core CPU a searched cell network trained at
     # 140 x 140 costs minutes per epoch; 70 x 70 is 4x cheaper (see BENCHMARKS.md).
     spectrogram_size: int = 140
+
+    _free_fields = ("deep_layers",)   # several types allowed: checked in __post_init__
+
+    def __post_init__(self):
+        v = self.deep_layers
+        ok = v is None or v == "auto" or (isinstance(v, list) and v and all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v))
+        if not ok:
+            raise ConfigError(f"features.deep_layers: expected 'auto', null or a list of layer "
+                              f"indices (e.g. [2, 3]), got {v!r}")
+        if self.deep_layers_k < 1:
+            raise ConfigError(f"features.deep_layers_k: expected >= 1, got {self.deep_layers_k}")
 
 
 @dataclass
@@ -101,7 +116,9 @@ def _build(cls, data: dict, source: str):
     kwargs = {}
     for name, value in data.items():
         default = getattr(cls(), name)
-        if dataclasses.is_dataclass(default):
+        if name in getattr(cls, "_free_fields", ()):
+            kwargs[name] = value
+        elif dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{source}:{name}")
         else:
             kwargs[name] = _coerce(value, default, f"{source}:{name}")

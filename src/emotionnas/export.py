@@ -40,7 +40,7 @@ def export_run(run_dir, out_dir) -> Path:
         "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers, "frame_pool": cfg.rnn.frame_pool,
                 "mean_skip": cfg.rnn.mean_skip},
         "fusion": cfg.fusion, "dominant": cfg.dominant, "encoder": feats["encoder"],
-        "deep_pool": feats["deep_pool"], "deep_layers": feats["deep_layers"],
+        "deep_pool": feats["deep_pool"], "deep_layers": fold.get("deep_layers", feats["deep_layers"]),
         "deep_layers_total": feats["deep_layers_total"], "deep_dim": feats["deep_dim"],
         "spectrogram": feats["spectrogram"], "spec_stats": r["spec_stats"],
         "source": {"run": str(run_dir.resolve()), "fold": fold["name"], "val_ua": r["val_ua"],

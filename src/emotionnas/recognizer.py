@@ -33,7 +33,7 @@ def build_model(meta: dict):
     cfg = SimpleNamespace(cnn=SimpleNamespace(**meta["cnn"]), rnn=SimpleNamespace(**meta["rnn"]),
                           features=SimpleNamespace(deep_layers=meta["deep_layers"]))
     fs = SimpleNamespace(deep_layers=meta["deep_layers_total"], deep_dim=meta["deep_dim"])
-    arch = {"genotype": meta["genotype"], "recipe": meta["recipe"]}
+    arch = {"genotype": meta["genotype"], "recipe": meta["recipe"], "deep_layers": meta["deep_layers"]}
     n = len(meta["label_names"])
     return TwoStreamModel(build_spec_branch(arch, cfg, n), build_deep_branch(arch, cfg, fs, n), n,
                           fusion=meta["fusion"], dominant=meta["dominant"])

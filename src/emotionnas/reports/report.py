@@ -261,8 +261,13 @@ def _setup(results: dict, flat: dict, cm) -> str:
     if enc is not None:
         layers = feats.get("deep_layers") or _find(flat, "features.deep_layers", "deep_layers")
         total = feats.get("deep_layers_total")
-        which = (f"hidden states {_short(layers)}" if layers else
-                 f"all {total} hidden states, mixed by learned weights" if total else "the hidden states")
+        chosen = sorted({tuple(f["deep_layers"]) for f in folds if f.get("deep_layers")})
+        if layers == "auto" and chosen:
+            which = ("hidden states " + " or ".join(_short(list(c)) for c in chosen) +
+                     ", chosen in each search by a linear probe on the search speakers")
+        else:
+            which = (f"hidden states {_short(layers)}" if layers and layers != "auto" else
+                     f"all {total} hidden states, mixed by learned weights" if total else "the hidden states")
         spec = feats.get("spectrogram") or {}
         size = f"{spec.get('out_freq', 140)} x {spec.get('out_time', 140)}"
         parts.append(f"The deep-feature branch (a searched recurrent cell) reads **{enc}** ({which}); "

@@ -27,8 +27,8 @@ from emotionnas.features.spectrogram import SpectrogramConfig
 from emotionnas.models.fusion import FUSIONS
 from emotionnas.models.two_stream import TwoStreamModel
 from emotionnas.training.metrics import mean_std
-from emotionnas.training.stages import (build_deep_branch, build_spec_branch, fusion_stage, run_search,
-                                        stage_seed, train_stage)
+from emotionnas.training.stages import (build_deep_branch, build_spec_branch, deep_layers_of, fusion_stage,
+                                        run_search, stage_seed, train_stage)
 from emotionnas.utils.io import atomic_write_json, atomic_write_text, read_json
 from emotionnas.utils.provenance import environment
 from emotionnas.utils.seed import seed_everything
@@ -142,25 +142,27 @@ def run_fold(i: int, fold: Fold, arch, fs, cfg: RunConfig, fold_dir: Path, progr
     seed_everything(stage_seed(cfg.seed, i, "spectrogram"))
     spec = build_spec_branch(arch, cfg, n)
     r_spec = train_stage("spectrogram", spec, fs, fold, ("spectrogram",), cfg, cfg.train, fold_dir, progress)
+    layers = deep_layers_of(arch, cfg)
     seed_everything(stage_seed(cfg.seed, i, "deep"))
     deep = build_deep_branch(arch, cfg, fs, n)
-    r_deep = train_stage("deep", deep, fs, fold, ("deep",), cfg, cfg.train, fold_dir, progress)
+    r_deep = train_stage("deep", deep, fs, fold, ("deep",), cfg, cfg.train, fold_dir, progress, layers)
 
     # Fusion strategies on the frozen single-branch embeddings (paper Table 5).
     fusions = sorted(FUSIONS) if cfg.ablations else [cfg.fusion]
-    ablation = fusion_stage(fusions, spec, deep, fs, fold, cfg, cfg.train, fold_dir, i)
+    ablation = fusion_stage(fusions, spec, deep, fs, fold, cfg, cfg.train, fold_dir, i, layers)
     r_fused = ablation[cfg.fusion]
     if cfg.fusion_training == "joint":  # then end to end, branches starting from their own weights
         seed_everything(stage_seed(cfg.seed, i, "fused"))
         fused = TwoStreamModel(spec, deep, n, fusion=cfg.fusion, dominant=cfg.dominant)
         r_fused = train_stage(f"fused-{cfg.fusion}", fused, fs, fold, ("spectrogram", "deep"), cfg,
-                              cfg.train, fold_dir, progress)
+                              cfg.train, fold_dir, progress, layers)
     log(f"fold {fold.name}: test {list(fold.test)}  UA spec {r_spec['ua']:.1f}  deep {r_deep['ua']:.1f}  "
         f"fused {r_fused['ua']:.1f}")
     return {"name": fold.name, "test_speakers": list(fold.test), "val_speakers": list(fold.val),
             "search_group": group, "ua": r_fused["ua"], "wa": r_fused["wa"], "macro_f1": r_fused["macro_f1"],
             "confusion": r_fused["confusion"], "best_epoch": r_fused["best_epoch"], "history": r_fused["history"],
             "n_params": r_fused["n_params"], "genotype": arch["genotype"], "recipe": arch["recipe"],
+            "deep_layers": layers,
             "branches": {"spectrogram": _scores(r_spec), "deep": _scores(r_deep), f"fused ({cfg.fusion})":
                          _scores(r_fused)}, "fusion_ablation": {k: _scores(v) for k, v in ablation.items()} if cfg.ablations else None}
 

@@ -59,6 +59,15 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
         "excluded": list(search_fold.test)})
 
     genotype = recipe = None
+    layers = cfg.features.deep_layers
+    if layers == "auto" and "rnn" in streams:  # encoder layers: chosen on the search speakers
+        from emotionnas.search.layers import select_layers
+        path = out_dir / "layers.json"
+        choice = read_json(path) if path.exists() else None
+        if choice is None:
+            choice = select_layers(fs, np.concatenate([tr, va]), cfg.features.deep_layers_k, cfg.seed)
+            atomic_write_json(path, choice)
+        layers = choice["layers"]
     if "cnn" in streams:
         m, s = spec_stats(fs, tr)
         seed_everything(stage_seed(cfg.seed, "search-cnn", search_fold.name))
@@ -78,12 +87,12 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
         # set at 25 Hz would take gigabytes; the search then runs with frame_pool=1.
         rnn_cfg = RNNSearchConfig.from_dict({"seed": cfg.seed, **cfg.rnn.search, "frame_pool": 1})
         pool = cfg.rnn.search.get("frame_pool", cfg.rnn.frame_pool)
-        layers = cfg.features.deep_layers
         x_tr, l_tr = deep_tensors(fs, tr, layers, pool)
         x_va, l_va = deep_tensors(fs, va, layers, pool)
         recipe = search_rnn(x_tr, l_tr, torch.as_tensor(fs.labels[tr]), x_va, l_va,
                             torch.as_tensor(fs.labels[va]), rnn_cfg, out_dir / "rnn", progress=progress)
-    result = {"genotype": None if genotype is None else json.loads(genotype.to_json()), "recipe": recipe}
+    result = {"genotype": None if genotype is None else json.loads(genotype.to_json()), "recipe": recipe,
+              "deep_layers": None if layers == "auto" else layers}
     if set(streams) == {"cnn", "rnn"}:
         atomic_write_json(done, result)
     return result
@@ -100,9 +109,18 @@ def build_spec_branch(arch: dict, cfg, n_classes: int):
     return CNNBranch(genotype, cfg.cnn.C, cfg.cnn.layers, n_classes)
 
 
+def deep_layers_of(arch: dict, cfg):
+    """The encoder layers a fold's deep branch reads: its search's choice, else the config's."""
+    layers = arch["deep_layers"] if "deep_layers" in arch else cfg.features.deep_layers
+    if layers == "auto":
+        raise ValueError("features.deep_layers='auto' is resolved by a search; this architecture has none")
+    return layers
+
+
 def build_deep_branch(arch: dict, cfg, fs: FeatureSet, n_classes: int):
     from emotionnas.models.rnn_branch import RNNBranch
-    n_layers = len(cfg.features.deep_layers) if cfg.features.deep_layers else fs.deep_layers
+    layers = deep_layers_of(arch, cfg)
+    n_layers = len(layers) if layers else fs.deep_layers
     return RNNBranch(arch["recipe"], fs.deep_dim, hidden=cfg.rnn.hidden, layers=cfg.rnn.layers,
                      n_classes=n_classes, n_layers_in=n_layers, frame_pool=cfg.rnn.frame_pool,
                      mean_skip=getattr(cfg.rnn, "mean_skip", False))
@@ -115,8 +133,10 @@ def _evaluate(model, split, n_classes: int) -> tuple[dict, np.ndarray]:
 
 
 def train_stage(name: str, model, fs: FeatureSet, fold: Fold, inputs, cfg, train_cfg: TrainConfig,
-                fold_dir: Path, progress: bool = False) -> dict:
-    """Train `model` on fold.train, early-stop on fold.val, evaluate once on fold.test."""
+                fold_dir: Path, progress: bool = False, deep_layers=None) -> dict:
+    """Train `model` on fold.train, early-stop on fold.val, evaluate once on fold.test.
+
+    `deep_layers`: encoder layers fed to a deep input (None = all)."""
     result_path = fold_dir / f"{name}.json"
     weights_path = fold_dir / f"{name}.pt"
     if result_path.exists() and weights_path.exists():
@@ -124,7 +144,7 @@ def train_stage(name: str, model, fs: FeatureSet, fold: Fold, inputs, cfg, train
         return read_json(result_path)
     tr, va, te = (speaker_indices(fs, fold.train), speaker_indices(fs, fold.val), speaker_indices(fs, fold.test))
     stats = spec_stats(fs, tr) if "spectrogram" in inputs else (0.0, 1.0)
-    split = lambda idx: FeatureSplit(fs, idx, inputs, cfg.features.deep_layers, stats)  # noqa: E731
+    split = lambda idx: FeatureSplit(fs, idx, inputs, deep_layers, stats)  # noqa: E731
     fit_res = fit(model, split(tr), split(va), train_cfg, fs.n_classes, progress=progress)
     test_scores, probs = _evaluate(model, split(te), fs.n_classes)
     result = {"stage": name, **{k: test_scores[k] for k in ("ua", "wa", "macro_f1", "confusion")},
@@ -138,9 +158,9 @@ def train_stage(name: str, model, fs: FeatureSet, fold: Fold, inputs, cfg, train
 
 
 @torch.no_grad()
-def branch_embeddings(model, fs: FeatureSet, idx, inputs, cfg, stats) -> torch.Tensor:
+def branch_embeddings(model, fs: FeatureSet, idx, inputs, stats, deep_layers=None) -> torch.Tensor:
     model.eval()
-    split = FeatureSplit(fs, idx, inputs, cfg.features.deep_layers, stats)
+    split = FeatureSplit(fs, idx, inputs, deep_layers, stats)
     out = []
     for start in range(0, len(split), 64):
         out.append(model.embed(*split.batch(np.arange(start, min(start + 64, len(split))))))
@@ -148,7 +168,7 @@ def branch_embeddings(model, fs: FeatureSet, idx, inputs, cfg, stats) -> torch.T
 
 
 def fusion_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cfg,
-                 train_cfg: TrainConfig, fold_dir: Path, fold_index: int) -> dict:
+                 train_cfg: TrainConfig, fold_dir: Path, fold_index: int, deep_layers=None) -> dict:
     """Fusion on frozen branch embeddings: each strategy's fusion + classifier trained alone
     (paper Table 5). Weights saved as `fusion-<name>.pt` (keys `fusion.*`, `head.*`, as in
     TwoStreamModel, so an exported model is the two branches plus these)."""
@@ -161,8 +181,8 @@ def fusion_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cf
     stats = spec_stats(fs, tr)
     emb = {}
     for part, idx in (("train", tr), ("val", va), ("test", te)):
-        emb[part] = (branch_embeddings(spec_model, fs, idx, ("spectrogram",), cfg, stats),
-                     branch_embeddings(deep_model, fs, idx, ("deep",), cfg, stats))
+        emb[part] = (branch_embeddings(spec_model, fs, idx, ("spectrogram",), stats),
+                     branch_embeddings(deep_model, fs, idx, ("deep",), stats, deep_layers))
     fcfg = TrainConfig(**{**train_cfg.to_dict(), "lr": 1e-3, "epochs": max(train_cfg.epochs, 30),
                           "patience": max(train_cfg.patience, 10)})
     out = {}
