@@ -39,9 +39,58 @@ ROWS = ("ResNet*", "NAS-C4L3", "emoDARTS", "NAS-C6L3", "ResNet18", "NAS-C8L4")
 NAS = {"NAS-C4L3": (4, 3, "gap"), "NAS-C6L3": (6, 3, "gap"), "NAS-C8L4": (8, 4, "gap"), "emoDARTS": (4, 3, "lstm")}
 
 
-def _features(cache: Path):
+def _features(cache: Path, size: int = 140):
     from emotionnas.features.dataset import load_features
-    return load_features("emodb", DATA, cache, streams=("spectrogram",), progress=False)
+    from emotionnas.features.spectrogram import SpectrogramConfig
+    return load_features("emodb", DATA, cache, streams=("spectrogram",), progress=False,
+                         spec_cfg=SpectrogramConfig(out_freq=size, out_time=size))
+
+
+def _group_plan(fs, groups: int):
+    """Cross-fitted searches: [(search Fold, member fold indices)], as `emotionnas run` plans them."""
+    from emotionnas.config import RunConfig
+    from emotionnas.data.folds import make_folds
+    from emotionnas.training.crossval import plan_searches
+    folds = make_folds(fs.table, "loso")
+    return plan_searches(folds, RunConfig(search_groups=groups), sorted(set(fs.speakers)))
+
+
+def _group_of(fs, groups: int, fold_index: int) -> int:
+    return next(g for g, (_, members) in enumerate(_group_plan(fs, groups)) if fold_index in members)
+
+
+def search_group(args, g: int) -> None:
+    """Cross-fitted search of every NAS row on group g's speakers (its folds' test speakers excluded)."""
+    from emotionnas.data.folds import split_indices
+    from emotionnas.search.cnn.search import search_cnn
+    from emotionnas.utils.io import atomic_write_json
+    torch.set_num_threads(1)
+    fs = _features(args.cache, args.size)
+    sfold, members = _group_plan(fs, args.cross_fit)[g]
+    tr, va, te = split_indices(fs.table, sfold)
+    spec = fs.spectrograms
+    mean, std = float(spec[tr].mean()), float(spec[tr].std()) + 1e-6
+    x, y = torch.from_numpy((spec - mean) / std).unsqueeze(1), torch.from_numpy(fs.labels)
+    out = args.out / "searches" / sfold.name
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for row in NAS:
+        if row in results or row not in args.rows:
+            continue
+        C, layers, head = NAS[row]
+        cfg = _search_cfg(args, C, layers, head)
+        t0, c0 = time.perf_counter(), time.process_time()
+        geno = search_cnn(x[tr], y[tr], x[va], y[va], cfg, out / f"search_{row}", progress=False)
+        log = json.loads((out / f"search_{row}" / "search_log.json").read_text())
+        results[row] = {"group": sfold.name, "train_speakers": list(sfold.train), "val_speakers": list(sfold.val),
+                        "excluded": list(sfold.test), "member_folds": members,
+                        "search_s": sum(e["time_s"] for e in log["epochs"]), "search_wall_s": time.perf_counter() - t0,
+                        "search_cpu_s": time.process_time() - c0, "genotype": json.loads(geno.to_json()),
+                        "param_free_ops": log["epochs"][-1]["param_free_ops"],
+                        "param_free_ops_unguarded": log["epochs"][-1]["param_free_ops_unguarded"],
+                        "search_cfg": asdict(cfg)}
+        atomic_write_json(path, results)
+        print(f"{sfold.name} {row}: searched in {results[row]['search_cpu_s']:.0f} CPU-s", flush=True)
 
 
 def _splits(fs, fold_index: int):
@@ -86,9 +135,14 @@ def run_fold(args, fold_index: int) -> None:
     from emotionnas.utils.io import atomic_write_json
     from emotionnas.utils.seed import seed_everything
 
+    from emotionnas.search.cnn.genotype import Genotype
     torch.set_num_threads(1)  # 2 shared cores: one thread per process, folds in parallel
-    fs = _features(args.cache)
+    fs = _features(args.cache, args.size)
     fold, data = _splits(fs, fold_index)
+    group = None
+    if args.cross_fit:
+        group = _group_plan(fs, args.cross_fit)[_group_of(fs, args.cross_fit, fold_index)][0]
+        assert not set(group.train + group.val) & set(fold.test), "a test speaker reached a search"
     out = args.out / fold.name
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -98,7 +152,15 @@ def run_fold(args, fold_index: int) -> None:
             continue
         rec = {"fold": fold.name, "test": list(fold.test), "val": list(fold.val),
                "n_train": len(data["train"][1]), "n_val": len(data["val"][1]), "n_test": len(data["test"][1])}
-        if row in NAS:
+        if row in NAS and group is not None:  # the group's search never saw this fold's test speaker
+            C, layers, head = NAS[row]
+            searched = json.loads((args.out / "searches" / group.name / "results.json").read_text())[row]
+            rec.update({k: v for k, v in searched.items() if k != "member_folds"})
+            geno = Genotype.from_json(json.dumps(searched["genotype"]))
+            seed_everything(args.seed)
+            model = (EmoDARTS(geno, C, layers, n_classes) if head == "lstm"
+                     else CNNBranch(geno, C, layers, n_classes))
+        elif row in NAS:
             C, layers, head = NAS[row]
             cfg = _search_cnn_cfg = _search_cfg(args, C, layers, head)
             t0, c0 = time.perf_counter(), time.process_time()
@@ -227,21 +289,25 @@ def report(args) -> None:
     results = list(merged.values())
     folds = [next(iter(r.values()))["fold"] for r in results if r]
     any_nas = next((r[k] for r in results for k in NAS if k in r), None)
-    lines = [f"Command: `.venv/bin/python benchmarks/spectrogram_branch.py run --folds {args.folds} "
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import machine_line
+    xfit = f" --cross-fit {args.cross_fit}" if args.cross_fit else ""
+    lines = [f"Command: `.venv/bin/python benchmarks/spectrogram_branch.py run --folds {args.folds} --size {args.size}"
+             f"{xfit} --jobs {args.jobs} --out {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out} "
              f"--search-epochs {args.search_epochs} --warmup-epochs {args.warmup_epochs} --proxy {args.proxy} "
              f"--pc {args.pc} --arch-lr {args.arch_lr:g} --train-epochs {args.train_epochs} --patience {args.patience}` "
-             "then `report`. To fit the time budget the ResNet18 and NAS-C6L3 rows ran as extra parallel "
-             "processes (`run --rows ResNet18 --out <out>/extra`, `run --rows NAS-C6L3 --out <out>/extra_c6`, "
-             "same options); `report` merges them.",
-             f"Machine: {pf.machine()}, {torch.get_num_threads()} visible cores shared with ~5 other jobs "
-             f"(load average 7-11 during the run: every time below is contended), torch {torch.__version__}, "
-             f"one thread per process, two folds in parallel. Date: {datetime.date.today()}.",
+             "then `report` with the same options.",
+             f"Machine: {machine_line()} (at report time). {args.jobs} processes side by side, one thread each.",
              "",
              f"EmoDB (535 utterances, 7 classes, 10 speakers), leave-one-speaker-out; folds run: "
-             f"{', '.join(folds) or 'none yet'} (of 10 — the CPU budget did not allow all). Per fold the test "
-             "speaker is unseen by search and training; α is learnt on the validation speaker, weights on the "
-             "8 training speakers; retraining early-stops on the validation speaker's UA (AdamW, cosine, "
-             "class-weighted loss) and the test speaker is scored once.",
+             f"{', '.join(folds) or 'none yet'} ({len(folds)} of 10). Per fold the test speaker is unseen by "
+             "search and training; the retraining early-stops on the validation speaker's UA (AdamW, cosine, "
+             "class-weighted loss) and the test speaker is scored once. "
+             + (f"Searches are **cross-fitted** as in `emotionnas run`: {args.cross_fit} searches per NAS row, each on "
+                "the speakers outside one group of folds (4 speakers for weights, 1 for α), and every fold retrains "
+                "the cells of the search that never saw its test speaker."
+                if args.cross_fit else
+                "Cells are searched per fold: α on the validation speaker, weights on the 8 training speakers."),
              ""]
     if any_nas:
         c = any_nas["search_cfg"]
@@ -249,7 +315,7 @@ def report(args) -> None:
                      f"{c['batch_size']}, proxy {c['proxy_size']}x{c['proxy_size']} (average-pooled), PC-DARTS "
                      f"K={c['partial_channels']}, first order, α Adam lr {c['arch_lr']:g}, max {c['max_skip']} skip_connect "
                      "in the normal cell, "
-                     f"channels_last. Retraining at 140x140, up to {args.train_epochs} epochs, patience {args.patience}.")
+                     f"channels_last. Retraining at {args.size}x{args.size}, up to {args.train_epochs} epochs, patience {args.patience}.")
         lines.append("")
     lines += ["| Model | Params | UA % (mean ± std) | WA % (mean ± std) | Search s/fold wall (CPU) | "
               "Train s/fold wall (CPU) | "
@@ -270,7 +336,7 @@ def report(args) -> None:
         lines.append(f"| {row} | {params} | {_fmt([r['ua'] for r in rs])} | {_fmt([r['wa'] for r in rs])} | "
                      f"{search} | {train} | {free} | {len(rs)} |")
     lines.append("")
-    lines.append("Times: wall-clock seconds per fold under contention, CPU seconds of the process in brackets; "
+    lines.append("Times: wall-clock seconds per fold (per search when cross-fitted), CPU seconds of the process in brackets; "
                  "params of NAS rows vary with the searched cell (mean shown). Param-free ops: of the 16 edges of "
                  "the derived normal + reduction cells, with / without the max-2-skip rule.")
     prof = args.out / "profile.json"
@@ -314,23 +380,30 @@ def report(args) -> None:
             for name, r in (("35", r35), ("70", r70)):
                 lines.append(f"| {r['fold']} | {name}x{name} | {r['search_wall_s']:.0f} | {r['val_ua']:.1f} | "
                              f"{r['ua']:.1f} | {r['wa']:.1f} | {same}/16 |")
-    notes = args.out / "notes.md"
+    notes = REPO / "benchmarks" / "notes" / f"spectrogram_branch{'_' + args.out.name if args.cross_fit else ''}.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
-    write_section("\n".join(lines))
+    title = SECTION.removeprefix("## ")
+    if args.cross_fit:  # its own section: the per-fold-search section (140x140, profile, guard) stays
+        title = f"Spectrogram branch, cross-fitted search, {args.size}x{args.size} (benchmarks/spectrogram_branch.py)"
+    write_section("\n".join(lines), title)
     print("\n".join(lines))
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, title: str = SECTION.removeprefix("## ")) -> None:
     """Replace this script's section of BENCHMARKS.md (one writer for every benchmark)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import write_section as replace_section
-    replace_section(SECTION.removeprefix("## "), text)
+    replace_section(title, text)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cmd", choices=["run", "fold", "profile", "guard", "report"])
+    ap.add_argument("cmd", choices=["run", "group", "fold", "profile", "guard", "report"])
+    ap.add_argument("--size", type=int, default=140, help="spectrogram side the networks are retrained at")
+    ap.add_argument("--cross-fit", type=int, default=0,
+                    help="G>=2: G cross-fitted searches (as `emotionnas run`) instead of one per fold")
+    ap.add_argument("--group", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=REPO.parent / "cache")
     ap.add_argument("--out", type=Path, default=REPO / "runs/spectrogram_branch")
     ap.add_argument("--folds", default="0,1", help="LOSO fold indices (0-9)")
@@ -356,14 +429,23 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.cmd == "fold":
         run_fold(args, args.fold)
+    elif args.cmd == "group":
+        search_group(args, args.group)
     elif args.cmd == "run":
         folds = [int(f) for f in args.folds.split(",")]
         passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "run"]
         procs: list[subprocess.Popen] = []
-        for f in folds:  # simple pool of --jobs processes
+        jobs = [["group", "--group", str(g)] for g in range(args.cross_fit)]
+        jobs.append(None)  # barrier: every search finishes before the folds retrain
+        jobs += [["fold", "--fold", str(f)] for f in folds]
+        for job in jobs:  # simple pool of --jobs processes
+            if job is None:
+                for p in procs:
+                    p.wait()
+                continue
             while len([p for p in procs if p.poll() is None]) >= args.jobs:
                 time.sleep(5)
-            procs.append(subprocess.Popen([sys.executable, __file__, "fold", "--fold", str(f), *passthrough]))
+            procs.append(subprocess.Popen([sys.executable, __file__, *job, *passthrough]))
         for p in procs:
             p.wait()
     elif args.cmd == "profile":

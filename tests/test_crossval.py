@@ -49,6 +49,8 @@ def test_run_writes_results_and_provenance(demo_run):
     for f in results["folds"]:
         assert 0 <= f["ua"] <= 100 and f["genotype"]["normal"] and f["recipe"]
     assert set(results["ablations"]["fusion"]) == {"ism", "concat", "sum", "max", "min"}
+    report = (run / "report.md").read_text()
+    assert "**Encoder layers**" in report  # the per-search layer choice, with its probe scores
     env = json.loads((run / "environment.json").read_text())
     assert env["seed"] == cfg.seed and env["torch"]
 

@@ -213,6 +213,12 @@ def _architectures(results: dict, run_dir: Path, fig_dir: Path, notes: list[str]
         held = s.get("held_out_speakers")
         lines.append(f"Speakers held out of this search: {_short(held) if held else DASH}. "
                      f"Used by folds: {', '.join(str(f.get('name')) for f in users) or DASH}.\n")
+        choice = _read_layers(sdir)
+        if choice:
+            scores = ", ".join(f"{i}: {v:.1f}" for i, v in enumerate(choice["scores"]))
+            lines.append(f"**Encoder layers** {_short(choice['layers'])}, chosen by a linear probe per layer "
+                         f"(leave-one-speaker-out UA over this search's speakers {_short(choice['speakers'])}; "
+                         f"layer: UA %) {scores}.\n")
         if genotype is None and recipe is None:
             lines.append("No genotype or recipe was recorded for this group.\n")
         for kind, arch, title in (("cnn", genotype, "CNN cells (spectrogram branch)"),
@@ -224,6 +230,15 @@ def _architectures(results: dict, run_dir: Path, fig_dir: Path, notes: list[str]
             for p in _drawings(kind, arch, sdir, fig_dir, g, notes, cache):
                 lines.append(f"![{kind.upper()} cell, search group {g}: {p.stem}]({_rel(p, run_dir)})\n")
     return lines
+
+
+def _read_layers(search_dir: Path | None):
+    path = search_dir / "layers.json" if search_dir else None
+    try:
+        d = json.loads(path.read_text()) if path and path.exists() else None
+        return d if isinstance(d, dict) and d.get("layers") and d.get("scores") else None
+    except (OSError, ValueError):
+        return None
 
 
 def _rel(path: Path, run_dir: Path) -> str:
