@@ -97,6 +97,13 @@ def test_batched_and_chunked_equal_single(tiny):
     np.testing.assert_allclose(out, np.concatenate([first, rest], axis=1), atol=2e-4, rtol=0)
 
 
+def test_encode_upto_equals_the_first_hidden_states(tiny):
+    wave = _wave(1.3, 7)
+    full = tiny.encode(wave)
+    for k in (0, 2, tiny.num_layers):
+        np.testing.assert_allclose(tiny.encode_upto(wave, k), full[: k + 1], atol=2e-5, rtol=0)
+
+
 def test_bfloat16_option_is_close_to_float32(tiny):
     fast = create_encoder("whisper-tiny.en", dtype="bfloat16")
     wave = _wave(1.0)
@@ -257,6 +264,7 @@ def test_hf_wav2vec_family_shapes(tmp_path, kind):
     out = enc.encode(wave)
     t = ((wave.size - 10) // 5 + 1 - 3) // 2 + 1  # conv feature-encoder output length
     assert out.shape == (3, t, 32) and out.dtype == np.float32 and np.all(np.isfinite(out))
+    np.testing.assert_array_equal(enc.encode_upto(wave, 1), out[:2])  # base-class fallback
     assert json.loads(json.dumps(enc.config_dict()))["model_type"] == kind
 
 

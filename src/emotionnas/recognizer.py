@@ -85,8 +85,9 @@ class Recognizer:
         spec = (torch.from_numpy(compute_spectrograms(windows, self.spec_cfg)).unsqueeze(1) - m) / s
         layers = self.meta["deep_layers"]
         deep = []
-        for w in windows:
-            f = pool_frames(self.encoder.encode(w), self.meta["deep_pool"])
+        for w in windows:  # only the encoder blocks up to the highest layer the model reads
+            states = self.encoder.encode(w) if layers is None else self.encoder.encode_upto(w, max(layers))
+            f = pool_frames(states, self.meta["deep_pool"])
             deep.append(f if layers is None else f[layers])
         lengths = torch.tensor([d.shape[1] for d in deep])
         x = torch.zeros(len(deep), deep[0].shape[0], int(lengths.max()), deep[0].shape[2])

@@ -42,6 +42,11 @@ class Encoder(abc.ABC):
         (Hugging Face ``output_hidden_states`` convention).
         """
 
+    def encode_upto(self, wave: np.ndarray, max_layer: int) -> np.ndarray:
+        """Hidden states 0..max_layer only: ``encode(wave)[: max_layer + 1]``. Encoders that can
+        stop early (Whisper) override this to skip the blocks above `max_layer`."""
+        return self.encode(wave)[: max_layer + 1]
+
     def encode_many(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """Encode a list of waves; subclasses may batch. Same result as ``encode`` each."""
         return [self.encode(w) for w in waves]

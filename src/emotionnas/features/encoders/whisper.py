@@ -71,9 +71,14 @@ class WhisperEncoder(Encoder):
         """wave float32 (n,) 16 kHz -> float32 (num_layers + 1, T, dim), T = ``num_frames(n)``."""
         return self.encode_many([wave])[0]
 
+    def encode_upto(self, wave: np.ndarray, max_layer: int) -> np.ndarray:
+        """``encode(wave)[: max_layer + 1]``, computing only the blocks up to `max_layer`."""
+        return self.encode_many([wave], max_layer)[0]
+
     @torch.inference_mode()
-    def encode_many(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        """Encode several waves in length-sorted batches; returns one (L+1, T_i, D) array per wave."""
+    def encode_many(self, waves: list[np.ndarray], max_layer: int | None = None) -> list[np.ndarray]:
+        """Encode several waves in length-sorted batches; returns one (L+1, T_i, D) array per wave
+        (hidden states 0..max_layer only when `max_layer` is given)."""
         chunks: list[tuple[int, torch.Tensor]] = []  # (wave index, mel chunk (n_mels, <=3000))
         for i, wave in enumerate(waves):
             mel = log_mel(check_wave(wave, f"<wave {i}>"), self.net.n_mels)
@@ -86,12 +91,13 @@ class WhisperEncoder(Encoder):
             mels = [chunks[j][1] for j in batch]
             lengths = [m.shape[1] for m in mels]
             if len(set(lengths)) == 1:  # no padding: the mask-free (faster) attention path
-                out = self.net(torch.stack(mels).to(self.device, self.dtype))
+                out = self.net(torch.stack(mels).to(self.device, self.dtype), max_layer=max_layer)
             else:
                 x = torch.zeros(len(mels), self.net.n_mels, max(lengths))
                 for b, m in enumerate(mels):
                     x[b, :, :m.shape[1]] = m
-                out = self.net(x.to(self.device, self.dtype), torch.tensor(lengths, device=self.device))
+                out = self.net(x.to(self.device, self.dtype), torch.tensor(lengths, device=self.device),
+                               max_layer=max_layer)
             out = out.float().cpu().numpy()
             for b, j in enumerate(batch):  # copy now: a view would keep the whole padded batch alive
                 results[j] = np.ascontiguousarray(out[:, b, :(lengths[b] + 1) // 2])

@@ -63,7 +63,10 @@ class WhisperNet(nn.Module):
         self.blocks = nn.ModuleList(_Block(dim, n_heads, ffn_dim) for _ in range(n_layers))
         self.ln_post = nn.LayerNorm(dim)
 
-    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None,
+                max_layer: int | None = None) -> torch.Tensor:
+        """mel (B, n_mels, n) -> hidden states (L'+1, B, T, D); `max_layer` stops after that block
+        (L' = max_layer): a recognizer reading layers 2-3 of 6 skips half of the encoder."""
         n = mel.shape[-1]
         if n > 2 * self.n_ctx:
             raise EncoderError(f"Whisper input of {n} mel frames exceeds {2 * self.n_ctx}; chunk it first")
@@ -80,7 +83,8 @@ class WhisperNet(nn.Module):
             key_mask = (torch.arange(t, device=mel.device)[None, :] < out_lengths[:, None])[:, None, None, :]
         h = h + self.positions[:t]
         states = [h]
-        for i, block in enumerate(self.blocks):
+        n_blocks = self.n_layers if max_layer is None else max(0, min(int(max_layer), self.n_layers))
+        for i, block in enumerate(self.blocks[:n_blocks]):
             h = block(h, key_mask)
             states.append(self.ln_post(h) if i == self.n_layers - 1 else h)
         return torch.stack(states)
