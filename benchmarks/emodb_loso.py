@@ -256,6 +256,9 @@ fold training {timing['train_seconds'] / 60:.1f} min); baselines {base_train / 6
 `predict` on a 3 s utterance (exported model, warm, features included): median
 {latency['median_ms']:.0f} ms, p90 {latency['p90_ms']:.0f} ms (target ≤ 50 ms).
 """
+    notes = Path(__file__).resolve().parent / "notes" / "emodb_loso.md"
+    if notes.exists():  # the written analysis of the last measured run
+        body += "\n" + notes.read_text()
     print(body)
     if not args.no_write:
         write_section("EmoDB leave-one-speaker-out (benchmarks/emodb_loso.py)", body)
