@@ -185,6 +185,7 @@ def main() -> int:
     ap.add_argument("--patience", type=int, default=8)
     ap.add_argument("--mean-skip", action="store_true")
     ap.add_argument("--max-folds", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of this process")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--part", choices=["all", "baselines", "partial"], default="all",
                     help="baselines: only the baseline rows (on the folds.json of a run started with the same "
@@ -193,9 +194,10 @@ def main() -> int:
     if not (Path(args.root) / "wav").is_dir():
         print(f"EmoDB not found at {args.root}; nothing measured")
         return 0
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     header = machine_line()
     cfg = emodb_config(args)
+    cfg.threads = args.threads
     run_dir = Path(args.out)
     if args.part == "partial":
         return partial_report(args, cfg, run_dir, header)

@@ -53,3 +53,22 @@ class EmbeddingFusionModel(nn.Module):
     def forward(self, e_spec: torch.Tensor, e_deep: torch.Tensor) -> torch.Tensor:
         x1, x2 = (e_spec, e_deep) if self.dominant == "deep" else (e_deep, e_spec)
         return self.head(self.fusion(x1, x2))
+
+    @torch.no_grad()
+    def start_from_dominant(self, head: nn.Linear, supplement_scale: float = 0.1) -> None:
+        """Begin (nearly) as the dominant branch alone: its trained classifier reads the dominant
+        embedding, and the supplementary path starts small (concat: zero weights on X1; ISM, sum,
+        max, min: Proj(X1) scaled by `supplement_scale`). Trained on frozen *training* embeddings,
+        a fusion started from scratch can end below the dominant branch it is meant to supplement."""
+        lin = self.head[-1]
+        d2 = head.in_features
+        if lin.in_features == d2:
+            lin.weight.copy_(head.weight)
+        else:  # concat: [X1, X2] -> only the X2 columns start from the branch classifier
+            lin.weight.zero_()
+            lin.weight[:, -d2:] = head.weight
+        lin.bias.copy_(head.bias)
+        proj1 = getattr(self.fusion, "proj1", None)
+        if proj1 is not None:
+            proj1.weight.mul_(supplement_scale)
+            proj1.bias.mul_(supplement_scale)

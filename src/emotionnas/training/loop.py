@@ -111,11 +111,19 @@ def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _validate(model, val, n_classes: int) -> tuple[float, float, float]:
+    probs = predict_proba(model, val)
+    loss = float(nn.functional.nll_loss(torch.log(torch.tensor(probs) + 1e-9), torch.as_tensor(val.labels)))
+    pred = probs.argmax(1)
+    return unweighted_accuracy(val.labels, pred, n_classes), weighted_accuracy(val.labels, pred), loss
+
+
 def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, progress: bool = False,
-        log=None) -> FitResult:
+        log=None, keep_initial: bool = False) -> FitResult:
     """Train with AdamW + cosine schedule; keep the weights of the best validation-UA epoch.
 
     Only `train` moves weights; `val` only picks the epoch (never test data).
+    `keep_initial`: the untrained model is candidate "epoch 0" (for warm-started models).
     """
     from tqdm import tqdm
 
@@ -129,6 +137,10 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, progress
     _adapt_batchnorm_momentum(model, n_batches=max(1, len(train) // cfg.batch_size))
     best = (-1.0, float("inf"))
     best_state, best_epoch, history, waited = copy.deepcopy(model.state_dict()), 0, [], 0
+    if keep_initial:
+        ua, wa, val_loss = _validate(model, val, n_classes)
+        best = (ua, val_loss)
+        history.append({"epoch": 0, "val_loss": val_loss, "val_ua": ua, "val_wa": wa})  # no training yet
     t0 = time.perf_counter()
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="train", disable=not progress, unit="epoch"):
         model.train()
@@ -146,11 +158,7 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, progress
             opt.step()
             total, n = total + loss.item() * len(idx), n + len(idx)
         sched.step()
-        probs = predict_proba(model, val)
-        val_loss = float(nn.functional.nll_loss(torch.log(torch.tensor(probs) + 1e-9),
-                                                torch.as_tensor(val.labels)))
-        pred = probs.argmax(1)
-        ua, wa = unweighted_accuracy(val.labels, pred, n_classes), weighted_accuracy(val.labels, pred)
+        ua, wa, val_loss = _validate(model, val, n_classes)
         history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": val_loss,
                         "val_ua": ua, "val_wa": wa})
         if log:

@@ -167,6 +167,12 @@ def branch_embeddings(model, fs: FeatureSet, idx, inputs, stats, deep_layers=Non
     return torch.cat(out)
 
 
+def classifier_of(branch) -> torch.nn.Linear:
+    """The final linear layer of a branch's own head (`head` or `classifier`)."""
+    head = getattr(branch, "head", None) or getattr(branch, "classifier")
+    return head[-1] if isinstance(head, torch.nn.Sequential) else head
+
+
 def fusion_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cfg,
                  train_cfg: TrainConfig, fold_dir: Path, fold_index: int, deep_layers=None) -> dict:
     """Fusion on frozen branch embeddings: each strategy's fusion + classifier trained alone
@@ -189,8 +195,10 @@ def fusion_stage(fusions, spec_model, deep_model, fs: FeatureSet, fold: Fold, cf
     for name in fusions:
         seed_everything(stage_seed(cfg.seed, "fusion", fold_index, name))
         model = EmbeddingFusionModel(spec_model.out_dim, deep_model.out_dim, fs.n_classes, name, cfg.dominant)
+        dominant = deep_model if cfg.dominant == "deep" else spec_model
+        model.start_from_dominant(classifier_of(dominant))
         res = fit(model, ArraySplit(emb["train"], fs.labels[tr]), ArraySplit(emb["val"], fs.labels[va]),
-                  fcfg, fs.n_classes)
+                  fcfg, fs.n_classes, keep_initial=True)
         sc, probs = _evaluate(model, ArraySplit(emb["test"], fs.labels[te]), fs.n_classes)
         out[name] = {**{k: sc[k] for k in ("ua", "wa", "macro_f1", "confusion")}, "best_epoch": res.best_epoch,
                      "val_ua": res.best_val_ua, "history": res.history, "spec_stats": list(stats),
