@@ -365,21 +365,30 @@ def report(args) -> None:
                          f"{100 * r['val_acc']:.1f} | "
                          + (f"{r['retrain_ua']:.1f} / {r['retrain_wa']:.1f} |" if "retrain_ua" in r else "– |"))
     proxy = sorted((args.out / "proxy70").glob("*/results.json"))
+    row = args.proxy_row
     if proxy:
-        lines += ["", "### Does the proxy's choice hold up? (NAS-C4L3, search at 35x35 vs 70x70, retrained at 140x140)", "",
-                  "`.venv/bin/python benchmarks/spectrogram_branch.py fold --fold K --rows NAS-C4L3 --proxy 70 "
-                  "--out runs/spectrogram_branch/proxy70` (same schedule otherwise).", "",
+        lines += ["", f"### Does the proxy's choice hold up? ({row}, search at 35x35 vs 70x70, retrained at "
+                  f"{args.size}x{args.size})", "",
+                  f"`.venv/bin/python benchmarks/spectrogram_branch.py run --rows {row} --proxy 70 "
+                  f"--out {args.out.name}/proxy70` (other options as above).", "",
                   "| Fold | Proxy | Search s | Val UA % | Test UA % | Test WA % | Same (op, input) pairs |",
                   "|---|---|---|---|---|---|---|"]
+        pairs = []
         for p70 in proxy:
-            r70 = json.loads(p70.read_text()).get("NAS-C4L3")
-            r35 = next((r["NAS-C4L3"] for r in results if r.get("NAS-C4L3", {}).get("fold") == p70.parent.name), None)
+            r70 = json.loads(p70.read_text()).get(row)
+            r35 = next((r[row] for r in results if r.get(row, {}).get("fold") == p70.parent.name), None)
             if not r70 or not r35:
                 continue
+            pairs.append((r35, r70))
             same = sum(a == b for k in ("normal", "reduce") for a, b in zip(r35["genotype"][k], r70["genotype"][k]))
             for name, r in (("35", r35), ("70", r70)):
                 lines.append(f"| {r['fold']} | {name}x{name} | {r['search_wall_s']:.0f} | {r['val_ua']:.1f} | "
                              f"{r['ua']:.1f} | {r['wa']:.1f} | {same}/16 |")
+        if len(pairs) > 1:
+            lines.append(f"| mean over {len(pairs)} folds | 35x35 | | {_fmt([a['val_ua'] for a, _ in pairs])} | "
+                         f"{_fmt([a['ua'] for a, _ in pairs])} | {_fmt([a['wa'] for a, _ in pairs])} | |")
+            lines.append(f"| mean over {len(pairs)} folds | 70x70 | | {_fmt([b['val_ua'] for _, b in pairs])} | "
+                         f"{_fmt([b['ua'] for _, b in pairs])} | {_fmt([b['wa'] for _, b in pairs])} | |")
     notes = REPO / "benchmarks" / "notes" / f"spectrogram_branch{'_' + args.out.name if args.cross_fit else ''}.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
@@ -404,6 +413,7 @@ def main(argv=None) -> None:
     ap.add_argument("--cross-fit", type=int, default=0,
                     help="G>=2: G cross-fitted searches (as `emotionnas run`) instead of one per fold")
     ap.add_argument("--group", type=int, default=0)
+    ap.add_argument("--proxy-row", default="NAS-C4L3", help="row compared in the proxy check of `report`")
     ap.add_argument("--cache", type=Path, default=REPO.parent / "cache")
     ap.add_argument("--out", type=Path, default=REPO / "runs/spectrogram_branch")
     ap.add_argument("--folds", default="0,1", help="LOSO fold indices (0-9)")
