@@ -187,7 +187,7 @@ def main() -> int:
     ap.add_argument("--max-folds", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of this process")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--part", choices=["all", "baselines", "partial"], default="all",
+    ap.add_argument("--part", choices=["all", "baselines", "partial", "latency"], default="all",
                     help="baselines: only the baseline rows (on the folds.json of a run started with the same "
                          "arguments), e.g. in a second process; every part resumes from disk")
     args = ap.parse_args()
@@ -201,6 +201,11 @@ def main() -> int:
     run_dir = Path(args.out)
     if args.part == "partial":
         return partial_report(args, cfg, run_dir, header)
+    if args.part == "latency":  # re-measure `predict` on a finished run (e.g. on an idle machine)
+        lat = predict_latency(run_dir)
+        print(f"{header}\npredict, 3 s utterance, warm, features included: median {lat['median_ms']:.0f} ms, "
+              f"p90 {lat['p90_ms']:.0f} ms ({args.threads} thread(s))")
+        return 0
     if args.part == "baselines":
         while not (run_dir / "folds.json").exists():
             time.sleep(10)
