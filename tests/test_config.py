@@ -36,3 +36,12 @@ def test_bad_override():
         apply_overrides(RunConfig(), ["no-equals-sign"])
     with pytest.raises(ConfigError, match="not a section"):
         apply_overrides(RunConfig(), ["corpus.x=1"])
+
+
+def test_shipped_configs_load_and_differ_from_defaults():
+    from pathlib import Path
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert configs, "configs/ ships at least one config"
+    for path in configs:
+        cfg = RunConfig.from_yaml(path)
+        assert cfg.to_dict() != RunConfig().to_dict(), f"{path.name} changes nothing"
