@@ -53,3 +53,9 @@ def test_deep_layers_config_validation():
     for bad in ("all", [], [1.5], -1, [-1]):
         with pytest.raises(ConfigError, match="deep_layers"):
             RunConfig.from_dict({"features": {"deep_layers": bad}})
+
+
+def test_single_speaker_falls_back_to_utterance_folds():
+    fs = _fake_features(1, n_speakers=1, per=60)
+    choice = select_layers(fs, np.arange(len(fs)), k=1)
+    assert choice["layers"] == [1] and choice["speakers"] == ["s0"]
