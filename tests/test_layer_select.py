@@ -59,3 +59,13 @@ def test_single_speaker_falls_back_to_utterance_folds():
     fs = _fake_features(1, n_speakers=1, per=60)
     choice = select_layers(fs, np.arange(len(fs)), k=1)
     assert choice["layers"] == [1] and choice["speakers"] == ["s0"]
+
+
+def test_fixed_layers_beyond_the_encoder_are_a_config_error():
+    from types import SimpleNamespace
+
+    from emotionnas.training.stages import build_deep_branch
+    cfg = RunConfig.from_dict({"features": {"deep_layers": [2, 9]}})
+    fs = SimpleNamespace(deep_layers=7, deep_dim=16)
+    with pytest.raises(ConfigError, match="hidden states 0..6"):
+        build_deep_branch({"recipe": "gru"}, cfg, fs, 3)

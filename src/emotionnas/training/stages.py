@@ -120,6 +120,9 @@ def deep_layers_of(arch: dict, cfg):
 def build_deep_branch(arch: dict, cfg, fs: FeatureSet, n_classes: int):
     from emotionnas.models.rnn_branch import RNNBranch
     layers = deep_layers_of(arch, cfg)
+    if layers and max(layers) >= fs.deep_layers:
+        from emotionnas.errors import ConfigError
+        raise ConfigError(f"features.deep_layers={layers}: the encoder has hidden states 0..{fs.deep_layers - 1}")
     n_layers = len(layers) if layers else fs.deep_layers
     return RNNBranch(arch["recipe"], fs.deep_dim, hidden=cfg.rnn.hidden, layers=cfg.rnn.layers,
                      n_classes=n_classes, n_layers_in=n_layers, frame_pool=cfg.rnn.frame_pool,
