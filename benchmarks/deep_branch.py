@@ -56,9 +56,9 @@ def _train_eval(model, data, n_classes, args, probe: bool = False):
     # the probe has 4.6 k weights and no recurrence: a larger step and more epochs (cheap), so
     # the baseline is not under-trained
     cfg = TrainConfig(epochs=3 * args.epochs if probe else args.epochs, patience=2 * args.patience if probe
-                      else args.patience, lr=args.probe_lr if probe else args.lr, batch_size=32, seed=args.seed)
+                      else args.patience, lr=args.probe_lr if probe else args.lr, batch_size=32)
     t0 = time.perf_counter()
-    res = fit(model, ArraySplit((xtr, ltr), ytr), ArraySplit((xva, lva), yva), cfg, n_classes)
+    res = fit(model, ArraySplit((xtr, ltr), ytr), ArraySplit((xva, lva), yva), cfg, n_classes, seed=args.seed)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = predict_proba(model, ArraySplit((xte, lte), yte)).argmax(1)

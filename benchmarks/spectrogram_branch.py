@@ -118,8 +118,8 @@ def _train_eval(model, data, args, n_classes):
     cl = torch.channels_last
     model = model.to(memory_format=cl)
     split = {k: ArraySplit((x.contiguous(memory_format=cl),), y.numpy()) for k, (x, y) in data.items()}
-    cfg = TrainConfig(epochs=args.train_epochs, patience=args.patience, seed=args.seed)
-    res = fit(model, split["train"], split["val"], cfg, n_classes)
+    cfg = TrainConfig(epochs=args.train_epochs, patience=args.patience)
+    res = fit(model, split["train"], split["val"], cfg, n_classes, seed=args.seed)
     pred = predict_proba(model, split["test"]).argmax(1)
     y = split["test"].labels
     return {"ua": unweighted_accuracy(y, pred, n_classes), "wa": weighted_accuracy(y, pred),

@@ -9,6 +9,7 @@ import pytest
 from emotionnas.cli import demo_config
 from emotionnas.config import RunConfig
 from emotionnas.data.folds import Fold, make_folds
+from emotionnas.rundir import RunDir
 from emotionnas.training.crossval import plan_searches, run_crossval
 
 
@@ -59,10 +60,11 @@ def test_no_test_speaker_reaches_search_or_early_stopping(demo_run):
     _, run, results = demo_run
     for f in results["folds"]:
         test = set(f["test_speakers"])
-        used = json.loads((run / "searches" / f["search_group"] / "search_speakers.json").read_text())
+        search_dir = RunDir(run).search_dir(f["search_group"])
+        used = json.loads((search_dir / "search_speakers.json").read_text())
         assert not test & (set(used["train"]) | set(used["val"]))
         assert not test & set(f["val_speakers"])
-        layers = json.loads((run / "searches" / f["search_group"] / "layers.json").read_text())
+        layers = json.loads((search_dir / "layers.json").read_text())
         assert not test & set(layers["speakers"])  # layer selection saw only search speakers
         assert f["deep_layers"] == layers["layers"]
         Fold(f["name"], tuple(s for s in used["train"]), tuple(used["val"]), tuple(used["excluded"]))
@@ -74,8 +76,10 @@ def test_interrupted_run_resumes_to_identical_results(demo_run):
     copy = run.parent / "run_copy"
     shutil.copytree(run, copy)
     # simulate a kill in fold 1 during the deep branch: it and the fusion stage never finished
-    for name in ("deep.json", "deep.pt", "fusion.json", "fusion-ism.pt"):
-        (copy / "folds" / "fold01" / name).unlink()
+    rd = RunDir(copy)
+    for path in (rd.stage_json(1, "deep"), rd.stage_weights(1, "deep"), rd.fusion_json(1),
+                 rd.fusion_weights(1, "ism")):
+        path.unlink()
     (copy / "results.json").unlink()
     run_crossval(cfg, copy, progress=False, log=lambda *a: None)
     assert (copy / "results.json").read_bytes() == before

@@ -17,6 +17,7 @@ from emotionnas.errors import AudioError
 from emotionnas.features.encoders import (ENCODERS, Encoder, EncoderError, WhisperEncoder, create_encoder,
                                           fixed_length, fixed_length_many)
 from emotionnas.features.encoders import assets
+from emotionnas.utils.io import file_sha256
 from emotionnas.features.encoders.ct2_format import read_ct2_model
 from emotionnas.features.encoders.mel import log_mel
 
@@ -144,7 +145,7 @@ def test_whisper_base_reassembly_corruption_and_parity(tmp_path):
     path = assets.whisper_base_dir(target)
     model_bin = path / "model.bin"
     assert model_bin.stat().st_size == assets.WHISPER_BASE_SIZE
-    assert assets.sha256_file(model_bin) == assets.WHISPER_BASE_SHA256
+    assert file_sha256(model_bin) == assets.WHISPER_BASE_SHA256
     assert {p.name for p in path.iterdir()} == {"model.bin", *assets.WHISPER_BASE_EXTRA_FILES}
 
     with open(model_bin, "r+b") as f:  # flip one byte in the middle of the weights
@@ -154,7 +155,7 @@ def test_whisper_base_reassembly_corruption_and_parity(tmp_path):
         f.write(bytes([byte[0] ^ 0xFF]))
     assert not assets.verify_file(model_bin, assets.WHISPER_BASE_SHA256, assets.WHISPER_BASE_SIZE)
     assets.whisper_base_dir(target)  # detects the corruption and rebuilds
-    assert assets.sha256_file(model_bin) == assets.WHISPER_BASE_SHA256
+    assert file_sha256(model_bin) == assets.WHISPER_BASE_SHA256
 
     enc = create_encoder("whisper-base", cache_dir=target)
     assert (enc.num_layers, enc.dim) == (6, 512)

@@ -70,7 +70,7 @@ def test_fit_keeps_the_initial_model_when_training_only_hurts():
     start = {k: v.clone() for k, v in model.state_dict().items()}
     flipped = ArraySplit((x,), 1 - y)  # training on flipped labels can only hurt validation
     res = fit(model, flipped, ArraySplit((x,), y), TrainConfig(epochs=5, lr=0.5, patience=5), 2,
-              keep_initial=True)
+              seed=0, keep_initial=True)
     assert res.best_epoch == 0 and res.history[0]["epoch"] == 0 and res.best_val_ua == 100.0
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, start[k])

@@ -77,7 +77,7 @@ def _load_run_config(a):
 
 def cmd_run(a) -> int:
     from emotionnas.training.crossval import run_crossval
-    run_crossval(_load_run_config(a), a.out, progress=not a.quiet)
+    run_crossval(_load_run_config(a), a.out, progress=not a.quiet, restart=a.restart)
     return 0
 
 
@@ -129,7 +129,7 @@ def _audio_files(paths) -> list[Path]:
 
 def cmd_predict(a) -> int:
     from emotionnas.recognizer import Recognizer
-    rec = Recognizer.load(a.model)
+    rec = Recognizer.load(a.model)  # model.json validated as data first: a bad one is a one-line error
     bad = 0
     for f in _audio_files(a.inputs):
         try:
@@ -157,7 +157,7 @@ def cmd_demo(a) -> int:
         make_demo_corpus(corpus)
     cfg = apply_overrides(demo_config(str(corpus.resolve()), str(out / "cache")), a.set)
     print("emotionnas demo: the corpus is SYNTHETIC (made by code); its scores prove nothing about real speech.")
-    run_crossval(cfg, out / "run", progress=not a.quiet)
+    run_crossval(cfg, out / "run", progress=not a.quiet, restart=True)  # the demo always starts afresh
     export_run(out / "run", out / "model")
     rec = Recognizer.load(out / "model")
     for f in sorted((corpus / "wav").glob("*_00.wav"))[:4]:
@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
+    sp.add_argument("--restart", action="store_true",
+                    help="delete the previous run in --out first (default: resume it; refused if the config "
+                         "or corpus changed)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("report", help="(re)write a run's report.md, figures and tables")

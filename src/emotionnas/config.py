@@ -11,7 +11,21 @@ from pathlib import Path
 import yaml
 
 from emotionnas.errors import ConfigError
-from emotionnas.training.loop import TrainConfig
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30           # upper bound; early stopping usually ends sooner
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 8          # epochs without a better validation UA before stopping
+    grad_clip: float = 5.0
+    class_weighted: bool = True  # inverse-frequency loss weights: UA is the primary metric
+    label_smoothing: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass

@@ -9,32 +9,29 @@ from pathlib import Path
 
 import torch
 
-from emotionnas.config import RunConfig
-from emotionnas.errors import EmotionNASError
-from emotionnas.recognizer import MODEL_JSON, MODEL_WEIGHTS
+from emotionnas.recognizer import MODEL_FORMAT_VERSION, MODEL_JSON, MODEL_WEIGHTS
+from emotionnas.rundir import RunDir
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, read_json
 
 
 def export_run(run_dir, out_dir) -> Path:
     from safetensors.torch import save
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not (run_dir / "results.json").exists():
-        raise EmotionNASError(f"{run_dir}: no results.json (is the run finished?)")
-    cfg = RunConfig.from_yaml(run_dir / "config.yaml")
-    results = read_json(run_dir / "results.json")
+    run, out_dir = RunDir(run_dir), Path(out_dir)
+    results = run.read_results()
+    cfg = run.read_config()
     candidates = []
     for i in range(len(results["folds"])):
-        fold_dir = run_dir / "folds" / f"fold{i:02d}"
         if cfg.fusion_training == "joint":
-            r = read_json(fold_dir / f"fused-{cfg.fusion}.json")
+            r = read_json(run.stage_json(i, f"fused-{cfg.fusion}"))
         else:
-            r = read_json(fold_dir / "fusion.json")[cfg.fusion]
+            r = read_json(run.fusion_json(i))["fusions"][cfg.fusion]
         candidates.append((r["val_ua"], -i, i, r))
     _, _, best, r = max(candidates)
     fold = results["folds"][best]
     feats = results["features"]
     meta = {
+        "format_version": MODEL_FORMAT_VERSION,
         "label_names": results["label_names"], "genotype": fold["genotype"], "recipe": fold["recipe"],
         "cnn": {"kind": cfg.cnn.kind, "C": cfg.cnn.C, "layers": cfg.cnn.layers},
         "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers, "frame_pool": cfg.rnn.frame_pool,
@@ -43,16 +40,17 @@ def export_run(run_dir, out_dir) -> Path:
         "deep_pool": feats["deep_pool"], "deep_layers": fold.get("deep_layers", feats["deep_layers"]),
         "deep_layers_total": feats["deep_layers_total"], "deep_dim": feats["deep_dim"],
         "spectrogram": feats["spectrogram"], "spec_stats": r["spec_stats"],
-        "source": {"run": str(run_dir.resolve()), "fold": fold["name"], "val_ua": r["val_ua"],
+        "source": {"run": str(run.root.resolve()), "fold": fold["name"], "val_ua": r["val_ua"],
                    "test_ua": r["ua"], "corpus": results["corpus"], "synthetic": results.get("synthetic", False)},
     }
-    fold_dir = run_dir / "folds" / f"fold{best:02d}"
     if cfg.fusion_training == "joint":
-        state = torch.load(fold_dir / f"fused-{cfg.fusion}.pt", weights_only=True)
+        state = torch.load(run.stage_weights(best, f"fused-{cfg.fusion}"), weights_only=True)
     else:  # the two-stream model = both single-branch models + the fusion trained on their embeddings
-        state = {f"spec_branch.{k}": v for k, v in torch.load(fold_dir / "spectrogram.pt", weights_only=True).items()}
-        state |= {f"deep_branch.{k}": v for k, v in torch.load(fold_dir / "deep.pt", weights_only=True).items()}
-        state |= torch.load(fold_dir / f"fusion-{cfg.fusion}.pt", weights_only=True)
+        state = {f"spec_branch.{k}": v for k, v in
+                 torch.load(run.stage_weights(best, "spectrogram"), weights_only=True).items()}
+        state |= {f"deep_branch.{k}": v for k, v in
+                  torch.load(run.stage_weights(best, "deep"), weights_only=True).items()}
+        state |= torch.load(run.fusion_weights(best, cfg.fusion), weights_only=True)
     atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
     atomic_write_json(out_dir / MODEL_JSON, meta)
     return out_dir

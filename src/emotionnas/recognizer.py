@@ -5,7 +5,8 @@
     rec.predict(wave, sample_rate=44100)
 
 A model folder holds `model.safetensors` (weights) and `model.json` (genotype,
-recipe, feature and label config): everything a fresh process needs.
+recipe, feature and label config): everything a fresh process needs. model.json is
+validated as data (models/build.py `ModelSpec`) before anything is built from it.
 """
 from __future__ import annotations
 
@@ -16,38 +17,36 @@ import numpy as np
 import torch
 
 from emotionnas.data.audio import TARGET_SR, load_audio, resample, validate_wave
-from emotionnas.errors import EmotionNASError
-from emotionnas.features.cache import pool_frames
+from emotionnas.errors import ConfigError, EmotionNASError
+from emotionnas.features.cache import deep_features
 from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrograms
+from emotionnas.models.build import MODEL_FORMAT_VERSION, ModelSpec, build_two_stream
+
+__all__ = ["MODEL_FORMAT_VERSION", "MODEL_JSON", "MODEL_WEIGHTS", "Recognizer", "read_model_spec"]
 
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
 
 
-def build_model(meta: dict):
-    """The TwoStreamModel described by model.json (weights not loaded)."""
-    from types import SimpleNamespace
-
-    from emotionnas.models.two_stream import TwoStreamModel
-    from emotionnas.training.stages import build_deep_branch, build_spec_branch
-
-    cfg = SimpleNamespace(cnn=SimpleNamespace(**meta["cnn"]), rnn=SimpleNamespace(**meta["rnn"]),
-                          features=SimpleNamespace(deep_layers=meta["deep_layers"]))
-    fs = SimpleNamespace(deep_layers=meta["deep_layers_total"], deep_dim=meta["deep_dim"])
-    arch = {"genotype": meta["genotype"], "recipe": meta["recipe"], "deep_layers": meta["deep_layers"]}
-    n = len(meta["label_names"])
-    return TwoStreamModel(build_spec_branch(arch, cfg, n), build_deep_branch(arch, cfg, fs, n), n,
-                          fusion=meta["fusion"], dominant=meta["dominant"])
+def read_model_spec(model_dir) -> ModelSpec:
+    """Validate `model_dir/model.json` as data (ConfigError naming the file and field)."""
+    meta_path = Path(model_dir) / MODEL_JSON
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{meta_path}: unreadable model description ({type(e).__name__})") from None
+    return ModelSpec.from_meta(meta, str(meta_path))
 
 
 class Recognizer:
-    def __init__(self, model, meta: dict, encoder=None):
-        self.model, self.meta = model.eval(), meta
-        self.labels = list(meta["label_names"])
-        self.spec_cfg = SpectrogramConfig(**meta["spectrogram"])
+    def __init__(self, model, spec: ModelSpec, encoder=None):
+        self.model, self.spec = model.eval(), spec
+        self.labels = list(spec.label_names)
+        self.spec_cfg = SpectrogramConfig(**spec.spectrogram)
         self._encoder = encoder
 
     @classmethod
     def load(cls, model_dir, encoder=None) -> "Recognizer":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         model_dir = Path(model_dir)
@@ -55,46 +54,45 @@ class Recognizer:
         if not meta_path.exists() or not weights.exists():
             raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_JSON} and {MODEL_WEIGHTS}; "
                                   "make one with `emotionnas export`)")
-        meta = json.loads(meta_path.read_text())
-        model = build_model(meta)
-        model.load_state_dict(load_file(str(weights)))
-        return cls(model, meta, encoder)
+        spec = read_model_spec(model_dir)
+        model = build_two_stream(spec)
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ConfigError(f"{weights}: unreadable weights ({type(e).__name__}: {str(e)[:80]})") from None
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()
+            raise ConfigError(f"{weights}: weights do not match {MODEL_JSON} "
+                              f"({first[1].strip() if len(first) > 1 else first[0][:100]})") from None
+        return cls(model, spec, encoder)
 
     @property
     def encoder(self):
         if self._encoder is None:
             from emotionnas.features.encoders import create_encoder
-            self._encoder = create_encoder(self.meta["encoder"])
+            self._encoder = create_encoder(self.spec.encoder)
         return self._encoder
 
-    def _windows(self, wave: np.ndarray) -> list[np.ndarray]:
-        """Audio longer than the spectrogram length is cut into half-overlapping windows."""
-        n = int(self.spec_cfg.seconds * TARGET_SR)
-        if len(wave) <= n:
-            return [wave]
-        starts = list(range(0, len(wave) - n + 1, n // 2))
-        if starts[-1] + n < len(wave):
-            starts.append(len(wave) - n)
-        return [wave[s:s + n] for s in starts]
+    def features(self, wave: np.ndarray):
+        """The model inputs of one utterance, computed exactly as the training features were:
+        the spectrogram of its first `seconds` (cut/pad, as the cache), and the deep features of
+        the whole utterance through `features.cache.deep_features` (same pooling and float16
+        rounding), reading only the encoder blocks up to the highest layer the model uses."""
+        m, s = self.spec.spec_stats
+        spec = (torch.from_numpy(compute_spectrograms([wave], self.spec_cfg)).unsqueeze(1) - m) / s
+        layers = self.spec.deep_layers
+        deep = deep_features(self.encoder, wave, self.spec.deep_pool, None if layers is None else max(layers))
+        if layers is not None:
+            deep = deep[layers]
+        x = torch.from_numpy(np.asarray(deep, np.float32)).unsqueeze(0)
+        return spec, x, torch.tensor([x.shape[2]])
 
     @torch.no_grad()
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
-        """Mono 16 kHz float32 waveform -> class probabilities (n_classes,), mean over windows."""
-        windows = self._windows(wave)
-        m, s = self.meta["spec_stats"]
-        spec = (torch.from_numpy(compute_spectrograms(windows, self.spec_cfg)).unsqueeze(1) - m) / s
-        layers = self.meta["deep_layers"]
-        deep = []
-        for w in windows:  # only the encoder blocks up to the highest layer the model reads
-            states = self.encoder.encode(w) if layers is None else self.encoder.encode_upto(w, max(layers))
-            f = pool_frames(states, self.meta["deep_pool"])
-            deep.append(f if layers is None else f[layers])
-        lengths = torch.tensor([d.shape[1] for d in deep])
-        x = torch.zeros(len(deep), deep[0].shape[0], int(lengths.max()), deep[0].shape[2])
-        for i, d in enumerate(deep):
-            x[i, :, : d.shape[1]] = torch.from_numpy(np.asarray(d, np.float32))
-        probs = torch.softmax(self.model(spec, x, lengths), dim=-1).mean(0)
-        return probs.numpy()
+        """Mono 16 kHz float32 waveform -> class probabilities (n_classes,)."""
+        return torch.softmax(self.model(*self.features(wave)), dim=-1)[0].numpy()
 
     def predict(self, audio, sample_rate: int | None = None) -> dict:
         """A file path or a waveform array -> {"label": str, "probs": {label: p}}."""

@@ -23,17 +23,13 @@ import numpy as np
 from emotionnas.data.audio import load_audio
 from emotionnas.errors import AudioError, ConfigError
 from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram
-from emotionnas.utils.io import atomic_write_bytes, atomic_write_json
+from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, file_sha256
 
 DEFAULT_ENCODER = "whisper-base"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+# Bump when the code that turns audio into a cached array changes (audio loading, spectrogram,
+# pooling, dtype handling): it is part of every cache key, so old entries are never reused.
+FEATURE_IMPL_VERSION = 2
+FLOAT16_MAX = 65504.0
 
 
 def config_hash(cfg: dict) -> str:
@@ -54,22 +50,51 @@ def pool_frames(feats: np.ndarray, factor: int) -> np.ndarray:
     return s / counts[None, :, None]
 
 
+def to_stored(arr: np.ndarray, dtype: str, name: str = "<features>") -> np.ndarray:
+    """Cast computed features to their cache dtype. Non-finite values are an error (the file is
+    skipped and listed); values beyond float16's range are clipped, not stored as inf."""
+    arr = np.asarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise AudioError(name, "features contain NaN or infinite values")
+    if dtype == "float16":
+        arr = np.clip(arr, -FLOAT16_MAX, FLOAT16_MAX)
+    return arr.astype(dtype)
+
+
+def deep_features(encoder, wave: np.ndarray, deep_pool: int, max_layer: int | None = None,
+                  name: str = "<wave>") -> np.ndarray:
+    """The deep stream of one utterance exactly as training reads it: hidden states of the whole
+    utterance (0..max_layer, or all), frames average-pooled by `deep_pool`, stored as float16.
+    The feature cache and the recognizer both call this (no train/serve skew)."""
+    states = encoder.encode(wave) if max_layer is None else encoder.encode_upto(wave, max_layer)
+    return to_stored(pool_frames(states, deep_pool), "float16", name)
+
+
 @dataclass
 class Stream:
-    """One cached stream: its name, extractor config and how to compute an entry."""
+    """One cached stream: its name, extractor config, how to compute an entry and its shape.
+
+    `shape` gives the expected size per axis (None: any size); entries of another shape,
+    or with non-finite values, are rebuilt on load and refused on write."""
     name: str
     config: dict
     compute: object  # callable(wave) -> np.ndarray
     dtype: str = "float32"
+    shape: tuple = ()
 
     @property
     def folder(self) -> str:
         return f"{self.name}-{config_hash(self.config)}"
 
+    def valid(self, arr: np.ndarray) -> bool:
+        return (arr.ndim == len(self.shape) and arr.size > 0 and str(arr.dtype) == self.dtype
+                and all(want is None or got == want for got, want in zip(arr.shape, self.shape))
+                and bool(np.all(np.isfinite(arr))))
+
 
 def spectrogram_stream(cfg: SpectrogramConfig = SpectrogramConfig()) -> Stream:
-    return Stream("spectrogram", {"stream": "spectrogram", **cfg.to_dict()},
-                  lambda w: compute_spectrogram(w, cfg), "float32")
+    return Stream("spectrogram", {"stream": "spectrogram", "impl": FEATURE_IMPL_VERSION, **cfg.to_dict()},
+                  lambda w: compute_spectrogram(w, cfg), "float32", (cfg.out_freq, cfg.out_time))
 
 
 def deep_stream(encoder=DEFAULT_ENCODER, deep_pool: int = 2, layers=None) -> Stream:
@@ -81,16 +106,18 @@ def deep_stream(encoder=DEFAULT_ENCODER, deep_pool: int = 2, layers=None) -> Str
     if isinstance(encoder, str):
         from emotionnas.features.encoders import create_encoder
         enc = create_encoder(encoder)
-    cfg = {"stream": "deep", "encoder": enc.config_dict(), "deep_pool": deep_pool}
+    cfg = {"stream": "deep", "impl": FEATURE_IMPL_VERSION, "encoder": enc.config_dict(), "deep_pool": deep_pool}
     if layers is None:
-        return Stream("deep", cfg, lambda w: pool_frames(enc.encode(w), deep_pool), "float16")
+        return Stream("deep", cfg, lambda w: deep_features(enc, w, deep_pool), "float16",
+                      (enc.num_layers + 1, None, enc.dim))
     layers = [int(i) for i in layers]
     bad = [i for i in layers if not 0 <= i <= enc.num_layers]
     if bad:
         raise ConfigError(f"--layers {bad}: {cfg['encoder'].get('name', 'encoder')} has hidden states "
                           f"0..{enc.num_layers}")
     cfg["layers"] = layers
-    return Stream("deep", cfg, lambda w: pool_frames(enc.encode(w)[layers], deep_pool), "float16")
+    return Stream("deep", cfg, lambda w: deep_features(enc, w, deep_pool)[layers], "float16",
+                  (len(layers), None, enc.dim))
 
 
 @dataclass
@@ -119,27 +146,29 @@ class FeatureCache:
         self.root = Path(root)
         self._hashes: dict[str, str] = {}
 
-    def _hash(self, path: str) -> str:
+    def content_hash(self, path: str) -> str:
+        """sha256 of an audio file's bytes (memoised: each file is read once per cache object)."""
         if path not in self._hashes:
             self._hashes[path] = file_sha256(path)
         return self._hashes[path]
+
+    _hash = content_hash
 
     def entry_path(self, stream: Stream, audio_path: str) -> Path:
         h = self._hash(audio_path)
         return self.root / stream.folder / h[:2] / f"{h}.npy"
 
     @staticmethod
-    def _load_entry(path: Path) -> np.ndarray | None:
-        """The cached array, or None when missing or corrupt (then it is rebuilt)."""
+    def _load_entry(path: Path, stream: Stream) -> np.ndarray | None:
+        """The cached array, or None when missing, corrupt, of the wrong shape or dtype, or
+        not finite (then it is rebuilt)."""
         if not path.exists():
             return None
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception:
             return None
-        if arr.ndim < 2 or arr.size == 0 or not np.all(np.isfinite(arr)):
-            return None
-        return arr
+        return arr if stream.valid(arr) else None
 
     def extract(self, utterances, stream: Stream, progress: bool = True) -> tuple[dict, ExtractionReport]:
         """Return ({audio path: array}, report). Bad audio is skipped and listed in report.errors."""
@@ -158,7 +187,7 @@ class FeatureCache:
             except OSError as e:
                 report.errors.append(f"{u.path}: unreadable file ({e.strerror})")
                 continue
-            arr = self._load_entry(path)
+            arr = self._load_entry(path, stream)
             if arr is not None:
                 report.cached += 1
                 out[u.path] = arr
@@ -167,9 +196,13 @@ class FeatureCache:
                 report.rebuilt += 1
             try:
                 wave = load_audio(u.path)
-                arr = np.asarray(stream.compute(wave)).astype(stream.dtype)
+                arr = to_stored(stream.compute(wave), stream.dtype, u.path)
             except AudioError as e:
                 report.errors.append(str(e))
+                continue
+            if not stream.valid(arr):
+                report.errors.append(f"{u.path}: {stream.name} features of shape {arr.shape}, "
+                                     f"expected {stream.shape} (None: any)")
                 continue
             buf = io.BytesIO()
             np.save(buf, arr, allow_pickle=False)

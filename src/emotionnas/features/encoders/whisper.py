@@ -18,6 +18,7 @@ from emotionnas.features.encoders.base import Encoder, EncoderError, check_wave
 from emotionnas.features.encoders.ct2_format import read_ct2_model
 from emotionnas.features.encoders.mel import CHUNK_FRAMES, HOP_LENGTH, N_FFT, log_mel
 from emotionnas.features.encoders.whisper_net import WhisperNet, from_ct2
+from emotionnas.utils.io import file_sha256
 
 IMPL_VERSION = 1  # bump when the numbers this module produces change (part of the cache key)
 
@@ -129,7 +130,7 @@ def load_ct2_whisper(model_dir: str | Path, name: str, sha256: str | None = None
     ct2 = read_ct2_model(model_bin, prefixes=("encoder/",))
     net = from_ct2(ct2)
     identity = {"format": "ctranslate2", "spec": ct2.spec, "spec_revision": ct2.revision,
-                "sha256": sha256 or assets.sha256_file(model_bin)}
+                "sha256": sha256 or file_sha256(model_bin)}
     return WhisperEncoder(net, name, identity, device=device, **kw)
 
 

@@ -18,6 +18,7 @@ from emotionnas.search.cnn.ops import OPS
 from emotionnas.utils.io import atomic_write_text
 
 Pairs = tuple[tuple[str, int], ...]
+MAX_NODES = 16  # intermediate nodes per cell (DARTS: 4); bounds what a genotype file can ask to build
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,28 @@ class Genotype:
 
     def __post_init__(self):
         for name in ("normal", "reduce"):
-            pairs = tuple((str(op), int(j)) for op, j in getattr(self, name))
+            raw = getattr(self, name)
+            if not isinstance(raw, (list, tuple)) or not all(
+                    isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+                    and isinstance(p[1], int) and not isinstance(p[1], bool) for p in raw):
+                raise ConfigError(f"genotype.{name}: expected a list of [op, input_index] pairs")
+            pairs = tuple((op, j) for op, j in raw)
             if not pairs or len(pairs) % 2:
                 raise ConfigError(f"genotype.{name}: need 2 inputs per node, got {len(pairs)} pairs")
+            if len(pairs) > 2 * MAX_NODES:
+                raise ConfigError(f"genotype.{name}: {len(pairs) // 2} nodes, at most {MAX_NODES} allowed")
             for k, (op, j) in enumerate(pairs):
                 if op not in OPS or op == "none":
-                    raise ConfigError(f"genotype.{name}[{k}]: unknown or 'none' op {op!r}")
+                    raise ConfigError(f"genotype.{name}[{k}]: unknown or 'none' op {op[:40]!r}")
                 if not 0 <= j < k // 2 + 2:
                     raise ConfigError(f"genotype.{name}[{k}]: input {j} does not exist yet")
             object.__setattr__(self, name, pairs)
-            concat = tuple(int(c) for c in getattr(self, name + "_concat"))
-            if not concat or any(not 2 <= c < len(pairs) // 2 + 2 for c in concat):
+            raw_concat = getattr(self, name + "_concat")
+            if not isinstance(raw_concat, (list, tuple)) or not all(
+                    isinstance(c, int) and not isinstance(c, bool) for c in raw_concat):
+                raise ConfigError(f"genotype.{name}_concat: expected a list of node indices")
+            concat = tuple(raw_concat)
+            if not concat or len(set(concat)) != len(concat) or any(not 2 <= c < len(pairs) // 2 + 2 for c in concat):
                 raise ConfigError(f"genotype.{name}_concat: bad node indices {concat}")
             object.__setattr__(self, name + "_concat", concat)
 
@@ -57,9 +69,21 @@ class Genotype:
     def from_json(cls, text: str, source: str = "<string>") -> "Genotype":
         try:
             d = json.loads(text)
-            return cls(d["normal"], d["normal_concat"], d["reduce"], d["reduce_concat"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{source}: not a genotype ({type(e).__name__}: {e})") from None
+        except ValueError as e:
+            raise ConfigError(f"{source}: not valid JSON ({e})") from None
+        return cls.from_dict(d, source)
+
+    @classmethod
+    def from_dict(cls, d, source: str = "genotype") -> "Genotype":
+        """Validate a plain-data genotype; ConfigError names `source` and the field."""
+        fields = ("normal", "normal_concat", "reduce", "reduce_concat")
+        if not isinstance(d, dict) or set(d) != set(fields):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ConfigError(f"{source}: a genotype has exactly the fields {list(fields)}, got {got}")
+        try:
+            return cls(*(d[f] for f in fields))
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
 
     def save(self, path) -> None:
         atomic_write_text(path, self.to_json() + "\n")
@@ -89,12 +113,19 @@ def n_edges(nodes: int) -> int:
 def _derive_cell(w: np.ndarray, primitives, nodes: int) -> list[tuple[str, int]]:
     none = primitives.index("none") if "none" in primitives else -1
     usable = [k for k in range(len(primitives)) if k != none]
+    if not usable:
+        raise ConfigError(f"cannot derive a cell: no op besides 'none' in {primitives}")
     pairs = []
     for i in range(nodes):
         rows = w[edge_index(i, 0): edge_index(i, 0) + i + 2]
         # An edge's strength is its best real op; 'none' never competes (DARTS Sec. 2.4).
+        # A banned op has weight -inf; an edge with only banned ops cannot be kept.
         strength = [max(row[k] for k in usable) for row in rows]
         best = sorted(range(i + 2), key=lambda j: (-strength[j], j))[:2]
+        if any(strength[j] == -np.inf for j in best):
+            raise ConfigError(f"cannot derive a cell: node {i} has fewer than 2 incoming edges with an "
+                              f"allowed op (max_skip bans skip_connect, and no other op besides 'none' "
+                              f"is in {primitives})")
         for j in sorted(best):
             k = max(usable, key=lambda k: (rows[j][k], -k))
             pairs.append((primitives[k], j))

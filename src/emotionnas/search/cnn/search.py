@@ -23,7 +23,7 @@ from emotionnas.search.cnn.architect import Architect, only_grad_for
 from emotionnas.search.cnn.genotype import Genotype
 from emotionnas.search.cnn.ops import PARAMETER_FREE, PRIMITIVES
 from emotionnas.search.cnn.supernet import SuperNet
-from emotionnas.utils.io import atomic_torch_save, atomic_write_json
+from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint
 from emotionnas.utils.seed import seed_everything
 
 STATE, LOG, GENOTYPE = "search_state.pt", "search_log.json", "genotype.json"
@@ -187,6 +187,11 @@ def _check_resume(state: dict, cfg: CNNSearchConfig, path: Path) -> None:
                           "use a new out_dir to search with a different config")
 
 
+def _warn(msg: str) -> None:
+    import sys
+    print(msg, file=sys.stderr)
+
+
 def search_cnn(x_tr, y_tr, x_val, y_val, cfg: CNNSearchConfig, out_dir, progress: bool = True,
                on_epoch_end: Callable[[int, dict], None] | None = None) -> Genotype:
     """Search a cell; returns the genotype derived after the last epoch.
@@ -213,8 +218,8 @@ def search_cnn(x_tr, y_tr, x_val, y_val, cfg: CNNSearchConfig, out_dir, progress
                                 weight_decay=cfg.weight_decay)
         architect = Architect(model, cfg.arch_lr, cfg.arch_weight_decay, cfg.unrolled)
         log, start = [], 0
-        if (out_dir / STATE).exists():
-            state = torch.load(out_dir / STATE, map_location="cpu", weights_only=True)
+        state = load_checkpoint(out_dir / STATE, log=_warn)
+        if state is not None:
             _check_resume(state, cfg, out_dir / STATE)
             model.load_state_dict(state["model"])
             w_opt.load_state_dict(state["w_opt"])

@@ -8,8 +8,10 @@ call per node per frame. Instead:
 * projections of each ``h_prev_k`` by all the linear nodes that read it are one
   matmul per step;
 * the per-step graph is emitted as TorchScript source (the time loop included)
-  and compiled once per distinct recipe/size with ``torch.jit.CompilationUnit``;
-  if TorchScript is unavailable the same source runs as a Python function.
+  and compiled once per distinct recipe/size with ``torch.jit.CompilationUnit``.
+  The source is built only from generated variable names (``v3``), op templates
+  and integers: no string of the recipe (node names come from user files) ever
+  enters it, and there is no ``exec`` fallback.
 
 Variable lengths: a sequence's states are frozen after its last frame
 (``torch.where(mask_t, new, old)``), so padding never changes its output.
@@ -31,12 +33,7 @@ _COMPILED: dict[str, object] = {}  # source -> compiled function (shared by all 
 def _compile(src: str):
     fn = _COMPILED.get(src)
     if fn is None:
-        try:
-            fn = torch.jit.CompilationUnit(src).run
-        except Exception:  # pragma: no cover - TorchScript removed/disabled
-            scope: dict = {"torch": torch, "List": list, "Tuple": tuple, "Tensor": torch.Tensor}
-            exec(compile(src, "<recipe-cell>", "exec"), scope)
-            fn = scope["run"]
+        fn = torch.jit.CompilationUnit(src).run
         _COMPILED[src] = fn
     return fn
 
@@ -74,6 +71,9 @@ class RecipeCell(nn.Module):
 
     def __init__(self, recipe: dict, input_dim: int, hidden: int):
         super().__init__()
+        if not (isinstance(input_dim, int) and isinstance(hidden, int) and 1 <= input_dim <= 65536
+                and 1 <= hidden <= 8192):
+            raise ConfigError(f"recipe cell: sizes out of range (input_dim={input_dim!r}, hidden={hidden!r})")
         self.recipe = validate_recipe(recipe)
         self.input_dim, self.hidden, self.n_states = input_dim, hidden, n_states(recipe)
         order = topological_order(recipe)
@@ -195,7 +195,7 @@ class RecipeCell(nn.Module):
                 expr = f"torch.sigmoid({a[0]})"
             else:  # activation_leaky_relu, slope 0.01 as torch's default
                 expr = f"torch.where({a[0]} > 0, {a[0]}, 0.01 * {a[0]})"
-            body.append(f"{var[name]} = {expr}  # {name}: {op}")
+            body.append(f"{var[name]} = {expr}")
         for k in range(self.n_states):
             body.append(f"h{k} = torch.where(m, {var[f'h_new_{k}']}, h{k})")
         body.append("outs.append(h0)")

@@ -36,6 +36,9 @@ ARITY = {
     "activation_leaky_relu": (1, 1),
 }
 _STATE_RE = re.compile(r"^h_(prev|new)_(\d+)$")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # node names are identifiers, nothing else
+MAX_NODES = 64    # far above any searched or classic cell (LSTM: 11 nodes)
+MAX_STATES = 4    # h_new_0 .. h_new_3
 
 
 def n_states(recipe: dict) -> int:
@@ -82,9 +85,12 @@ def validate_recipe(recipe, source: str = "recipe") -> dict:
     """
     if not isinstance(recipe, dict) or not recipe:
         raise ConfigError(f"{source}: a recipe must be a non-empty dict of nodes")
+    if len(recipe) > MAX_NODES:
+        raise ConfigError(f"{source}: recipe has {len(recipe)} nodes, at most {MAX_NODES} allowed")
     for name, node in recipe.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{source}: node names must be non-empty strings, got {name!r}")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ConfigError(f"{source}: node name {str(name)[:40]!r} is not an identifier "
+                              f"(letters, digits, '_', at most 64 characters)")
         if name == "x" or (m := _STATE_RE.match(name)) and m.group(1) == "prev":
             raise ConfigError(f"{source}: node {name!r} redefines an input")
         if not isinstance(node, dict) or "op" not in node or "input" not in node:
@@ -92,8 +98,10 @@ def validate_recipe(recipe, source: str = "recipe") -> dict:
         op, ins = node["op"], node["input"]
         if op not in ARITY:
             raise ConfigError(f"{source}: node {name!r} has unknown op {op!r} (known: {', '.join(OPS)})")
-        if not isinstance(ins, list) or not all(isinstance(i, str) for i in ins):
-            raise ConfigError(f"{source}: node {name!r} 'input' must be a list of names")
+        if not isinstance(ins, list) or not all(isinstance(i, str) and NAME_RE.match(i) for i in ins):
+            raise ConfigError(f"{source}: node {name!r} 'input' must be a list of node names")
+        if set(node) - {"op", "input"}:
+            raise ConfigError(f"{source}: node {name!r} has unknown field(s) {sorted(set(node) - {'op', 'input'})}")
         lo, hi = ARITY[op]
         if not lo <= len(ins) <= hi:
             want = str(lo) if lo == hi else f"{lo}-{hi}"
@@ -103,6 +111,8 @@ def validate_recipe(recipe, source: str = "recipe") -> dict:
     k = n_states(recipe)
     if k == 0:
         raise ConfigError(f"{source}: recipe has no output node h_new_0")
+    if k > MAX_STATES:
+        raise ConfigError(f"{source}: recipe has {k} states, at most {MAX_STATES} allowed")
     for j in range(k):
         if f"h_new_{j}" not in recipe:
             raise ConfigError(f"{source}: recipe has h_new_{k - 1} but no h_new_{j}")

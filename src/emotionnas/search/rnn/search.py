@@ -12,6 +12,7 @@ speakers cannot reach the search.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,7 +25,7 @@ from emotionnas.errors import ConfigError
 from emotionnas.search.rnn.cell import pool_frames
 from emotionnas.search.rnn.recipe import save_recipe
 from emotionnas.search.rnn.supernet import SearchModel
-from emotionnas.utils.io import atomic_torch_save, atomic_write_json, read_json
+from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json
 from emotionnas.utils.seed import seed_everything
 
 
@@ -155,8 +156,8 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
     log = {"config": cfg.to_dict(), "n_train": len(y_tr), "n_val": len(y_val), "epochs": [],
            "best_epoch": None}
     start, best = 0, {"val_loss": float("inf"), "recipe": None}
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=True)
+    ck = load_checkpoint(ckpt_path, log=lambda m: print(m, file=sys.stderr))
+    if ck is not None:
         old = ck["config"]
         diff = [f.name for f in fields(cfg) if f.name not in _EXTENDABLE and old.get(f.name) != getattr(cfg, f.name)]
         if diff:
