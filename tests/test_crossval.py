@@ -109,3 +109,39 @@ def test_export_and_predict_in_fresh_process(demo_run, demo_root, tmp_path):
         assert x["label"] in results["label_names"]
         assert abs(sum(x["probs"].values()) - 1) < 1e-3
     assert str(bad) in proc.stderr and "skipped" in proc.stderr
+
+
+def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, tmp_path):
+    """No train/serve skew: for a long (12 s) utterance the recognizer's inputs equal the cached
+    training features, and its probabilities equal the model's output on those features."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from emotionnas.data.audio import load_audio
+    from emotionnas.export import export_run
+    from emotionnas.features.cache import FeatureCache, deep_stream, spectrogram_stream
+    from emotionnas.recognizer import Recognizer
+    from emotionnas.training.crossval import spectrogram_config
+
+    cfg, run, _ = demo_run
+    rec = Recognizer.load(export_run(run, tmp_path / "model"))
+    waves = [sf.read(str(p), dtype="float32")[0] for p in sorted((demo_root / "wav").glob("*.wav"))[:10]]
+    long_wav = tmp_path / "long.wav"
+    sf.write(str(long_wav), np.concatenate(waves)[: 12 * 16000], 16000, subtype="PCM_16")
+    utt = [SimpleNamespace(path=str(long_wav))]
+    cache = FeatureCache(tmp_path / "cache")
+    spec = cache.extract(utt, spectrogram_stream(spectrogram_config(cfg)), progress=False)[0][str(long_wav)]
+    deep = cache.extract(utt, deep_stream(cfg.features.encoder, cfg.features.deep_pool),
+                         progress=False)[0][str(long_wav)]
+    x_spec, x_deep, lengths = rec.features(load_audio(long_wav))
+    m, s = rec.spec.spec_stats
+    torch.testing.assert_close(x_spec, (torch.from_numpy(spec)[None, None] - m) / s, rtol=0, atol=0)
+    layers = rec.spec.deep_layers
+    torch.testing.assert_close(x_deep, torch.from_numpy(deep[layers].astype(np.float32))[None], rtol=0, atol=0)
+    assert int(lengths[0]) == deep.shape[1]
+    with torch.no_grad():
+        cached = torch.softmax(rec.model(x_spec, x_deep, lengths), -1)[0].numpy()
+    np.testing.assert_allclose(rec.predict_proba(load_audio(long_wav)), cached, atol=1e-6)

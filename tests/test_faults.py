@@ -1,0 +1,137 @@
+"""Fault tests: a run killed with SIGKILL in every stage, or left with truncated and corrupt
+files, finishes on re-run with a results.json identical to an uninterrupted run.
+
+The run is a real `emotionnas run` subprocess on the synthetic demo corpus (2 folds, two
+cross-fitted searches). A watcher kills it a random moment after a stage's first file
+appears; the kill points and delays come from a seeded RNG, printed on failure.
+See docs/robustness.md for the table of fault classes.
+"""
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emotionnas.cli import demo_config
+
+pytestmark = pytest.mark.slow
+
+# (stage, a file that appears once the stage is under way)
+KILL_POINTS = [
+    ("cnn search", "searches/*/cnn/search_log.json"),
+    ("rnn search", "searches/*/rnn/search_log.json"),
+    ("branch training", "folds/fold00/spectrogram.json"),
+    ("fusion", "folds/fold00/deep.json"),
+    ("second fold", "folds/fold01/spectrogram.json"),
+    ("report", "results.json"),
+]
+
+
+def _command(corpus, out, cfg_path):
+    return [sys.executable, "-m", "emotionnas", "--quiet", "run", "demo", str(corpus), "--out", str(out),
+            "--config", str(cfg_path)]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, demo_root):
+    tmp = tmp_path_factory.mktemp("faults")
+    cfg = demo_config(str(demo_root), str(tmp / "cache"))
+    cfg.max_folds, cfg.threads = 2, 1
+    cfg_path = tmp / "cfg.yaml"
+    cfg_path.write_text(cfg.to_yaml())
+    base = tmp / "uninterrupted"
+    subprocess.run(_command(demo_root, base, cfg_path), check=True, capture_output=True)
+    return tmp, cfg_path, (base / "results.json").read_bytes()
+
+
+def _kill_when(proc, run: Path, pattern: str, delay: float, timeout: float = 300) -> bool:
+    """SIGKILL `proc` `delay` s after a file matching `pattern` appears; False if it ended first."""
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if proc.poll() is not None:
+            return False
+        if next(run.glob(pattern), None) is not None:
+            time.sleep(delay)
+            if proc.poll() is not None:
+                return False
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.01)
+    proc.kill()
+    raise TimeoutError(pattern)
+
+
+def test_sigkill_in_every_stage_then_resume_gives_identical_results(setup, demo_root):
+    tmp, cfg_path, expected = setup
+    rng = random.Random(20261201)
+    run = tmp / "killed"
+    log = []
+    for stage, pattern in KILL_POINTS:
+        delay = rng.uniform(0.0, 0.4)
+        proc = subprocess.Popen(_command(demo_root, run, cfg_path), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        killed = _kill_when(proc, run, pattern, delay)
+        log.append((stage, round(delay, 3), "killed" if killed else f"finished (rc {proc.returncode})"))
+        if not killed:
+            assert proc.returncode == 0, (log, proc.stderr.read().decode()[-2000:])
+    assert sum(entry[2] == "killed" for entry in log) >= len(KILL_POINTS) - 1, log
+    print("kill log:", log)
+    done = subprocess.run(_command(demo_root, run, cfg_path), capture_output=True, text=True)
+    assert done.returncode == 0, (log, done.stderr[-2000:])
+    assert (run / "results.json").read_bytes() == expected, log
+    assert (run / "report.md").exists()
+
+
+def _truncate(path: Path, keep: int = 17):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_truncated_and_corrupt_files_are_rebuilt(setup, demo_root):
+    from emotionnas.rundir import RunDir
+    tmp, cfg_path, expected = setup
+    run = tmp / "corrupt"
+    shutil.copytree(tmp / "uninterrupted", run)
+    rd = RunDir(run)
+    results = json.loads(rd.results.read_text())
+    group = results["folds"][0]["search_group"]
+    _truncate(rd.stage_weights(0, "deep"))                        # checkpoint cut short
+    rd.stage_json(1, "spectrogram").write_text("{not json")         # JSON garbage
+    rd.fusion_weights(1, "ism").write_bytes(b"PK\x03\x04" + b"\x00" * 64)  # a broken zip
+    _truncate(rd.search_record(group))                              # search result cut short
+    _truncate(rd.search_dir(group) / "rnn" / "checkpoint.pt")      # and its search checkpoint
+    entry = next((tmp / "cache").rglob("*.npy"))
+    _truncate(entry, 40)                                            # a feature-cache entry
+    rd.results.unlink()
+    proc = subprocess.run(_command(demo_root, run, cfg_path), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert rd.results.read_bytes() == expected
+    assert "unreadable" in proc.stderr  # each rebuild is reported, not silent
+
+
+def test_changed_corpus_between_runs_is_refused(setup, demo_root, tmp_path):
+    tmp, cfg_path, _ = setup
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_root, corpus)
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "uninterrupted", run)
+    # the copied run was made from demo_root: same content hashes, same ids -> accepted
+    cfg = demo_config(str(corpus), str(tmp / "cache"))
+    cfg.max_folds, cfg.threads = 2, 1
+    cfg_path2 = tmp_path / "cfg.yaml"
+    cfg_path2.write_text(cfg.to_yaml())
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    ok = subprocess.run(_command(corpus, run, cfg_path2), capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    (corpus / "wav" / "spk3_sad_01.wav").unlink()
+    lines = [x for x in (corpus / "manifest.csv").read_text().splitlines() if "spk3_sad_01" not in x]
+    (corpus / "manifest.csv").write_text("\n".join(lines) + "\n")
+    bad = subprocess.run(_command(corpus, run, cfg_path2), capture_output=True, text=True)
+    assert bad.returncode == 2
+    err = bad.stderr.strip().splitlines()
+    assert len(err) == 1 and "spk3" in err[0] and "--restart" in err[0], bad.stderr
