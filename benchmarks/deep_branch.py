@@ -51,7 +51,7 @@ def _row_spec(row: str):
 
 def _train_eval(model, data, n_classes, args, probe: bool = False):
     from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
-    from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
+    from emotionnas.metrics import unweighted_accuracy, weighted_accuracy
     (xtr, ltr, ytr), (xva, lva, yva), (xte, lte, yte) = data
     # the probe has 4.6 k weights and no recurrence: a larger step and more epochs (cheap), so
     # the baseline is not under-trained

@@ -24,7 +24,7 @@ from _common import EMODB, machine_line, write_section  # noqa: E402
 from emotionnas.config import RunConfig  # noqa: E402
 from emotionnas.data.folds import load_folds  # noqa: E402
 from emotionnas.training.crossval import run_crossval, spectrogram_config  # noqa: E402
-from emotionnas.training.metrics import mean_std  # noqa: E402
+from emotionnas.metrics import mean_std  # noqa: E402
 from emotionnas.training.stages import stage_seed, train_stage  # noqa: E402
 from emotionnas.utils.seed import seed_everything  # noqa: E402
 

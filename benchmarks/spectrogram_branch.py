@@ -114,7 +114,7 @@ def _search_cfg(args, C, layers, head, **kw):
 def _train_eval(model, data, args, n_classes):
     """Retrain from scratch on train, early-stop on val UA, score the test speaker once."""
     from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
-    from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
+    from emotionnas.metrics import unweighted_accuracy, weighted_accuracy
     cl = torch.channels_last
     model = model.to(memory_format=cl)
     split = {k: ArraySplit((x.contiguous(memory_format=cl),), y.numpy()) for k, (x, y) in data.items()}
@@ -135,7 +135,7 @@ def run_fold(args, fold_index: int) -> None:
     from emotionnas.utils.io import atomic_write_json
     from emotionnas.utils.seed import seed_everything
 
-    from emotionnas.search.cnn.genotype import Genotype
+    from emotionnas.space.genotype import Genotype
     torch.set_num_threads(1)  # 2 shared cores: one thread per process, folds in parallel
     fs = _features(args.cache, args.size)
     fold, data = _splits(fs, fold_index)
@@ -192,7 +192,7 @@ def _step_cost(size, channels_last, k, fast_avg, alpha_no_wgrad, reps=2):
     """CPU seconds of one weight step and one first-order α step of a C6L3 supernet, batch 32."""
     from torch import nn
 
-    from emotionnas.search.cnn import ops
+    from emotionnas.space import cnn_ops as ops
     from emotionnas.search.cnn.architect import only_grad_for
     from emotionnas.search.cnn.supernet import SuperNet
     saved = ops.OPS["avg_pool_3x3"]
@@ -265,7 +265,7 @@ def guard(args) -> None:
                      "val_acc": log[-1]["val_acc"]})
         if args.guard_retrain:  # does the searched cell train better? retrain at 140x140, score test once
             from emotionnas.models.cnn_branch import CNNBranch
-            from emotionnas.search.cnn.genotype import Genotype
+            from emotionnas.space.genotype import Genotype
             from emotionnas.utils.seed import seed_everything
             seed_everything(args.seed)
             model = CNNBranch(Genotype.load(out / "genotype.json"), 4, 3, fs.n_classes)

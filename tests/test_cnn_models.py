@@ -12,7 +12,7 @@ from emotionnas.models.cnn_branch import CNNBranch, count_parameters
 from emotionnas.models.emodarts import EmoDARTS
 from emotionnas.models.resnet import resnet18, resnet_star
 from emotionnas.reports.draw_cnn import draw_genotype
-from emotionnas.search.cnn.genotype import Genotype
+from emotionnas.space.genotype import Genotype
 
 GENO = Genotype(
     normal=[["sep_conv_3x3", 0], ["skip_connect", 1], ["dil_conv_3x3", 0], ["avg_pool_3x3", 2],
@@ -83,9 +83,9 @@ def test_reduction_cell_140x140_channels_last_forward_backward_does_not_crash():
     code = textwrap.dedent("""
         import torch
         torch.set_num_threads(1)
-        from emotionnas.search.cnn.cells import Cell, SearchCell
-        from emotionnas.search.cnn.ops import PRIMITIVES
-        from emotionnas.search.cnn.genotype import Genotype, n_edges
+        from emotionnas.space.cnn_cells import Cell, SearchCell
+        from emotionnas.space.cnn_ops import PRIMITIVES
+        from emotionnas.space.genotype import Genotype, n_edges
         g = Genotype([["skip_connect", 0], ["skip_connect", 1]] * 4, [2, 3, 4, 5],
                      [["skip_connect", 0], ["skip_connect", 1]] * 4, [2, 3, 4, 5])
         cl = torch.channels_last

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from emotionnas.errors import ConfigError
 from emotionnas.search.cnn.architect import Architect, beta_decay
-from emotionnas.search.cnn.cells import MixedOp, SearchCell, reduction_layers
-from emotionnas.search.cnn.genotype import Genotype, derive_cell, derive_genotype, edge_index, n_edges
-from emotionnas.search.cnn.ops import OPS, PRIMITIVES, AvgPool3x3, FactorizedReduce
+from emotionnas.space.cnn_cells import MixedOp, SearchCell, reduction_layers
+from emotionnas.space.genotype import Genotype, derive_cell, derive_genotype, edge_index, n_edges
+from emotionnas.space.cnn_ops import OPS, PRIMITIVES, AvgPool3x3, FactorizedReduce
 from emotionnas.search.cnn.search import CNNSearchConfig, search_cnn, weight_step
 from emotionnas.search.cnn.supernet import SuperNet
 
@@ -198,7 +198,6 @@ def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path):
     log = json.loads((part / "search_log.json").read_text())["epochs"]
     assert [r["epoch"] for r in log] == [0, 1, 2] and not log[0]["alpha_step"] and log[1]["alpha_step"]
     assert Genotype.load(part / "genotype.json") == g_full
-    assert (part / "cell_normal.png").exists() and (part / "cell_reduce.svg").exists()
     with pytest.raises(ConfigError, match="search_state.pt"):
         search_cnn(x_tr, y_tr, x_val, y_val, _cfg(C=8), part, progress=False)
 
@@ -212,23 +211,3 @@ def test_warmup_freezes_alpha_and_emodarts_search_runs(tmp_path):
     torch.manual_seed(cfg.seed)
     fresh = SuperNet(cfg.C, cfg.layers, 3, cfg.ops, partial_channels=2, head="lstm", lstm_hidden=8)
     assert torch.equal(state["model"]["alphas_normal"], fresh.alphas_normal.detach())
-
-
-def test_cli_search_reads_only_train_and_val_speakers(tmp_path):
-    from types import SimpleNamespace
-
-    from emotionnas.search.cnn.search import run_cnn_search_cli
-    x, y = _toy(24, 8, 4)
-    speakers = np.array(["a"] * 10 + ["b"] * 8 + ["t"] * 6)
-    spec = x[:, 0].numpy().copy()
-    spec[speakers == "t"] = np.nan  # a test speaker reaching the search would poison α and weights
-    fs = SimpleNamespace(spectrograms=spec, labels=y.numpy(), speakers=speakers)
-    fold = SimpleNamespace(name="f", train=("a",), val=("b",), test=("t",))
-    cfg = _cfg(epochs=2, warmup_epochs=1)
-    run_cnn_search_cli(fs, fold, tmp_path, cfg, kind="emodarts", progress=False)
-    state = torch.load(tmp_path / "search_state.pt", weights_only=True)
-    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
-    log = json.loads((tmp_path / "search_log.json").read_text())
-    assert log["n_train"] == 10 and log["n_val"] == 8 and log["config"]["head"] == "lstm"
-    with pytest.raises(ConfigError, match="unknown field"):
-        CNNSearchConfig.from_dict({"C": 4, "epoch": 3})

@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from emotionnas.errors import AudioError
-from emotionnas.features.encoders import (ENCODERS, Encoder, EncoderError, WhisperEncoder, create_encoder,
-                                          fixed_length, fixed_length_many)
+from emotionnas.features.encoders import (ENCODERS, Encoder, EncoderError, WhisperEncoder, create_encoder)
 from emotionnas.features.encoders import assets
 from emotionnas.utils.io import file_sha256
 from emotionnas.features.encoders.ct2_format import read_ct2_model
@@ -277,21 +276,3 @@ def test_missing_hf_model_is_one_line_error(tmp_path):
 
 
 # --- fixed-length pooling (paper's 727 frames) ---------------------------------------------
-
-def test_fixed_length_pools_and_pads():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, 1454, 4)).astype(np.float32)
-    y = fixed_length(x)
-    assert y.shape == (3, 727, 4)
-    np.testing.assert_allclose(y, x.reshape(3, 727, 2, 4).mean(axis=2), atol=1e-6)
-    # zero-padding to the corpus' longest: a short utterance fills the first pooled frames only
-    z = fixed_length(x[:, :727], n_frames=727, pad_to=1454)
-    np.testing.assert_allclose(z[:, :363], x[:, :726].reshape(3, 363, 2, 4).mean(axis=2), atol=1e-6)
-    assert np.all(z[:, 364:] == 0)
-    # and padding zeros are averaged in: two frames padded to four, pooled to one, give half their mean
-    np.testing.assert_allclose(fixed_length(x[:, :2], n_frames=1, pad_to=4)[:, 0], x[:, :2].mean(1) / 2, atol=1e-6)
-    many = fixed_length_many([x[:, :100], x], n_frames=50)
-    assert many.shape == (2, 3, 50, 4)
-    assert np.all(many[0, :, 4:] == 0)  # 100 of 1454 frames: pooled windows past ~3.4 are all padding
-    with pytest.raises(ValueError, match="pad_to"):
-        fixed_length(x, pad_to=10)

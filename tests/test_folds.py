@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotionnas.data.folds import (Fold, cross_fit_groups, group_of, load_folds, make_folds, save_folds,
+from emotionnas.data.folds import (Fold, load_folds, make_folds, save_folds,
                                    search_fold_for_group, split_indices)
 from emotionnas.data.utterance import CorpusTable, Utterance
 from emotionnas.errors import ConfigError, CorpusError, LeakageError
@@ -131,25 +131,6 @@ def test_split_indices():
     assert {table.utterances[i].speaker for i in va} == set(fold.val)
     with pytest.raises(CorpusError, match="not in table"):
         split_indices(table, Fold("x", ("Ses01F",), ("Ses01M",), ("nobody",)))
-
-
-def test_cross_fitting():
-    sexes = {s: "f" if i < 4 else "m" for i, s in enumerate(SPEAKERS)}
-    groups = cross_fit_groups(SPEAKERS, G=2, seed=5, sex=sexes)
-    assert sorted(s for g in groups for s in g) == sorted(SPEAKERS)
-    assert set(groups[0]).isdisjoint(groups[1])
-    assert [sum(sexes[s] == "f" for s in g) for g in groups] == [2, 2]
-    assert groups == cross_fit_groups(SPEAKERS, G=2, seed=5, sex=sexes)
-    for g, group in enumerate(groups):
-        assert all(group_of(s, groups) == g for s in group)
-        fold = search_fold_for_group(SPEAKERS, group, n_val=2, seed=5)
-        assert fold.test == group and set(fold.val) <= set(SPEAKERS) - set(group)
-        check_fold(fold, SPEAKERS)
-    with pytest.raises(ConfigError, match="none of the 2 groups"):
-        group_of("zz", groups)
-    with pytest.raises(ConfigError, match="not among the speakers"):
-        search_fold_for_group(SPEAKERS, ["zz"])
-    assert len(cross_fit_groups(SPEAKERS, G=3)) == 3
 
 
 @pytest.mark.emodb

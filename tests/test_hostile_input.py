@@ -9,9 +9,9 @@ import torch
 
 from emotionnas.errors import ConfigError
 from emotionnas.models.build import ModelSpec
-from emotionnas.search.cnn.genotype import Genotype, derive_cell, n_edges
-from emotionnas.search.rnn.cell import RecipeCell
-from emotionnas.search.rnn.recipe import load_recipe, lstm_recipe, validate_recipe
+from emotionnas.space.genotype import Genotype, derive_cell, n_edges
+from emotionnas.space.recipe_cell import RecipeCell
+from emotionnas.space.recipe import load_recipe, lstm_recipe, validate_recipe
 
 INJECTED = "pre\n  __import__('os').system('touch {marker}')\n  #"
 

@@ -4,7 +4,7 @@ import torch
 from emotionnas.errors import ConfigError
 from emotionnas.models.layer_mix import LayerMix
 from emotionnas.models.rnn_branch import RNNBranch
-from emotionnas.search.rnn.recipe import gru_recipe
+from emotionnas.space.recipe import gru_recipe
 
 KINDS = ["rnn", "lstm", "gru", "linear_probe", "recipe:lstm", "recipe:gru"]
 

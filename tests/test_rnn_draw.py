@@ -2,7 +2,7 @@ import pytest
 
 from emotionnas.errors import ConfigError
 from emotionnas.reports.draw_rnn import draw_recipe
-from emotionnas.search.rnn.recipe import gru_recipe, lstm_recipe
+from emotionnas.space.recipe import gru_recipe, lstm_recipe
 
 
 @pytest.mark.parametrize("recipe", [lstm_recipe(), gru_recipe()])

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from emotionnas.errors import ConfigError
-from emotionnas.search.rnn.cell import RecipeCell, pool_frames
-from emotionnas.search.rnn.recipe import (CLASSIC, load_recipe, lstm_recipe, n_states,
+from emotionnas.space.recipe_cell import RecipeCell, pool_frames
+from emotionnas.space.recipe import (CLASSIC, load_recipe, lstm_recipe, n_states,
                                           prune_recipe, save_recipe, validate_recipe)
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
-from emotionnas.training.metrics import confusion_matrix, macro_f1, unweighted_accuracy, weighted_accuracy
+from emotionnas.metrics import confusion_matrix, macro_f1, unweighted_accuracy, weighted_accuracy
 
 
 def test_metrics_on_known_case():

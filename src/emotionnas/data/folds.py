@@ -12,7 +12,7 @@ Protocols (`make_folds`):
                     the four other sessions; of the held-out session one speaker
                     validates and the other is tested, both ways -> 10 folds.
   * "kfold"         k speaker groups (seeded shuffle), one group tested per fold.
-Cross-fitted search (`cross_fit_groups`, `search_fold_for_group`): the speakers
+Cross-fitted search (`search_fold_for_group`): the speakers
 are split into G groups and the architecture used to test group g is searched
 on the other groups' speakers only (its own validation speakers included).
 
@@ -197,21 +197,6 @@ def make_folds(table_or_speakers, protocol: str, *, n_val: int = 1, k: int = 5, 
 
 # ---------------------------------------------------------------- cross-fitted search
 
-def cross_fit_groups(speakers, G: int = 2, seed: int = 0,
-                     sex: Mapping[str, str] | None = None) -> list[tuple[str, ...]]:
-    """Split speakers into G disjoint groups (seeded; sexes spread evenly when known).
-
-    Cross-fitting: the architecture evaluated on group g's speakers is searched
-    on the other groups only, so no test speaker ever steers a search.
-    """
-    spk, _sessions, sexes = _speaker_info(speakers, sex)
-    if not 2 <= G <= len(spk):
-        raise ConfigError(f"cross-fitting needs 2 <= G <= number of speakers ({len(spk)}), got G={G}")
-    order = [spk[i] for i in np.random.default_rng(int(seed)).permutation(len(spk))]
-    order.sort(key=lambda s: sexes.get(s, ""))  # stable: shuffled within each sex, then dealt out
-    return [tuple(sorted(order[g::G])) for g in range(G)]
-
-
 def search_fold_for_group(all_speakers, group: Iterable[str], n_val: int = 1, seed: int = 0,
                           sex: Mapping[str, str] | None = None) -> Fold:
     """The search split for cross-fitting: test = `group` (never seen by search), train/val = the others."""
@@ -225,14 +210,6 @@ def search_fold_for_group(all_speakers, group: Iterable[str], n_val: int = 1, se
     rest = [s for s in spk if s not in group]
     val = _pick_val(rest, group, n_val, _rng(seed, spk.index(group[0])), sexes)
     return _fold(f"search-without-{'+'.join(group)}", spk, group, val)
-
-
-def group_of(speaker: str, groups) -> int:
-    """Index of the group holding `speaker`."""
-    for i, g in enumerate(groups):
-        if speaker in g:
-            return i
-    raise ConfigError(f"speaker {speaker!r} is in none of the {len(groups)} groups")
 
 
 # ---------------------------------------------------------------- files and indices

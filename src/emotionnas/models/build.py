@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from emotionnas.errors import ConfigError
 from emotionnas.models.fusion import FUSIONS
-from emotionnas.search.cnn.genotype import Genotype
-from emotionnas.search.rnn.recipe import validate_recipe
+from emotionnas.space.genotype import Genotype
+from emotionnas.space.recipe import validate_recipe
 
 CNN_KINDS = ("darts", "emodarts")
 MODEL_FORMAT_VERSION = 2

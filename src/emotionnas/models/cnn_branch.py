@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emotionnas.search.cnn.cells import Cell, reduction_layers
-from emotionnas.search.cnn.genotype import Genotype
+from emotionnas.space.cnn_cells import Cell, reduction_layers
+from emotionnas.space.genotype import Genotype
 
 
 def count_parameters(model: nn.Module) -> int:

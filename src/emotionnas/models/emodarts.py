@@ -15,7 +15,7 @@ from torch import nn
 
 from emotionnas.models.cnn_branch import CellStack
 from emotionnas.models.pooling import AttentionPooling
-from emotionnas.search.cnn.genotype import Genotype
+from emotionnas.space.genotype import Genotype
 
 
 class SequenceHead(nn.Module):

@@ -21,8 +21,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from emotionnas.errors import ConfigError
 from emotionnas.models.layer_mix import LayerMix
 from emotionnas.models.pooling import AttentionPooling, lengths_to_mask
-from emotionnas.search.rnn.cell import RecipeRNN, pool_frames
-from emotionnas.search.rnn.recipe import CLASSIC, load_recipe, validate_recipe
+from emotionnas.space.recipe_cell import RecipeRNN, pool_frames
+from emotionnas.space.recipe import CLASSIC, load_recipe, validate_recipe
 
 KINDS = ("rnn", "lstm", "gru", "linear_probe", "recipe")
 _TORCH_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from emotionnas.search.cnn.genotype import Genotype
+from emotionnas.space.genotype import Genotype
 from emotionnas.utils.io import atomic_write_bytes
 
 _BOX_W, _BOX_H, _DX, _DY = 1.1, 0.5, 3.2, 1.3

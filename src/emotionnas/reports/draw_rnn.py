@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from emotionnas.search.rnn.recipe import input_names, topological_order, validate_recipe
+from emotionnas.space.recipe import input_names, topological_order, validate_recipe
 from emotionnas.utils.io import atomic_write_bytes
 
 _W, _H, _DX, _DY = 1.7, 0.62, 2.5, 1.0

@@ -119,7 +119,7 @@ def _draw_module(name: str, notes: list[str]):
 def _as_genotype(g: dict):
     """A ``Genotype`` object for the drawing code when it validates, else the plain dict."""
     try:
-        from emotionnas.search.cnn.genotype import Genotype
+        from emotionnas.space.genotype import Genotype
         return Genotype(g["normal"], g["normal_concat"], g["reduce"], g["reduce_concat"])
     except Exception:  # noqa: BLE001 - drawing a slightly odd genotype beats refusing to
         return g

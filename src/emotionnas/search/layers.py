@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emotionnas.training.metrics import unweighted_accuracy
+from emotionnas.metrics import unweighted_accuracy
 
 
 def layer_means(fs, indices) -> np.ndarray:

@@ -27,7 +27,7 @@ from emotionnas.features.spectrogram import SpectrogramConfig
 from emotionnas.models.fusion import FUSIONS
 from emotionnas.models.two_stream import TwoStreamModel
 from emotionnas.rundir import FORMAT_VERSION, RunDir, check_search_speakers, corpus_fingerprint
-from emotionnas.training.metrics import mean_std
+from emotionnas.metrics import mean_std
 from emotionnas.training.stages import (build_deep_branch, build_spec_branch, deep_layers_of, fusion_stage,
                                         run_search, stage_seed, train_stage)
 from emotionnas.utils.io import atomic_write_json, atomic_write_text

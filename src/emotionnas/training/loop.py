@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from emotionnas.config import TrainConfig
-from emotionnas.training.metrics import unweighted_accuracy, weighted_accuracy
+from emotionnas.metrics import unweighted_accuracy, weighted_accuracy
 
 
 class ArraySplit:

@@ -23,7 +23,7 @@ from emotionnas.errors import ConfigError, LeakageError
 from emotionnas.features.dataset import FeatureSet
 from emotionnas.rundir import RESTART_HINT
 from emotionnas.training.loop import ArraySplit, FeatureSplit, fit, predict_proba
-from emotionnas.training.metrics import scores
+from emotionnas.metrics import scores
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
 from emotionnas.utils.seed import seed_everything
 
@@ -59,7 +59,7 @@ def run_search(fs: FeatureSet, search_fold: Fold, cfg, out_dir: Path, progress: 
     the speakers it would use now (else it is stale: ConfigError).
     """
     from emotionnas.search.cnn.search import CNNSearchConfig, search_cnn
-    from emotionnas.search.rnn.recipe import load_recipe
+    from emotionnas.space.recipe import load_recipe
     from emotionnas.search.rnn.search import RNNSearchConfig, deep_tensors, search_rnn
 
     out_dir = Path(out_dir)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 from emotionnas.features.encoders.base import Encoder, EncoderError
-from emotionnas.features.encoders.pooling import fixed_length, fixed_length_many
 from emotionnas.features.encoders.whisper import WhisperEncoder, load_ct2_whisper, whisper_base, whisper_tiny_en
 
 DEFAULT_ENCODER = "whisper-base"
@@ -56,5 +55,4 @@ def _is_ct2(path: Path) -> bool:
         return False
 
 
-__all__ = ["DEFAULT_ENCODER", "ENCODERS", "Encoder", "EncoderError", "WhisperEncoder", "create_encoder",
-           "fixed_length", "fixed_length_many"]
+__all__ = ["DEFAULT_ENCODER", "ENCODERS", "Encoder", "EncoderError", "WhisperEncoder", "create_encoder"]

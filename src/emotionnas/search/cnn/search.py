@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from emotionnas.errors import ConfigError
 from emotionnas.search.cnn.architect import Architect, only_grad_for
-from emotionnas.search.cnn.genotype import Genotype
-from emotionnas.search.cnn.ops import PARAMETER_FREE, PRIMITIVES
+from emotionnas.space.genotype import Genotype
+from emotionnas.space.cnn_ops import PARAMETER_FREE, PRIMITIVES
 from emotionnas.search.cnn.supernet import SuperNet
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint
 from emotionnas.utils.seed import seed_everything
@@ -251,29 +251,4 @@ def search_cnn(x_tr, y_tr, x_val, y_val, cfg: CNNSearchConfig, out_dir, progress
         genotype.save(out_dir / GENOTYPE)
     finally:
         torch.set_num_threads(old_threads)
-    from emotionnas.reports.draw_cnn import draw_genotype
-    draw_genotype(genotype, out_dir / "cell")
     return genotype
-
-
-def run_cnn_search_cli(features, fold, out_dir, cfg: CNNSearchConfig, kind: str = "darts",
-                       progress: bool = True) -> Genotype:
-    """CLI entry: search on one fold's training-side speakers only.
-
-    ``features`` has ``.spectrograms (N, 140, 140)``, ``.labels (N,)``, ``.speakers (N,)``;
-    ``fold`` has ``.train`` / ``.val`` speaker tuples (weights on train, α on val);
-    test speakers are never read. Standardised with train-speaker statistics.
-    """
-    if kind not in ("darts", "emodarts"):
-        raise ConfigError(f"search kind must be 'darts' or 'emodarts', got {kind!r}")
-    cfg = CNNSearchConfig.from_dict({**asdict(cfg), "head": "gap" if kind == "darts" else "lstm"})
-    speakers = np.asarray(features.speakers)
-    tr = np.isin(speakers, list(fold.train))
-    va = np.isin(speakers, list(fold.val))
-    if not tr.any() or not va.any():
-        raise ConfigError(f"fold {getattr(fold, 'name', '?')}: empty train or val speakers")
-    spec = np.asarray(features.spectrograms, dtype=np.float32)
-    mean, std = spec[tr].mean(), spec[tr].std() + 1e-6
-    x = torch.from_numpy((spec - mean) / std)
-    y = torch.from_numpy(np.asarray(features.labels, dtype=np.int64))
-    return search_cnn(x[tr], y[tr], x[va], y[va], cfg, out_dir, progress=progress)

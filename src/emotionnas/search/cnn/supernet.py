@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotionnas.models.emodarts import SequenceHead
-from emotionnas.search.cnn.cells import SearchCell, reduction_layers
-from emotionnas.search.cnn.genotype import Genotype, derive_genotype, n_edges
-from emotionnas.search.cnn.ops import check_primitives
+from emotionnas.space.cnn_cells import SearchCell, reduction_layers
+from emotionnas.space.genotype import Genotype, derive_genotype, n_edges
+from emotionnas.space.cnn_ops import check_primitives
 
 ARCH_NAMES = ("alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce")
 

@@ -5,7 +5,7 @@ cell.py     fast executor (RecipeCell, RecipeRNN) and frame pooling
 supernet.py DARTS-style mixed cell over K nodes and `derive()` to a recipe
 search.py   `search_rnn(...)` (resumable), `RNNSearchConfig`, `deep_tensors(...)`
 """
-from emotionnas.search.rnn.recipe import CLASSIC, load_recipe, save_recipe, validate_recipe
+from emotionnas.space.recipe import CLASSIC, load_recipe, save_recipe, validate_recipe
 from emotionnas.search.rnn.search import RNNSearchConfig, deep_tensors, search_rnn
 
 __all__ = ["CLASSIC", "load_recipe", "save_recipe", "validate_recipe", "RNNSearchConfig",

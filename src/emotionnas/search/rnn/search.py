@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from emotionnas.errors import ConfigError
-from emotionnas.search.rnn.cell import pool_frames
-from emotionnas.search.rnn.recipe import save_recipe
+from emotionnas.space.recipe_cell import pool_frames
+from emotionnas.space.recipe import save_recipe
 from emotionnas.search.rnn.supernet import SearchModel
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json
 from emotionnas.utils.seed import seed_everything
@@ -221,11 +221,6 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
     if best["recipe"] is None:  # nothing searched (e.g. epochs <= warmup): derive what there is
         best = {"val_loss": float("nan"), "recipe": model.cell.derive(), "epoch": cfg.epochs}
         save_recipe(best["recipe"], out / "recipe.json")
-    try:
-        from emotionnas.reports.draw_rnn import draw_recipe
-        draw_recipe(best["recipe"], out / "recipe")
-    except ImportError:  # drawing is a convenience; the recipe is already saved
-        pass
     return best["recipe"]
 
 
@@ -246,7 +241,3 @@ def deep_tensors(fs, indices, layers=None, frame_pool: int = 1, chunk: int = 64)
     t_max = max(x.shape[2] for x in xs)
     x = torch.cat([F.pad(x, (0, 0, 0, t_max - x.shape[2])) for x in xs])
     return x, torch.cat(ls)
-
-
-def load_search_log(out_dir) -> dict:
-    return read_json(Path(out_dir) / "search_log.json")

@@ -25,8 +25,8 @@ from torch import nn
 from emotionnas.errors import ConfigError
 from emotionnas.models.layer_mix import LayerMix
 from emotionnas.models.pooling import AttentionPooling, lengths_to_mask
-from emotionnas.search.rnn.cell import pool_frames
-from emotionnas.search.rnn.recipe import prune_recipe, validate_recipe
+from emotionnas.space.recipe_cell import pool_frames
+from emotionnas.space.recipe import prune_recipe, validate_recipe
 
 SEARCH_OPS = ("linear", "blend", "elementwise_prod", "elementwise_sum",
               "activation_tanh", "activation_sigm", "activation_leaky_relu")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emotionnas.search.cnn.genotype import Genotype
-from emotionnas.search.cnn.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
+from emotionnas.space.genotype import Genotype
+from emotionnas.space.cnn_ops import OPS, FactorizedReduce, Identity, ReLUConvBN
 
 
 def reduction_layers(layers: int) -> tuple[int, ...]:

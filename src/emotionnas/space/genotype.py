@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError
-from emotionnas.search.cnn.ops import OPS
+from emotionnas.space.cnn_ops import OPS
 from emotionnas.utils.io import atomic_write_text
 
 Pairs = tuple[tuple[str, int], ...]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotionnas.errors import ConfigError
-from emotionnas.search.rnn.recipe import n_states, topological_order, validate_recipe
+from emotionnas.space.recipe import n_states, topological_order, validate_recipe
 
 _COMPILED: dict[str, object] = {}  # source -> compiled function (shared by all cells)
 
