@@ -5,7 +5,8 @@ import numpy as np
 from conftest import write_wav
 from emotionnas.data.demo import demo_table
 from emotionnas.data.utterance import CorpusTable, Utterance
-from emotionnas.features.cache import FeatureCache, deep_stream, pool_frames, spectrogram_stream
+from emotionnas.features.cache import FeatureCache, deep_stream, spectrogram_stream
+from emotionnas.features.inputs import pool_frames_np as pool_frames
 from emotionnas.features.dataset import build_feature_set
 
 

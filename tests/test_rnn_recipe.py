@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from emotionnas.errors import ConfigError
-from emotionnas.space.recipe_cell import RecipeCell, pool_frames
+from emotionnas.features.inputs import pool_frames
+from emotionnas.space.recipe_cell import RecipeCell
 from emotionnas.space.recipe import (CLASSIC, load_recipe, lstm_recipe, n_states,
                                           prune_recipe, save_recipe, validate_recipe)
 

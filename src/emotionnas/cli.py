@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from emotionnas.errors import EmotionNASError
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
@@ -77,31 +79,51 @@ def _load_run_config(a):
 
 def cmd_run(a) -> int:
     from emotionnas.training.crossval import run_crossval
-    run_crossval(_load_run_config(a), a.out, progress=not a.quiet, restart=a.restart)
+    cfg = _load_run_config(a)
+    if a.baselines:
+        cfg.baselines = True
+    if a.workers:
+        cfg.workers = a.workers
+    if a.executor:
+        cfg.executor = a.executor
+    run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
     return 0
 
 
 def cmd_search(a) -> int:
+    """One cell search (DARTS, emoDARTS or recipe) on fold K's training speakers."""
     from emotionnas.data.folds import make_folds
     from emotionnas.features.dataset import load_features
-    from emotionnas.training.stages import run_search
-    from emotionnas.utils.io import atomic_write_text
-    cfg = _load_run_config(a)
-    if a.kind in ("cnn", "emodarts"):
-        cfg.cnn.kind = "darts" if a.kind == "cnn" else "emodarts"
+    from emotionnas.search.layers import select_layers
+    from emotionnas.space.pipeline import layer_windows
+    from emotionnas.training.cell_search import SearchTask, run_search_task, speaker_indices
     from emotionnas.training.crossval import spectrogram_config
+    from emotionnas.training.tasks import DataRef
+    from emotionnas.utils.io import atomic_write_json, atomic_write_text
+    cfg = _load_run_config(a)
     fs = load_features(cfg.corpus, cfg.root, cfg.features.cache_dir, encoder=cfg.features.encoder,
                        deep_pool=cfg.features.deep_pool, progress=not a.quiet, spec_cfg=spectrogram_config(cfg),
                        **cfg.corpus_options)
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
     if not 0 <= a.fold < len(folds):
         raise EmotionNASError(f"--fold {a.fold}: the {cfg.protocol} protocol has folds 0..{len(folds) - 1}")
+    fold = folds[a.fold]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
-    arch = run_search(fs, folds[a.fold], cfg, out, progress=not a.quiet, streams=("rnn",) if a.kind == "rnn"
-                      else ("cnn",))
-    print(json.dumps(arch, indent=2))
+    layers = (2, 3)
+    if a.kind == "rnn":
+        idx = np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)])
+        layers = tuple(layer_windows(select_layers(fs, idx, 1, cfg.seed)["scores"], [2], 1)[0])
+    data = DataRef(cfg.corpus, cfg.root, tuple(sorted(cfg.corpus_options.items())), cfg.features.cache_dir,
+                   cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size)
+    task = SearchTask(data, fold.to_dict(), cfg.to_dict(), str(out),
+                      {"cnn": "darts", "emodarts": "emodarts"}.get(a.kind), a.kind == "rnn", layers)
+    t0 = time.perf_counter()
+    record = run_search_task(task)
+    atomic_write_json(out / "search_done.json", record)
+    print(json.dumps({k: record[k] for k in ("genotype", "recipe", "layers")}, indent=2))
+    print(f"search done in {time.perf_counter() - t0:.0f} s -> {out}", file=sys.stderr)
     return 0
 
 
@@ -168,17 +190,23 @@ def cmd_demo(a) -> int:
 
 
 def demo_config(root: str, cache_dir: str):
-    """Small but complete: the real pipeline with short schedules and a tiny supernet."""
+    """Small but complete: the real pipeline with short schedules, a small space and budget."""
     from emotionnas.config import RunConfig
     cfg = RunConfig(corpus="demo", root=root, protocol="loso", search_groups=2)
     cfg.features.cache_dir = cache_dir
     cfg.features.encoder = "whisper-tiny.en"
-    cfg.features.spectrogram_size = 48
+    cfg.features.spectrogram_size = 32
     cfg.cnn.C, cfg.cnn.layers = 4, 3
-    cfg.cnn.search = {"epochs": 3, "warmup_epochs": 1, "proxy_size": 35, "batch_size": 16}
-    cfg.rnn.hidden = 64
-    cfg.rnn.search = {"epochs": 3, "hidden": 32, "warmup_epochs": 1}
-    cfg.train.epochs, cfg.train.patience = 8, 4
+    cfg.cnn.search.epochs, cfg.cnn.search.warmup_epochs, cfg.cnn.search.proxy_size = 2, 1, 16
+    cfg.rnn.search.epochs, cfg.rnn.search.hidden, cfg.rnn.search.warmup_epochs = 2, 16, 1
+    cfg.space.deep = ["linear", "gru", "cell"]
+    cfg.space.hidden = [32]
+    cfg.space.pooling = ["attention", "meanstd"]
+    cfg.space.spectrogram = ["none", "darts"]
+    cfg.selection.inner_folds, cfg.selection.budget, cfg.selection.first_rung_folds = 2, 8, 1
+    cfg.selection.max_ensemble = 3
+    cfg.train.epochs, cfg.train.cnn_epochs = 6, 3
+    cfg.workers = 1
     return cfg
 
 
@@ -229,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
+    sp.add_argument("--baselines", action="store_true",
+                    help="also refit the hand-designed baselines on every fold and compare, fold-paired")
+    sp.add_argument("--workers", type=int, help="worker processes for independent tasks (default: config, 2)")
+    sp.add_argument("--executor", help="'local' (default) or dask://HOST:PORT of a running Dask scheduler")
     sp.add_argument("--restart", action="store_true",
                     help="delete the previous run in --out first (default: resume it; refused if the config "
                          "or corpus changed)")

@@ -13,16 +13,28 @@ import yaml
 from emotionnas.errors import ConfigError
 
 
+# The vocabulary of the pipeline-wide space (space/pipeline.py builds candidates from it).
+DEEP_MODELS = ("none", "linear", "mlp", "rnn", "gru", "lstm", "cell")
+SEQUENCE_MODELS = ("rnn", "gru", "lstm", "cell")
+POOLINGS = ("attention", "mean", "meanstd")
+SPECTROGRAM_MODELS = ("none", "darts", "emodarts", "resnet*")
+FUSIONS = ("ism", "concat", "sum", "max", "min")
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = 30           # upper bound; early stopping usually ends sooner
+    """How every model (candidate, ensemble member, baseline) is trained. There is no early
+    stopping on one validation speaker: the epoch is chosen by inner cross-validation and the
+    refit on all training speakers stops there."""
+    epochs: int = 30           # the schedule's length; the selected epoch is at most this
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    patience: int = 8          # epochs without a better validation UA before stopping
     grad_clip: float = 5.0
     class_weighted: bool = True  # inverse-frequency loss weights: UA is the primary metric
     label_smoothing: float = 0.0
+    cnn_epochs: int = 15       # spectrogram CNNs cost ~100x a deep head per epoch
+    cnn_lr: float = 3e-3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -32,46 +44,141 @@ class TrainConfig:
 class FeatureConfig:
     cache_dir: str = "cache"          # shared by every run: features are extracted once
     encoder: str = "whisper-base"     # registry name, Hugging Face id or local path
-    deep_pool: int = 2                # average-pool encoder frames: 50 Hz -> 25 Hz
-    # Encoder layers the deep branch reads. "auto": the best `deep_layers_k` consecutive
-    # layers, chosen in each search by a linear probe on that search's speakers
-    # (emotionnas.search.layers; never the test speakers). A list: those layers.
-    # None: all layers, mixed by learned softmax weights.
-    deep_layers: list[int] | str | None = "auto"
-    deep_layers_k: int = 2
-    # Spectrogram side (paper: 140). On a 2-core CPU a searched cell network trained at
-    # 140 x 140 costs minutes per epoch; 70 x 70 is 4x cheaper (see BENCHMARKS.md).
-    spectrogram_size: int = 140
-
-    _free_fields = ("deep_layers",)   # several types allowed: checked in __post_init__
+    deep_pool: int = 2                # the cache stores encoder frames average-pooled: 50 Hz -> 25 Hz
+    # Spectrogram side (paper: 140). On a 2-core CPU a CNN trained at 140 x 140 costs minutes
+    # per epoch; 70 x 70 is 4x cheaper (BENCHMARKS.md). configs/paper.yaml has 140.
+    spectrogram_size: int = 70
 
     def __post_init__(self):
-        v = self.deep_layers
-        ok = v is None or v == "auto" or (isinstance(v, list) and v and all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v))
-        if not ok:
-            raise ConfigError(f"features.deep_layers: expected 'auto', null or a list of layer "
-                              f"indices (e.g. [2, 3]), got {v!r}")
-        if self.deep_layers_k < 1:
-            raise ConfigError(f"features.deep_layers_k: expected >= 1, got {self.deep_layers_k}")
+        if not 1 <= self.deep_pool <= 16:
+            raise ConfigError(f"features.deep_pool: expected 1..16, got {self.deep_pool}")
+        if not 8 <= self.spectrogram_size <= 512:
+            raise ConfigError(f"features.spectrogram_size: expected 8..512, got {self.spectrogram_size}")
+
+
+@dataclass
+class CNNSearchConfig:
+    """DARTS / emoDARTS cell search (search/cnn/search.py)."""
+    nodes: int = 4                # intermediate nodes per cell
+    ops: list[str] | None = None  # candidate op subset (names of space/cnn_ops.OPS); None = all 8
+    lstm_hidden: int = 64         # emoDARTS LSTM size
+    freq_bins: int = 4            # emoDARTS: frequency bins kept per time step
+    epochs: int = 12              # total search epochs (weights + α)
+    warmup_epochs: int = 4        # first epochs train weights only (PC-DARTS warm-up)
+    batch_size: int = 32
+    lr: float = 0.025             # weight SGD, cosine-annealed per epoch to lr_min
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 6e-4         # Adam for α
+    arch_weight_decay: float = 1e-3
+    unrolled: bool = False        # second-order DARTS (about 3x the cost of an α step)
+    partial_channels: int = 1     # PC-DARTS K (1 = off); C must be divisible by K
+    proxy_size: int | None = 35   # search on (proxy, proxy) average-pooled spectrograms; None = full
+    beta_decay: float = 0.0       # β-DARTS λ (collapse guard)
+    max_skip: int | None = 2      # at most this many skip_connect in the derived normal cell
+    channels_last: bool = True    # depthwise convs are ~3x faster in channels_last on CPU
+
+    _free_fields = ("ops", "proxy_size", "max_skip")
+
+    def __post_init__(self):
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError("cnn.search: need 0 <= warmup_epochs <= epochs")
+        if self.ops is not None and (not isinstance(self.ops, list) or not all(isinstance(o, str) for o in self.ops)):
+            raise ConfigError(f"cnn.search.ops: expected null or a list of op names, got {self.ops!r}")
+        for name in ("proxy_size", "max_skip"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise ConfigError(f"cnn.search.{name}: expected null or a non-negative integer, got {v!r}")
 
 
 @dataclass
 class CNNConfig:
-    kind: str = "darts"               # "darts" (EmotionNAS cells) or "emodarts" (CNN-LSTM)
     C: int = 6                        # initial channels (paper: C=6)
     layers: int = 3                   # cells (paper: L=3)
-    search: dict = field(default_factory=dict)  # CNNSearchConfig fields, e.g. {"epochs": 10}
+    search: CNNSearchConfig = field(default_factory=CNNSearchConfig)
+
+
+@dataclass
+class RNNSearchConfig:
+    """Recurrent-cell search in the NAS-Bench-NLP space (search/rnn/search.py)."""
+    hidden: int = 64           # supernet state size: small, the found cell is retrained wider
+    n_nodes: int = 5           # K nodes in the searched DAG
+    n_states: int = 2          # the paper's cell: reads x_t, h1, h2 and writes h1', h2'
+    epochs: int = 12
+    warmup_epochs: int = 3     # weights only, so early alphas do not lock onto parameter-free ops
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    arch_lr: float = 1e-2
+    arch_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    layer_mode: str = "weighted"
+    dropout: float = 0.2
+    class_weighted: bool = True
+
+    def __post_init__(self):
+        if self.n_states not in (1, 2) or self.n_nodes < 1 or self.epochs < 0:
+            raise ConfigError("rnn.search: need n_states in (1, 2), n_nodes >= 1, epochs >= 0")
 
 
 @dataclass
 class RNNConfig:
-    hidden: int = 256                 # paper: H=256
-    layers: int = 1                   # paper: L=1
-    frame_pool: int = 4               # average this many cached frames per recurrent step (25 Hz / 4)
-    mean_skip: bool = False           # also feed the head the masked mean of the input frames
-    search: dict = field(default_factory=dict)  # RNNSearchConfig fields
-    recipe_path: str | None = None    # a user-supplied recipe JSON skips the search
+    search: RNNSearchConfig = field(default_factory=RNNSearchConfig)
+    recipe_path: str | None = None    # a user-supplied recipe JSON replaces the search
+
+    _free_fields = ("recipe_path",)
+
+
+@dataclass
+class SpaceConfig:
+    """The pipeline-wide space (space/pipeline.py). Each list holds the values the search
+    may pick; a single value fixes that choice."""
+    deep: list[str] = field(default_factory=lambda: ["linear", "mlp", "gru", "lstm", "cell"])
+    layer_widths: list[int] = field(default_factory=lambda: [1, 2])
+    layer_windows: int = 3            # the best windows by a linear probe on the search speakers
+    layer_mix: bool = True            # also "all": a learned softmax mix of every layer
+    frame_pool: list[int] = field(default_factory=lambda: [4])
+    pooling: list[str] = field(default_factory=lambda: ["attention", "meanstd"])
+    hidden: list[int] = field(default_factory=lambda: [128, 256])
+    dropout: list[float] = field(default_factory=lambda: [0.2])
+    spectrogram: list[str] = field(default_factory=lambda: ["none", "resnet*"])
+    fusion: list[str] = field(default_factory=lambda: ["concat"])
+
+    def __post_init__(self):
+        for name, allowed in (("deep", DEEP_MODELS), ("pooling", POOLINGS), ("spectrogram", SPECTROGRAM_MODELS),
+                              ("fusion", FUSIONS)):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not values or any(v not in allowed for v in values):
+                raise ConfigError(f"space.{name}: expected a non-empty list from {allowed}, got {values!r}")
+        for name in ("layer_widths", "frame_pool", "hidden", "dropout"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"space.{name}: expected a non-empty list, got {values!r}")
+        if self.layer_windows < 1:
+            raise ConfigError(f"space.layer_windows: expected >= 1, got {self.layer_windows}")
+
+
+@dataclass
+class SelectionConfig:
+    """How candidates are chosen inside a fold: inner speaker-grouped cross-validation over
+    the search speakers (every one of them validated once), successive halving over the
+    candidates, and an ensemble of the top k (k chosen on the same out-of-fold predictions)."""
+    inner_folds: int = 4              # speaker groups of the inner cross-validation
+    budget: int = 24                  # candidates sampled from the space (the baselines always join)
+    eta: int = 3                      # successive halving: keep the best 1/eta after the first rung
+    first_rung_folds: int = 2         # inner folds every candidate is scored on before halving
+    max_ensemble: int = 5             # ensembles of the top 1..max_ensemble candidates are scored
+    smooth_epochs: int = 3            # the epoch curve is smoothed over this many epochs before its argmax
+
+    def __post_init__(self):
+        if self.inner_folds < 2:
+            raise ConfigError(f"selection.inner_folds: expected >= 2, got {self.inner_folds}")
+        if not 1 <= self.first_rung_folds <= self.inner_folds:
+            raise ConfigError("selection.first_rung_folds: expected 1..inner_folds")
+        if self.eta < 1 or self.budget < 1 or self.max_ensemble < 1 or self.smooth_epochs < 1:
+            raise ConfigError("selection: budget, eta, max_ensemble and smooth_epochs must be >= 1")
 
 
 @dataclass
@@ -80,23 +187,34 @@ class RunConfig:
     root: str = "runs/demo-corpus"
     corpus_options: dict = field(default_factory=dict)
     protocol: str = "loso"            # loso | loso-session | iemocap-paper | kfold
-    n_val: int = 1                    # validation speakers per fold (taken from training speakers)
+    n_val: int = 1                    # α-split speakers of a cell search (taken from its training speakers)
     k: int = 5                        # folds for protocol=kfold
     seed: int = 0
-    search_groups: int = 2            # cross-fitted search: G searches, each without its folds' test speakers
-    search_per_fold: bool = False     # exhaustive: one search per fold
-    fusion: str = "ism"               # ism | concat | sum | max | min
-    # "frozen": branches trained alone, then fusion + classifier trained on their embeddings
-    # (cheap on CPU); "joint": the two-stream model fine-tuned end to end from the branch weights.
-    fusion_training: str = "frozen"
-    dominant: str = "deep"            # the branch playing X2 in the ISM
-    ablations: bool = True            # branches alone + every fusion strategy (paper Tables 4 and 5)
+    # Selection groups: folds are dealt into G groups; group g's search and selection use the
+    # speakers of no fold of the group (0 = one group per fold, the exhaustive plan).
+    search_groups: int = 5
+    search_per_fold: bool = False     # same as search_groups: 0
+    baselines: bool = False           # also refit the hand-designed baselines on every fold
     max_folds: int | None = None      # run only the first N folds (quick looks; not a full protocol)
-    threads: int = 2
+    threads: int = 1                  # torch threads per process
+    workers: int = 2                  # processes for independent tasks (1 = serial)
+    executor: str = "local"           # "local" or "dask://HOST:PORT"
     features: FeatureConfig = field(default_factory=FeatureConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
     rnn: RNNConfig = field(default_factory=RNNConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    _free_fields = ("max_folds",)
+
+    def __post_init__(self):
+        if self.workers < 1 or self.threads < 1:
+            raise ConfigError("workers and threads must be >= 1")
+        if not (self.executor == "local" or self.executor.startswith("dask://")):
+            raise ConfigError(f"executor: expected 'local' or 'dask://HOST:PORT', got {self.executor!r}")
+        if self.search_groups < 0:
+            raise ConfigError(f"search_groups: expected >= 0, got {self.search_groups}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,6 +279,11 @@ def _coerce(value, default, where: str):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     if isinstance(default, dict) and not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if default:
+            return [_coerce(v, default[0], f"{where}[{i}]") for i, v in enumerate(value)]
     return value
 
 

@@ -1,7 +1,9 @@
-"""`emotionnas export RUN_DIR --out MODEL_DIR`: a run's model as a self-contained folder.
+"""`emotionnas export RUN_DIR --out MODEL_DIR`: a run's ensemble as a self-contained folder.
 
-The exported model is the fused model of the fold with the best *validation*
-UA (choosing by test scores would turn the test speakers into a selection set).
+A run holds one refit ensemble per fold, each trained on every speaker but that fold's test
+speakers. The exported one is the fold trained on the most utterances (ties: the first);
+choosing by test scores would turn the test speakers into a selection set. The folder holds
+model.safetensors (member weights under `m<i>.` prefixes) and model.json (`ModelSpec`).
 """
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from pathlib import Path
 
 import torch
 
-from emotionnas.recognizer import MODEL_FORMAT_VERSION, MODEL_JSON, MODEL_WEIGHTS
+from emotionnas.errors import ConfigError
+from emotionnas.models.build import Dims, Member, ModelSpec
+from emotionnas.recognizer import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
+from emotionnas.space.pipeline import Candidate
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, read_json
 
 
@@ -20,37 +25,31 @@ def export_run(run_dir, out_dir) -> Path:
     run, out_dir = RunDir(run_dir), Path(out_dir)
     results = run.read_results()
     cfg = run.read_config()
-    candidates = []
-    for i in range(len(results["folds"])):
-        if cfg.fusion_training == "joint":
-            r = read_json(run.stage_json(i, f"fused-{cfg.fusion}"))
-        else:
-            r = read_json(run.fusion_json(i))["fusions"][cfg.fusion]
-        candidates.append((r["val_ua"], -i, i, r))
-    _, _, best, r = max(candidates)
+    n_test = [sum(1 for _ in f["test_true"]) for f in results["folds"]]
+    best = min(range(len(n_test)), key=lambda i: (n_test[i], i))  # fewest held out = most trained on
     fold = results["folds"][best]
+    search = next(s for s in results["searches"] if s["group"] == fold["search_group"])
     feats = results["features"]
-    meta = {
-        "format_version": MODEL_FORMAT_VERSION,
-        "label_names": results["label_names"], "genotype": fold["genotype"], "recipe": fold["recipe"],
-        "cnn": {"kind": cfg.cnn.kind, "C": cfg.cnn.C, "layers": cfg.cnn.layers},
-        "rnn": {"hidden": cfg.rnn.hidden, "layers": cfg.rnn.layers, "frame_pool": cfg.rnn.frame_pool,
-                "mean_skip": cfg.rnn.mean_skip},
-        "fusion": cfg.fusion, "dominant": cfg.dominant, "encoder": feats["encoder"],
-        "deep_pool": feats["deep_pool"], "deep_layers": fold.get("deep_layers", feats["deep_layers"]),
-        "deep_layers_total": feats["deep_layers_total"], "deep_dim": feats["deep_dim"],
-        "spectrogram": feats["spectrogram"], "spec_stats": r["spec_stats"],
-        "source": {"run": str(run.root.resolve()), "fold": fold["name"], "val_ua": r["val_ua"],
-                   "test_ua": r["ua"], "corpus": results["corpus"], "synthetic": results.get("synthetic", False)},
-    }
-    if cfg.fusion_training == "joint":
-        state = torch.load(run.stage_weights(best, f"fused-{cfg.fusion}"), weights_only=True)
-    else:  # the two-stream model = both single-branch models + the fusion trained on their embeddings
-        state = {f"spec_branch.{k}": v for k, v in
-                 torch.load(run.stage_weights(best, "spectrogram"), weights_only=True).items()}
-        state |= {f"deep_branch.{k}": v for k, v in
-                  torch.load(run.stage_weights(best, "deep"), weights_only=True).items()}
-        state |= torch.load(run.fusion_weights(best, cfg.fusion), weights_only=True)
+    members, state = [], {}
+    for j, m in enumerate(fold["members"]):
+        rec = read_json(run.refit_json(best, m["key"]))
+        weights = run.refit_weights(best, m["key"])
+        if not weights.exists():
+            raise ConfigError(f"{weights}: missing; re-run the same `emotionnas run` command to rebuild it")
+        cand = Candidate.from_dict(next(c["candidate"] for c in read_json(run.selection_summary(search["group"]))
+                                        ["candidates"] if c["key"] == m["key"]))
+        members.append(Member(m["name"], cand, search["genotype"] if cand.spectrogram in ("darts", "emodarts")
+                              else None, search["recipe"] if cand.deep == "cell" else None,
+                              tuple(rec["spec_stats"]), f"m{j}."))
+        state |= {f"m{j}.{k}": v for k, v in torch.load(weights, weights_only=True).items()}
+    spec = ModelSpec(tuple(results["label_names"]), tuple(members),
+                     Dims(len(results["label_names"]), feats["deep_dim"], feats["deep_layers_total"], cfg.cnn.C,
+                          cfg.cnn.layers), feats["encoder"], feats["deep_pool"], feats["spectrogram"])
+    meta = {**spec.to_dict(), "source": {
+        "run": str(run.root.resolve()), "fold": fold["name"], "corpus": results["corpus"],
+        "protocol": results["protocol"], "synthetic": results.get("synthetic", False),
+        "cv_ua": results["ua"], "cv_ua_std": results["ua_std"], "cv_wa": results["wa"],
+        "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once)"}}
     atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
     atomic_write_json(out_dir / MODEL_JSON, meta)
     return out_dir

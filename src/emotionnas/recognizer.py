@@ -20,7 +20,7 @@ from emotionnas.data.audio import TARGET_SR, load_audio, resample, validate_wave
 from emotionnas.errors import ConfigError, EmotionNASError
 from emotionnas.features.cache import deep_features
 from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrograms
-from emotionnas.models.build import MODEL_FORMAT_VERSION, ModelSpec, build_two_stream
+from emotionnas.models.build import MODEL_FORMAT_VERSION, ModelSpec
 
 __all__ = ["MODEL_FORMAT_VERSION", "MODEL_JSON", "MODEL_WEIGHTS", "Recognizer", "read_model_spec"]
 
@@ -55,13 +55,13 @@ class Recognizer:
             raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_JSON} and {MODEL_WEIGHTS}; "
                                   "make one with `emotionnas export`)")
         spec = read_model_spec(model_dir)
-        model = build_two_stream(spec)
+        model = spec.build()
         try:
             state = load_file(str(weights))
         except (SafetensorError, OSError, ValueError) as e:
             raise ConfigError(f"{weights}: unreadable weights ({type(e).__name__}: {str(e)[:80]})") from None
         try:
-            model.load_state_dict(state)
+            model.load_weights(state)
         except RuntimeError as e:
             first = str(e).strip().splitlines()
             raise ConfigError(f"{weights}: weights do not match {MODEL_JSON} "
@@ -75,24 +75,30 @@ class Recognizer:
             self._encoder = create_encoder(self.spec.encoder)
         return self._encoder
 
+    def max_layer(self) -> int | None:
+        """The highest encoder layer any member reads (None: all)."""
+        layers = [m.candidate.layers for m in self.spec.members if m.candidate.deep != "none"]
+        if not layers or any(x == "all" for x in layers):
+            return None
+        return max(max(x) for x in layers)
+
     def features(self, wave: np.ndarray):
-        """The model inputs of one utterance, computed exactly as the training features were:
-        the spectrogram of its first `seconds` (cut/pad, as the cache), and the deep features of
-        the whole utterance through `features.cache.deep_features` (same pooling and float16
-        rounding), reading only the encoder blocks up to the highest layer the model uses."""
-        m, s = self.spec.spec_stats
-        spec = (torch.from_numpy(compute_spectrograms([wave], self.spec_cfg)).unsqueeze(1) - m) / s
-        layers = self.spec.deep_layers
-        deep = deep_features(self.encoder, wave, self.spec.deep_pool, None if layers is None else max(layers))
-        if layers is not None:
-            deep = deep[layers]
-        x = torch.from_numpy(np.asarray(deep, np.float32)).unsqueeze(0)
-        return spec, x, torch.tensor([x.shape[2]])
+        """One utterance's features exactly as the cache computes them for training: the
+        spectrogram of its first `seconds` (cut/pad) and the deep features of the whole
+        utterance (`features.cache.deep_features`: same pooling and float16 rounding), reading
+        only the encoder blocks up to the highest layer a member uses. Returns
+        (spectrograms (1, F, T), [deep (L', T, D)])."""
+        spec = compute_spectrograms([wave], self.spec_cfg)
+        if not any(m.candidate.deep != "none" for m in self.spec.members):
+            return spec, None
+        deep = deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())
+        return spec, [deep]
 
     @torch.no_grad()
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
-        """Mono 16 kHz float32 waveform -> class probabilities (n_classes,)."""
-        return torch.softmax(self.model(*self.features(wave)), dim=-1)[0].numpy()
+        """Mono 16 kHz float32 waveform -> class probabilities (n_classes,), mean over members."""
+        spec, deep = self.features(wave)
+        return self.model.predict_proba(spec, deep)[0]
 
     def predict(self, audio, sample_rate: int | None = None) -> dict:
         """A file path or a waveform array -> {"label": str, "probs": {label: p}}."""

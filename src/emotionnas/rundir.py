@@ -6,8 +6,10 @@
     RUN/environment.json     versions, git revision, seed, command
     RUN/folds.json           the folds
     RUN/skipped_files.txt    bad files left out (when any)
-    RUN/searches/<name>/     one architecture search (`search_done.json`, cnn/, rnn/, layers.json)
-    RUN/folds/foldNN/        one fold's stages: <stage>.json + <stage>.pt, fusion.json + fusion-<f>.pt
+    RUN/searches/<name>/     one selection group: layers.json (encoder-layer probe), cell searches
+                             (search_done.json, cnn/, rnn/), selection/<candidate>-<k>.npz (inner-CV
+                             predictions per epoch) and selection.json (scores, ranking, ensemble)
+    RUN/folds/foldNN/        one fold's refits: <candidate key>.json (+ .pt for ensemble members)
     RUN/results.json         the scores (identical after an interrupted, resumed run)
     RUN/timing.json          wall times (not in results.json: they differ between runs)
     RUN/report.md, figures/, tables/
@@ -26,7 +28,7 @@ from pathlib import Path
 from emotionnas.errors import ConfigError, LeakageError
 from emotionnas.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
 
-FORMAT_VERSION = 2  # bump when the layout or a record changes; older folders must be re-run
+FORMAT_VERSION = 3  # bump when the layout or a record changes; older folders must be re-run
 RESTART_HINT = "re-run with --restart to start this run folder afresh, or use another --out"
 
 
@@ -103,6 +105,18 @@ class RunDir:
 
     def fold_dir(self, index: int) -> Path:
         return self.root / "folds" / f"fold{int(index):02d}"
+
+    def selection_record(self, group: str, key: str, inner: int) -> Path:
+        return self.search_dir(group) / "selection" / f"{_stage_name(key)}-{int(inner)}.npz"
+
+    def selection_summary(self, group: str) -> Path:
+        return self.search_dir(group) / "selection.json"
+
+    def refit_json(self, index: int, key: str) -> Path:
+        return self.fold_dir(index) / f"{_stage_name(key)}.json"
+
+    def refit_weights(self, index: int, key: str) -> Path:
+        return self.fold_dir(index) / f"{_stage_name(key)}.pt"
 
     def stage_json(self, index: int, stage: str) -> Path:
         return self.fold_dir(index) / f"{_stage_name(stage)}.json"

@@ -22,6 +22,7 @@ import numpy as np
 
 from emotionnas.data.audio import load_audio
 from emotionnas.errors import AudioError, ConfigError
+from emotionnas.features.inputs import pool_frames_np
 from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, file_sha256
 
@@ -34,20 +35,6 @@ FLOAT16_MAX = 65504.0
 
 def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def pool_frames(feats: np.ndarray, factor: int) -> np.ndarray:
-    """Average-pool the time axis (axis -2) of (L, T, D) by `factor` (last partial window kept)."""
-    if factor <= 1:
-        return feats
-    L, T, D = feats.shape
-    pad = (-T) % factor
-    x = np.concatenate([feats, np.zeros((L, pad, D), feats.dtype)], axis=1) if pad else feats
-    s = x.reshape(L, -1, factor, D).sum(axis=2)
-    counts = np.full(s.shape[1], factor, dtype=np.float32)
-    if pad:
-        counts[-1] = factor - pad
-    return s / counts[None, :, None]
 
 
 def to_stored(arr: np.ndarray, dtype: str, name: str = "<features>") -> np.ndarray:
@@ -67,7 +54,7 @@ def deep_features(encoder, wave: np.ndarray, deep_pool: int, max_layer: int | No
     utterance (0..max_layer, or all), frames average-pooled by `deep_pool`, stored as float16.
     The feature cache and the recognizer both call this (no train/serve skew)."""
     states = encoder.encode(wave) if max_layer is None else encoder.encode_upto(wave, max_layer)
-    return to_stored(pool_frames(states, deep_pool), "float16", name)
+    return to_stored(pool_frames_np(states, deep_pool), "float16", name)
 
 
 @dataclass

@@ -10,11 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """lengths (B,) int -> mask (B, max_len) bool, True on valid frames."""
-    steps = torch.arange(max_len, device=lengths.device)
-    return steps.unsqueeze(0) < lengths.to(steps.device).unsqueeze(1)
+from emotionnas.features.inputs import lengths_to_mask  # noqa: F401  (re-exported)
 
 
 class AttentionPooling(nn.Module):

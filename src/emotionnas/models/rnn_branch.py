@@ -1,10 +1,11 @@
-"""The deep-feature branch: layer mix -> norm -> recurrent cell -> attention pooling -> head.
+"""The deep-feature branch: layer mix -> norm -> frame model -> pooling -> head.
 
 EmotionNAS (Sun et al., Interspeech 2023, Sec. 2.2 and Table 3) runs a searched
 recurrent cell over cached encoder features and compares it with vanilla RNN,
-LSTM, GRU and a mean-pooling linear probe on the same features. All of them are
-kinds of `RNNBranch`, so they share the input pipeline and differ only in the
-sequence model.
+LSTM, GRU and a mean-pooling linear probe on the same features. All of them (and a
+frame-wise MLP) are kinds of `RNNBranch`, so they share the input pipeline and differ
+only in the frame model and the pooling (attention, mean, or mean and standard
+deviation). Frames arrive already pooled to the step rate (features/inputs.py).
 
 Branch contract (ARCHITECTURE.md): `out_dim`, `embed(x, lengths) -> (B, out_dim)`,
 `forward(x, lengths) -> logits (B, n_classes)`; x is (B, L+1, T, D) or (B, T, D)
@@ -20,11 +21,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emotionnas.errors import ConfigError
 from emotionnas.models.layer_mix import LayerMix
-from emotionnas.models.pooling import AttentionPooling, lengths_to_mask
-from emotionnas.space.recipe_cell import RecipeRNN, pool_frames
+from emotionnas.features.inputs import lengths_to_mask
+from emotionnas.models.pooling import AttentionPooling
 from emotionnas.space.recipe import CLASSIC, load_recipe, validate_recipe
+from emotionnas.space.recipe_cell import RecipeRNN
 
-KINDS = ("rnn", "lstm", "gru", "linear_probe", "recipe")
+KINDS = ("rnn", "lstm", "gru", "linear_probe", "mlp", "recipe")
+POOLINGS = ("attention", "mean", "meanstd")
 _TORCH_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -47,7 +50,8 @@ class RNNBranch(nn.Module):
         layer_mode / layer_select: see `LayerMix`.
         input_proj: None (feed D straight in), an int P (Linear D->P), or "auto"
             (project to H only when a recipe applies a non-linear op to x).
-        frame_pool: average this many frames before the recurrence (speed knob).
+        pooling: "attention" (learned frame weights), "mean", or "meanstd" (mean and standard
+            deviation over valid frames, concatenated). A linear probe uses mean or meanstd.
         dropout: on the normalised input and before the head.
         input_norm: LayerNorm over D — Whisper states have a few very large
             dimensions that otherwise dominate the first matmul.
@@ -58,12 +62,16 @@ class RNNBranch(nn.Module):
 
     def __init__(self, recipe_or_kind, input_dim: int, hidden: int = 256, layers: int = 1, *,
                  n_classes: int, n_layers_in: int | None = None, layer_mode: str = "weighted",
-                 layer_select=None, input_proj="auto", frame_pool: int = 1, dropout: float = 0.2,
-                 input_norm: bool = True, mean_skip: bool = False):
+                 layer_select=None, input_proj="auto", dropout: float = 0.2,
+                 input_norm: bool = True, mean_skip: bool = False, pooling: str = "attention"):
         super().__init__()
         kind, recipe = self._resolve(recipe_or_kind)
-        self.kind, self.recipe = kind, recipe
-        self.hidden, self.layers, self.frame_pool = hidden, layers, frame_pool
+        if pooling not in POOLINGS:
+            raise ConfigError(f"RNNBranch: pooling must be one of {POOLINGS}, got {pooling!r}")
+        if kind == "linear_probe" and pooling == "attention":
+            pooling = "mean"
+        self.kind, self.recipe, self.pooling = kind, recipe, pooling
+        self.hidden, self.layers = hidden, layers
         self.mix = LayerMix(n_layers_in, layer_mode, layer_select) if n_layers_in else None
         self.norm = nn.LayerNorm(input_dim) if input_norm else nn.Identity()
         self.in_drop = nn.Dropout(dropout)
@@ -74,6 +82,9 @@ class RNNBranch(nn.Module):
         if kind == "linear_probe":
             self.seq = None
             self.out_dim = rnn_in
+        elif kind == "mlp":
+            self.seq = nn.Sequential(nn.Linear(rnn_in, hidden), nn.GELU(), nn.Dropout(dropout))
+            self.out_dim = hidden
         elif kind == "recipe":
             self.seq = RecipeRNN(recipe, rnn_in, hidden, layers, dropout=dropout)
             self.out_dim = hidden
@@ -81,7 +92,9 @@ class RNNBranch(nn.Module):
             self.seq = _TORCH_RNN[kind](rnn_in, hidden, num_layers=layers, batch_first=True,
                                         dropout=dropout if layers > 1 else 0.0)
             self.out_dim = hidden
-        self.pool = AttentionPooling(self.out_dim) if self.seq is not None else None
+        self.pool = AttentionPooling(self.out_dim) if pooling == "attention" else None
+        if pooling == "meanstd":
+            self.out_dim *= 2
         self.mean_skip = bool(mean_skip) and self.seq is not None
         if self.mean_skip:
             self.out_dim += rnn_in
@@ -95,7 +108,7 @@ class RNNBranch(nn.Module):
             return "recipe", load_recipe(spec)
         if isinstance(spec, str) and spec.startswith("recipe:") and spec[7:] in CLASSIC:
             return "recipe", CLASSIC[spec[7:]]()
-        if spec in ("rnn", "lstm", "gru", "linear_probe"):
+        if spec in ("rnn", "lstm", "gru", "linear_probe", "mlp"):
             return spec, None
         raise ConfigError(f"RNNBranch: unknown kind {spec!r} (use one of {KINDS[:4]}, "
                           "a recipe dict, 'recipe:<rnn|lstm|gru>' or a recipe .json path)")
@@ -113,7 +126,6 @@ class RNNBranch(nn.Module):
         t_max = int(lengths.max())
         if t_max < t:  # a batch padded to a longer corpus-wide length: skip all-padding steps
             x = x[:, :t_max]
-        x, lengths = pool_frames(x, lengths, self.frame_pool)
         x = self.in_drop(self.norm(x))
         if self.proj is not None:
             x = self.proj(x)
@@ -123,19 +135,28 @@ class RNNBranch(nn.Module):
         """(B, [L+1,] T, D), lengths (B,) -> (B, out_dim)."""
         frames, lengths = self._frames(x, lengths)
         mask = lengths_to_mask(lengths, frames.shape[1])
-        if self.kind == "linear_probe" or self.mean_skip:
-            m = mask.unsqueeze(-1).to(frames.dtype)
-            mean = (frames * m).sum(1) / m.sum(1)
-            if self.kind == "linear_probe":
-                return mean
-        if self.kind == "recipe":
+        m = mask.unsqueeze(-1).to(frames.dtype)
+        if self.kind == "linear_probe":
+            out = frames
+        elif self.kind == "mlp":
+            out = self.seq(frames)
+        elif self.kind == "recipe":
             out, _ = self.seq(frames, lengths)
         else:
             packed = pack_padded_sequence(frames, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.seq(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=frames.shape[1])
-        pooled = self.pool(out, mask)
-        return torch.cat([pooled, mean], 1) if self.mean_skip else pooled
+        if self.pooling == "attention":
+            pooled = self.pool(out, mask)
+        else:
+            n = m.sum(1).clamp_min(1.0)
+            pooled = (out * m).sum(1) / n
+            if self.pooling == "meanstd":
+                var = ((out - pooled.unsqueeze(1)) ** 2 * m).sum(1) / n
+                pooled = torch.cat([pooled, (var + 1e-5).sqrt()], 1)
+        if self.mean_skip:
+            pooled = torch.cat([pooled, (frames * m).sum(1) / m.sum(1).clamp_min(1.0)], 1)
+        return pooled
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.embed(x, lengths))

@@ -38,26 +38,6 @@ def _compile(src: str):
     return fn
 
 
-def pool_frames(x: torch.Tensor, lengths: torch.Tensor, factor: int):
-    """Average every `factor` frames, ignoring padding. x (B, T, D) -> (B, ceil(T/f), D).
-
-    The paper pools Whisper frames to a fixed length (727); utterances in SER
-    corpora are a few seconds, so a pooling factor is the knob here. Windows
-    average only valid frames, so the result of a sequence does not depend on
-    how much padding its batch has. Returns (pooled, new_lengths).
-    """
-    if factor <= 1:
-        return x, lengths
-    b, t, d = x.shape
-    t2 = -(-t // factor)
-    mask = (torch.arange(t, device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
-    pad = t2 * factor - t
-    xm = F.pad(x * mask.unsqueeze(-1), (0, 0, 0, pad)).view(b, t2, factor, d).sum(2)
-    cnt = F.pad(mask, (0, pad)).view(b, t2, factor).sum(2).clamp_min(1.0)
-    new_len = torch.div(lengths + factor - 1, factor, rounding_mode="floor")
-    return xm / cnt.unsqueeze(-1), new_len
-
-
 class RecipeCell(nn.Module):
     """One recurrent layer running a recipe over a whole sequence.
 

@@ -1,12 +1,14 @@
-"""One training loop for every model: early stopping on validation UA.
+"""One training loop for every model: a fixed cosine schedule, no early stopping.
 
-A *split* is any object with ``labels`` (int64 numpy array), ``__len__`` and
-``batch(indices) -> tuple of model inputs``; the model is called as
-``model(*split.batch(idx))`` and returns logits (B, n_classes).
+The epoch a model is used at is chosen by inner cross-validation (training/selection.py),
+never by one validation speaker: `train_model` records the validation predictions of every
+epoch, and a refit on all training speakers stops at the chosen epoch of the same schedule.
+
+A *split* has ``labels`` (int64 numpy array), ``__len__`` and ``batch(indices) -> tuple of
+model inputs``; the model is called as ``model(*split.batch(idx))`` and returns logits.
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -15,11 +17,12 @@ import torch
 import torch.nn as nn
 
 from emotionnas.config import TrainConfig
-from emotionnas.metrics import unweighted_accuracy, weighted_accuracy
+from emotionnas.metrics import unweighted_accuracy
 
 
 class ArraySplit:
-    """In-memory tensors: inputs is a tuple of tensors indexed along dim 0."""
+    """In-memory tensors: inputs is a tuple of tensors indexed along dim 0. Padded sequence
+    batches are trimmed to their longest member (lengths are the tensor after a 3-D/4-D one)."""
 
     def __init__(self, inputs: tuple, labels):
         self.inputs = tuple(inputs)
@@ -30,44 +33,24 @@ class ArraySplit:
 
     def batch(self, idx):
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
-        return tuple(t[idx] for t in self.inputs)
-
-
-class FeatureSplit:
-    """A view of a FeatureSet: `inputs` picks what the model gets, in order.
-
-    "spectrogram" -> (B, 1, F, T); "deep" -> (B, L', T, D), lengths (B,).
-    Spectrograms are standardised with `spec_stats` (mean, std) computed on training data.
-    """
-
-    def __init__(self, features, indices, inputs=("spectrogram",), layers=None, spec_stats=(0.0, 1.0)):
-        self.fs, self.idx = features, np.asarray(indices, dtype=np.int64)
-        self.inputs, self.layers, self.spec_stats = tuple(inputs), layers, spec_stats
-        self.labels = features.labels[self.idx]
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def batch(self, idx):
-        rows = self.idx[np.asarray(idx)]
-        out = []
-        for name in self.inputs:
-            if name == "spectrogram":
-                m, s = self.spec_stats
-                out.append((self.fs.spectrogram_batch(rows) - m) / s)
-            elif name == "deep":
-                out.extend(self.fs.deep_batch(rows, self.layers))
-            else:
-                raise ValueError(f"unknown input {name!r}")
+        out = [t[idx] for t in self.inputs]
+        for i in range(len(out) - 1):  # (deep (B, L, T, D) or (B, T, D), lengths (B,)) pairs
+            if out[i].dim() >= 3 and out[i + 1].dim() == 1 and out[i + 1].dtype == torch.long:
+                t_max = int(out[i + 1].max())
+                out[i] = out[i][..., :t_max, :]
         return tuple(out)
+
+    def subset(self, idx) -> "ArraySplit":
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        return ArraySplit(tuple(t[idx] for t in self.inputs), self.labels[idx.numpy()])
 
 
 @dataclass
-class FitResult:
-    best_epoch: int
-    best_val_ua: float
+class TrainResult:
+    epochs: int
     seconds: float
-    history: list = field(default_factory=list)
+    history: list = field(default_factory=list)          # per epoch: train_loss (and val_ua)
+    val_probs: list = field(default_factory=list)        # per epoch: (n_val, n_classes) float32
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -88,51 +71,41 @@ def _adapt_batchnorm_momentum(model: nn.Module, n_batches: int) -> None:
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
+    was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(split), batch_size):
         idx = np.arange(start, min(start + batch_size, len(split)))
         out.append(torch.softmax(model(*split.batch(idx)), dim=-1).numpy())
-    return np.concatenate(out)
+    model.train(was_training)
+    return np.concatenate(out).astype(np.float32)
 
 
-def _validate(model, val, n_classes: int) -> tuple[float, float, float]:
-    probs = predict_proba(model, val)
-    loss = float(nn.functional.nll_loss(torch.log(torch.tensor(probs) + 1e-9), torch.as_tensor(val.labels)))
-    pred = probs.argmax(1)
-    return unweighted_accuracy(val.labels, pred, n_classes), weighted_accuracy(val.labels, pred), loss
-
-
-def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, *, seed: int, progress: bool = False,
-        log=None, keep_initial: bool = False) -> FitResult:
-    """Train with AdamW + cosine schedule; keep the weights of the best validation-UA epoch.
-
-    Only `train` moves weights; `val` only picks the epoch (never test data).
-    `seed` fixes batch order and dropout: callers pass their stage's seed, derived from
-    the run seed (training/stages.py `stage_seed`), so the run seed reaches every fit.
-    `keep_initial`: the untrained model is candidate "epoch 0" (for warm-started models).
-    """
+def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, seed: int,
+                schedule_epochs: int | None = None, stop_after: int | None = None, lr: float | None = None,
+                val=None, progress: bool = False) -> TrainResult:
+    """AdamW with a cosine schedule over `schedule_epochs` (default cfg.epochs), trained for
+    `stop_after` epochs (default: all). With `val`, its class probabilities are recorded after
+    every epoch (they choose the epoch; they never move weights). `seed` fixes batch order and
+    dropout: callers pass their task's seed, derived from the run seed."""
     from tqdm import tqdm
 
+    total = int(schedule_epochs or cfg.epochs)
+    stop = min(int(stop_after or total), total)
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
     weight = class_weights(train.labels, n_classes) if cfg.class_weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     y_all = torch.as_tensor(train.labels)
     _adapt_batchnorm_momentum(model, n_batches=max(1, len(train) // cfg.batch_size))
-    best = (-1.0, float("inf"))
-    best_state, best_epoch, history, waited = copy.deepcopy(model.state_dict()), 0, [], 0
-    if keep_initial:
-        ua, wa, val_loss = _validate(model, val, n_classes)
-        best = (ua, val_loss)
-        history.append({"epoch": 0, "val_loss": val_loss, "val_ua": ua, "val_wa": wa})  # no training yet
+    result = TrainResult(stop, 0.0)
     t0 = time.perf_counter()
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc="train", disable=not progress, unit="epoch"):
+    for epoch in tqdm(range(1, stop + 1), desc="train", disable=not progress, unit="epoch"):
         model.train()
         perm = torch.randperm(len(train), generator=gen).numpy()
-        total, n = 0.0, 0
+        run_loss, n = 0.0, 0
         for start in range(0, len(perm), cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
             if len(idx) < 2 and len(perm) > 2:
@@ -143,19 +116,14 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, n_classes: int, *, seed:
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            total, n = total + loss.item() * len(idx), n + len(idx)
+            run_loss, n = run_loss + loss.item() * len(idx), n + len(idx)
         sched.step()
-        ua, wa, val_loss = _validate(model, val, n_classes)
-        history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": val_loss,
-                        "val_ua": ua, "val_wa": wa})
-        if log:
-            log(history[-1])
-        if (ua, -val_loss) > (best[0], -best[1]):
-            best, best_epoch, waited = (ua, val_loss), epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
-    return FitResult(best_epoch, best[0], time.perf_counter() - t0, history)
+        record = {"epoch": epoch, "train_loss": run_loss / max(n, 1)}
+        if val is not None:
+            probs = predict_proba(model, val)
+            result.val_probs.append(probs)
+            record["val_ua"] = unweighted_accuracy(val.labels, probs.argmax(1), n_classes)
+        result.history.append(record)
+    result.seconds = time.perf_counter() - t0
+    model.eval()
+    return result

@@ -19,6 +19,7 @@ from typing import Callable
 
 from emotionnas.data.corpora.cremad import read_cremad
 from emotionnas.data.corpora.emodb import read_emodb
+from emotionnas.data.corpora.urdu import read_urdu
 from emotionnas.data.corpora.iemocap import read_iemocap
 from emotionnas.data.corpora.manifest import read_manifest
 from emotionnas.data.corpora.msp_improv import read_msp_improv
@@ -44,6 +45,7 @@ CORPORA: dict[str, Callable[..., CorpusTable]] = {
     "savee": read_savee,
     "iemocap": read_iemocap,
     "msp-improv": read_msp_improv,
+    "urdu": read_urdu,
     "manifest": read_manifest,
     "demo": read_demo,
 }
@@ -100,6 +102,8 @@ def speaker_sexes(table: CorpusTable) -> dict[str, str]:
             s = "f"
         elif u.corpus == "savee":
             s = "m"
+        elif u.corpus == "urdu" and u.speaker[1:2] in ("M", "F"):
+            s = u.speaker[1].lower()
         if s:
             sexes[u.speaker] = s
     if any(u.corpus == "cremad" for u in table.utterances):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emotionnas.config import CNNSearchConfig
 from emotionnas.errors import ConfigError
 from emotionnas.search.cnn.architect import Architect, only_grad_for
 from emotionnas.space.genotype import Genotype
@@ -29,65 +30,46 @@ from emotionnas.utils.seed import seed_everything
 STATE, LOG, GENOTYPE = "search_state.pt", "search_log.json", "genotype.json"
 
 
-@dataclass
-class CNNSearchConfig:
-    C: int = 6                    # initial channels (paper: 6; Table 2 also 4 and 8)
-    layers: int = 3               # cells; reductions at 1/3 and 2/3 of the depth
-    nodes: int = 4                # intermediate nodes per cell
-    ops: tuple[str, ...] = PRIMITIVES  # candidate op subset, names from ops.OPS
+@dataclass(frozen=True)
+class SearchJob:
+    """One search: the `cnn.search` config section plus what the caller fixes (the network's
+    C and layers from `cnn`, the head of the branch kind, the task's seed and threads).
+    Reading an attribute the job does not hold reads it from the section."""
+    search: CNNSearchConfig = field(default_factory=CNNSearchConfig)
+    C: int = 6
+    layers: int = 3
     head: str = "gap"             # "gap" = EmotionNAS CNN branch, "lstm" = emoDARTS
-    lstm_hidden: int = 64         # emoDARTS LSTM size
-    freq_bins: int = 4            # emoDARTS: frequency bins kept per time step
-    epochs: int = 20              # total search epochs (weights + α)
-    warmup_epochs: int = 5        # first epochs train weights only: α learnt on random weights
-                                  # favours parameter-free ops (PC-DARTS warm-up)
-    batch_size: int = 32
-    lr: float = 0.025             # weight SGD, cosine-annealed per epoch to lr_min
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    arch_lr: float = 6e-4         # Adam for α; moves α by ~arch_lr per step, and an EmoDB fold makes ~100
-                                  # α steps (DARTS on CIFAR-10: ~20k), so α stays near uniform. 10x (6e-3)
-                                  # moved α but retrained worse on the one fold tried (BENCHMARKS.md)
-    arch_weight_decay: float = 1e-3
-    unrolled: bool = False        # second-order DARTS (about 3x the cost of an α step)
-    partial_channels: int = 1     # PC-DARTS K (1 = off); C must be divisible by K
-    proxy_size: int | None = 35   # search on (proxy, proxy) average-pooled spectrograms; None = full
-    beta_decay: float = 0.0       # β-DARTS λ (collapse guard); ramped linearly over the α epochs
-    max_skip: int | None = 2      # at most this many skip_connect in the derived normal cell
-    channels_last: bool = True    # depthwise convs are ~3x faster in channels_last on CPU
     seed: int = 0
-    threads: int = 1              # torch intra-op threads during the search
+    threads: int = 1
 
     def __post_init__(self):
-        self.ops = tuple(self.ops)
-        if self.C % max(1, self.partial_channels):
-            raise ConfigError(f"CNNSearchConfig: C={self.C} not divisible by partial_channels")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ConfigError("CNNSearchConfig: need 0 <= warmup_epochs <= epochs")
         if self.head not in ("gap", "lstm"):
-            raise ConfigError(f"CNNSearchConfig: head must be 'gap' or 'lstm', got {self.head!r}")
+            raise ConfigError(f"cnn search: head must be 'gap' or 'lstm', got {self.head!r}")
+        if self.C % max(1, self.search.partial_channels):
+            raise ConfigError(f"cnn search: C={self.C} not divisible by partial_channels")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "CNNSearchConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"CNNSearchConfig: unknown field(s) {unknown}")
-        return cls(**d)
+    def __getattr__(self, name):
+        return getattr(self.search, name)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(self.search.ops or PRIMITIVES)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self.search), "ops": list(self.ops), "C": self.C, "layers": self.layers,
+                "head": self.head, "seed": self.seed, "threads": self.threads}
 
 
 # Fields that may change between a run and its resumption without changing the result.
 _RESUME_FREE = {"threads"}
 
 
-def build_supernet(cfg: CNNSearchConfig, n_classes: int, in_channels: int = 1) -> SuperNet:
+def build_supernet(cfg: SearchJob, n_classes: int, in_channels: int = 1) -> SuperNet:
     return SuperNet(cfg.C, cfg.layers, n_classes, cfg.ops, cfg.nodes, cfg.partial_channels,
                     in_channels, head=cfg.head, lstm_hidden=cfg.lstm_hidden, freq_bins=cfg.freq_bins)
 
 
-def _prepare(x: torch.Tensor, cfg: CNNSearchConfig) -> torch.Tensor:
+def _prepare(x: torch.Tensor, cfg: SearchJob) -> torch.Tensor:
     """(N, H, W) or (N, 1, H, W) float -> (N, 1, p, p) on the proxy resolution."""
     x = torch.as_tensor(x, dtype=torch.float32)
     if x.dim() == 3:
@@ -99,11 +81,11 @@ def _prepare(x: torch.Tensor, cfg: CNNSearchConfig) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x.contiguous()
 
 
-def _lr(cfg: CNNSearchConfig, epoch: int) -> float:
+def _lr(cfg: SearchJob, epoch: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs))
 
 
-def _beta_lambda(cfg: CNNSearchConfig, epoch: int) -> float:
+def _beta_lambda(cfg: SearchJob, epoch: int) -> float:
     arch_epochs = cfg.epochs - cfg.warmup_epochs
     if cfg.beta_decay <= 0 or arch_epochs <= 0:
         return 0.0
@@ -177,9 +159,9 @@ def _arch_record(model, cfg) -> dict:
             "param_free_ops_unguarded": unguarded.count_ops(PARAMETER_FREE)}
 
 
-def _check_resume(state: dict, cfg: CNNSearchConfig, path: Path) -> None:
+def _check_resume(state: dict, cfg: SearchJob, path: Path) -> None:
     saved = json.loads(state["config"])
-    now = json.loads(json.dumps(asdict(cfg)))
+    now = json.loads(json.dumps(cfg.to_dict()))
     diff = [k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k]]
     if diff:
         k = diff[0]
@@ -192,7 +174,7 @@ def _warn(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def search_cnn(x_tr, y_tr, x_val, y_val, cfg: CNNSearchConfig, out_dir, progress: bool = True,
+def search_cnn(x_tr, y_tr, x_val, y_val, cfg: SearchJob, out_dir, progress: bool = True,
                on_epoch_end: Callable[[int, dict], None] | None = None) -> Genotype:
     """Search a cell; returns the genotype derived after the last epoch.
 
@@ -237,12 +219,12 @@ def search_cnn(x_tr, y_tr, x_val, y_val, cfg: CNNSearchConfig, out_dir, progress
             record.update(_arch_record(model, cfg))
             log.append(record)
             model.genotype(cfg.max_skip).save(out_dir / GENOTYPE)
-            atomic_write_json(out_dir / LOG, {"config": asdict(cfg), "n_train": len(x_tr),
+            atomic_write_json(out_dir / LOG, {"config": cfg.to_dict(), "n_train": len(x_tr),
                                               "n_val": len(x_val), "epochs": log})
             atomic_torch_save(out_dir / STATE, {
                 "epoch": epoch + 1, "model": model.state_dict(), "w_opt": w_opt.state_dict(),
                 "a_opt": architect.optimizer.state_dict(), "log": json.dumps(log),
-                "config": json.dumps(asdict(cfg))})
+                "config": json.dumps(cfg.to_dict())})
             if progress:
                 epochs.set_postfix(val_acc=f"{record['val_acc']:.3f}", free=record["param_free_ops"])
             if on_epoch_end is not None:

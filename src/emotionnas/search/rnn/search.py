@@ -14,56 +14,20 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emotionnas.config import RNNSearchConfig
 from emotionnas.errors import ConfigError
-from emotionnas.space.recipe_cell import pool_frames
+from emotionnas.features.inputs import pool_frames
 from emotionnas.space.recipe import save_recipe
 from emotionnas.search.rnn.supernet import SearchModel
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json
 from emotionnas.utils.seed import seed_everything
-
-
-@dataclass
-class RNNSearchConfig:
-    hidden: int = 64           # supernet state size: small, the found cell is retrained at 256
-    n_nodes: int = 5           # K nodes in the searched DAG
-    n_states: int = 1          # 1 (RNN/GRU-like) or 2 (LSTM-like h, c)
-    epochs: int = 30           # raising it later resumes and extends a finished search
-    warmup_epochs: int = 5     # weights only, so early alphas do not lock onto parameter-free ops
-    batch_size: int = 32
-    lr: float = 2e-3           # Adam on network weights
-    weight_decay: float = 1e-4
-    arch_lr: float = 1e-2      # Adam on alpha/beta/gamma; DARTS uses 3e-3 over ~10x more steps per
-    #                            epoch — at 3e-3 the alphas of a ~400-utterance corpus stay near uniform
-    arch_weight_decay: float = 1e-3
-    grad_clip: float = 5.0
-    frame_pool: int = 4        # 25 Hz cache / 4 = 6.25 Hz steps: the speed/UA knob
-    layer_mode: str = "weighted"
-    dropout: float = 0.2
-    class_weighted: bool = True  # UA is the target metric
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "rnn search config") -> "RNNSearchConfig":
-        """Build from a dict (YAML section); unknown keys are a one-line ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown RNN search option(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(known))})")
-        cfg = cls(**d)
-        if cfg.n_states not in (1, 2) or cfg.n_nodes < 1 or cfg.frame_pool < 1 or cfg.epochs < 0:
-            raise ConfigError(f"{source}: need n_states in (1, 2), n_nodes >= 1, frame_pool >= 1, epochs >= 0")
-        return cfg
 
 
 _EXTENDABLE = {"epochs"}  # fields a resumed search may change
@@ -84,17 +48,6 @@ def _check_tensors(x, lengths, y, name: str):
 
 def _prepool(x, lengths, factor: int, chunk: int = 64):
     """Pool frames once up front (memory and time); float32 result."""
-    if x.dim() == 4:
-        n, L, T, D = x.shape
-        xs, ls = [], []
-        for s in range(0, n, chunk):
-            xb = x[s:s + chunk].float()
-            lb = lengths[s:s + chunk].long()
-            b = xb.shape[0]
-            p, nl = pool_frames(xb.transpose(1, 2).reshape(b, T, L * D), lb, factor)
-            xs.append(p.reshape(b, p.shape[1], L, D).transpose(1, 2).contiguous())
-            ls.append(nl)
-        return torch.cat(xs), torch.cat(ls)
     xs, ls = zip(*(pool_frames(x[s:s + chunk].float(), lengths[s:s + chunk].long(), factor)
                    for s in range(0, len(x), chunk)))
     return torch.cat(xs), torch.cat(ls)
@@ -124,7 +77,7 @@ def _evaluate(model, x, lengths, y, bs, loss_w):
 
 
 def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, out_dir,
-               progress: bool = True) -> dict:
+               seed: int = 0, progress: bool = True) -> dict:
     """Search a recurrent cell; return its recipe (also written to out_dir/recipe.json).
 
     x: (N, L+1, T, D) or (N, T, D) float (float16 accepted), zero-padded; lengths (N,)
@@ -139,11 +92,11 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
-    seed_everything(cfg.seed)
+    seed_everything(seed)
     n_classes = int(max(int(y_tr.max()), int(y_val.max())) + 1)
     y_tr, y_val = y_tr.long(), y_val.long()
-    xt, lt = _prepool(x_tr, len_tr, cfg.frame_pool)
-    xv, lv = _prepool(x_val, len_val, cfg.frame_pool)
+    xt, lt = _prepool(x_tr, len_tr, 1)
+    xv, lv = _prepool(x_val, len_val, 1)
     model = SearchModel(xt.shape[-1], cfg.hidden, n_classes, cfg.n_nodes, cfg.n_states,
                         n_layers_in=xt.shape[1] if xt.dim() == 4 else None,
                         layer_mode=cfg.layer_mode, frame_pool=1, dropout=cfg.dropout)
@@ -153,13 +106,14 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
     counts = torch.bincount(y_tr, minlength=n_classes).float()
     loss_w = (counts.sum() / (n_classes * counts.clamp_min(1))) if cfg.class_weighted else None
 
-    log = {"config": cfg.to_dict(), "n_train": len(y_tr), "n_val": len(y_val), "epochs": [],
+    log = {"config": {**asdict(cfg), "seed": seed}, "n_train": len(y_tr), "n_val": len(y_val), "epochs": [],
            "best_epoch": None}
     start, best = 0, {"val_loss": float("inf"), "recipe": None}
     ck = load_checkpoint(ckpt_path, log=lambda m: print(m, file=sys.stderr))
     if ck is not None:
         old = ck["config"]
-        diff = [f.name for f in fields(cfg) if f.name not in _EXTENDABLE and old.get(f.name) != getattr(cfg, f.name)]
+        now = {**asdict(cfg), "seed": seed}
+        diff = [k for k in now if k not in _EXTENDABLE and old.get(k) != now[k]]
         if diff:
             raise ConfigError(f"{ckpt_path}: checkpoint was made with a different config ({', '.join(diff)}); "
                               "use a new out_dir")
@@ -168,7 +122,7 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
         opt_a.load_state_dict(ck["opt_a"])
         torch.set_rng_state(ck["rng"])
         start, best, log = ck["epoch"], ck["best"], ck["log"]
-        log["config"] = cfg.to_dict()
+        log["config"] = now
 
     epochs = range(start, cfg.epochs)
     if progress:
@@ -177,7 +131,7 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
     for epoch in epochs:
         t0 = time.time()
         model.train()
-        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        g = torch.Generator().manual_seed(seed * 1000 + epoch)
         perm = torch.randperm(len(y_tr), generator=g)
         vperm = torch.randperm(len(y_val), generator=g)
         search_arch = epoch >= cfg.warmup_epochs
@@ -215,29 +169,10 @@ def search_rnn(x_tr, len_tr, y_tr, x_val, len_val, y_val, cfg: RNNSearchConfig, 
             log["best_epoch"] = epoch + 1
             save_recipe(recipe, out / "recipe.json")
         atomic_write_json(out / "search_log.json", log)
-        atomic_torch_save(ckpt_path, {"epoch": epoch + 1, "config": cfg.to_dict(), "model": model.state_dict(),
+        atomic_torch_save(ckpt_path, {"epoch": epoch + 1, "config": {**asdict(cfg), "seed": seed}, "model": model.state_dict(),
                                       "opt_w": opt_w.state_dict(), "opt_a": opt_a.state_dict(),
                                       "rng": torch.get_rng_state(), "best": best, "log": log})
     if best["recipe"] is None:  # nothing searched (e.g. epochs <= warmup): derive what there is
         best = {"val_loss": float("nan"), "recipe": model.cell.derive(), "epoch": cfg.epochs}
         save_recipe(best["recipe"], out / "recipe.json")
     return best["recipe"]
-
-
-def deep_tensors(fs, indices, layers=None, frame_pool: int = 1, chunk: int = 64):
-    """Tensors for `search_rnn` / `RNNBranch` from a FeatureSet, without a corpus-size float32 copy.
-
-    Returns x float32 (N, L', T', D) (T' = frames after averaging every `frame_pool`)
-    and lengths int64 (N,). Pool here and pass cfg.frame_pool=1 to the search: the
-    whole (N, L+1, T, D) float32 tensor of a corpus can take gigabytes.
-    """
-    indices = np.asarray(indices)
-    xs, ls = [], []
-    for s in range(0, len(indices), chunk):
-        x, l = fs.deep_batch(indices[s:s + chunk], layers)
-        p, nl = _prepool(x, l, frame_pool)
-        xs.append(p)
-        ls.append(nl)
-    t_max = max(x.shape[2] for x in xs)
-    x = torch.cat([F.pad(x, (0, 0, 0, t_max - x.shape[2])) for x in xs])
-    return x, torch.cat(ls)

@@ -24,8 +24,9 @@ from torch import nn
 
 from emotionnas.errors import ConfigError
 from emotionnas.models.layer_mix import LayerMix
-from emotionnas.models.pooling import AttentionPooling, lengths_to_mask
-from emotionnas.space.recipe_cell import pool_frames
+from emotionnas.features.inputs import lengths_to_mask
+from emotionnas.models.pooling import AttentionPooling
+from emotionnas.features.inputs import pool_frames
 from emotionnas.space.recipe import prune_recipe, validate_recipe
 
 SEARCH_OPS = ("linear", "blend", "elementwise_prod", "elementwise_sum",

@@ -1,0 +1,163 @@
+"""The pipeline-wide search space: one point (`Candidate`) is a whole model, as plain data.
+
+A candidate names every discrete choice of a two-stream SER model:
+
+  deep stream   deep:        none | linear | mlp | rnn | gru | lstm | cell (the searched
+                             NAS-Bench-NLP recipe of its search group)
+                layers:      encoder hidden states read, e.g. (2, 3); "all" = learned mix of all
+                frame_pool:  frames averaged per recurrent step (25 Hz cache / 4 = 6.25 Hz)
+                pooling:     attention | mean | meanstd (frames -> one vector)
+                hidden:      width; dropout
+  spectrogram   spectrogram: none | darts (the group's searched DARTS cells) | emodarts | resnet*
+  fusion        fusion:      ism | concat | sum | max | min (only when both streams are used)
+
+The hand-designed baselines a researcher would build are points of this space
+(`baselines`), so a search that selects honestly among them cannot lose to them by more
+than selection noise. `enumerate_space` lists the points of a `SpaceConfig`; the search
+strategy (training/selection.py) decides which of them to train.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, replace
+
+from emotionnas.config import DEEP_MODELS, FUSIONS, POOLINGS, SEQUENCE_MODELS, SPECTROGRAM_MODELS  # noqa: F401
+from emotionnas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Candidate:
+    deep: str = "gru"
+    layers: tuple[int, ...] | str = (2, 3)
+    frame_pool: int = 4
+    pooling: str = "attention"
+    hidden: int = 256
+    dropout: float = 0.2
+    spectrogram: str = "none"
+    fusion: str = "concat"
+
+    def __post_init__(self):
+        if self.deep not in DEEP_MODELS:
+            raise ConfigError(f"candidate.deep: {self.deep!r} is not one of {DEEP_MODELS}")
+        if self.spectrogram not in SPECTROGRAM_MODELS:
+            raise ConfigError(f"candidate.spectrogram: {self.spectrogram!r} is not one of {SPECTROGRAM_MODELS}")
+        if self.deep == "none" and self.spectrogram == "none":
+            raise ConfigError("candidate: needs at least one stream (deep or spectrogram)")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"candidate.pooling: {self.pooling!r} is not one of {POOLINGS}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"candidate.fusion: {self.fusion!r} is not one of {FUSIONS}")
+        layers = self.layers
+        if isinstance(layers, list):
+            layers = tuple(layers)
+            object.__setattr__(self, "layers", layers)
+        if not (layers == "all" or (isinstance(layers, tuple) and 1 <= len(layers) <= 64 and all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 256 for i in layers))):
+            raise ConfigError(f"candidate.layers: expected 'all' or a tuple of layer indices, got {layers!r}")
+        if not (isinstance(self.frame_pool, int) and 1 <= self.frame_pool <= 64):
+            raise ConfigError(f"candidate.frame_pool: expected 1..64, got {self.frame_pool!r}")
+        if not (isinstance(self.hidden, int) and 8 <= self.hidden <= 4096):
+            raise ConfigError(f"candidate.hidden: expected 8..4096, got {self.hidden!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"candidate.dropout: expected [0, 1), got {self.dropout!r}")
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The inputs the model reads, in call order."""
+        return tuple(s for s, used in (("spectrogram", self.spectrogram != "none"), ("deep", self.deep != "none"))
+                     if used)
+
+    @property
+    def expensive(self) -> bool:
+        """Trains a CNN on spectrograms (minutes on a CPU, not seconds)."""
+        return self.spectrogram != "none"
+
+    @property
+    def name(self) -> str:
+        """A short readable id, e.g. `gru256-L2.3-p4-attention` or `resnet*+lstm256-…-concat`."""
+        parts = []
+        if self.spectrogram != "none":
+            parts.append(self.spectrogram)
+        if self.deep != "none":
+            layers = "all" if self.layers == "all" else ".".join(map(str, self.layers))
+            width = "" if self.deep == "linear" else str(self.hidden)
+            deep = f"{self.deep}{width}-L{layers}-p{self.frame_pool}-{self.pooling}"
+            if self.dropout != 0.2:
+                deep += f"-d{self.dropout:g}"
+            parts.append(deep)
+        name = "+".join(parts)
+        return f"{name}-{self.fusion}" if len(parts) == 2 else name
+
+    @property
+    def key(self) -> str:
+        """A stable id of all fields (names can collide after rounding; keys cannot)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = self.layers if self.layers == "all" else list(self.layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d, source: str = "candidate") -> "Candidate":
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {unknown}")
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        except TypeError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+
+def baselines(layers) -> dict[str, Candidate]:
+    """The hand-designed models of the SER literature as points of the space, reading
+    `layers` (the encoder layers a linear probe picks on the search speakers)."""
+    layers = tuple(layers) if layers != "all" else "all"
+    return {
+        "linear probe": Candidate("linear", layers, 4, "mean", 256, 0.2),
+        "GRU": Candidate("gru", layers, 4, "attention", 256, 0.2),
+        "LSTM": Candidate("lstm", layers, 4, "attention", 256, 0.2),
+        "ResNet*": Candidate("none", layers, 4, "attention", 256, 0.2, "resnet*"),
+        "ResNet* + LSTM (concat)": Candidate("lstm", layers, 4, "attention", 256, 0.2, "resnet*", "concat"),
+    }
+
+
+def layer_windows(scores, widths=(1, 2), top: int = 3) -> list[tuple[int, ...]]:
+    """Windows of consecutive layers ranked by the mean probe score of their layers; the
+    `top` best (ties: the lower layers first)."""
+    n = len(scores)
+    wins = [tuple(range(a, a + w)) for w in widths for a in range(0, n - w + 1)]
+    wins.sort(key=lambda win: (-sum(scores[i] for i in win) / len(win), win))
+    return wins[:top]
+
+
+def enumerate_space(space, windows) -> list[Candidate]:
+    """Every candidate of a `SpaceConfig` over the given layer windows (plus "all" when the
+    space allows a learned mix), in a fixed order."""
+    layer_options = list(windows) + (["all"] if space.layer_mix else [])
+    out: dict[str, Candidate] = {}
+    for deep, spec in itertools.product(space.deep, space.spectrogram):
+        if deep == "none" and spec == "none":
+            continue
+        fusions = space.fusion if deep != "none" and spec != "none" else [space.fusion[0]]
+        pools = space.pooling if deep != "none" else ["attention"]
+        hiddens = space.hidden if deep not in ("none", "linear") else [space.hidden[-1]]
+        lays = layer_options if deep != "none" else [layer_options[0]]
+        for layers, fp, pool, hid, drop, fusion in itertools.product(lays, space.frame_pool, pools, hiddens,
+                                                                     space.dropout, fusions):
+            if deep == "linear" and pool == "attention":
+                pool = "mean"  # a linear probe has no frame model to attend with
+            c = Candidate(deep, layers, fp, pool, hid, drop, spec, fusion)
+            out.setdefault(c.key, c)
+    return list(out.values())
+
+
+def with_layers(c: Candidate, layers) -> Candidate:
+    return replace(c, layers=tuple(layers) if layers != "all" else "all")

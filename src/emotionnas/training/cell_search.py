@@ -1,0 +1,126 @@
+"""The weight-sharing stage of a selection group: encoder-layer probe and cell searches.
+
+For one group's search speakers (never a test speaker of the group's folds):
+  * a per-layer linear probe (leave-one-speaker-out over those speakers) scores every
+    encoder layer; its best windows are the layer choices of the candidate pool;
+  * DARTS searches the spectrogram cells (when the space holds `darts` / `emodarts`) and the
+    NAS-Bench-NLP recipe search the recurrent cell (when it holds `cell`), on the group's
+    train / α split of speakers.
+Each writes its result atomically and is read back on resume only when it was made from
+exactly the same speakers.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emotionnas.data.folds import Fold
+from emotionnas.errors import ConfigError, LeakageError
+from emotionnas.features.inputs import deep_inputs, spectrogram_inputs, spectrogram_stats
+from emotionnas.rundir import RESTART_HINT
+from emotionnas.utils.io import atomic_write_json, read_json_or_none
+from emotionnas.utils.seed import seed_everything
+
+
+def stage_seed(seed: int, *parts) -> int:
+    """A task's seed from the run seed and the task's name parts (stable across processes)."""
+    return (seed * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2**31)
+
+
+def speaker_indices(speakers: np.ndarray, names) -> np.ndarray:
+    return np.flatnonzero(np.isin(speakers, list(names)))
+
+
+@dataclass(frozen=True)
+class SearchTask:
+    """Cell searches of one group: picklable, run by `run_search_task` in any process."""
+    data: object            # training.tasks.DataRef
+    fold: dict              # the group's search fold (train / val / excluded speakers)
+    cfg: dict               # RunConfig.to_dict()
+    out_dir: str
+    cnn_kind: str | None    # "darts" | "emodarts" | None
+    rnn: bool
+    layers: tuple
+
+
+def search_speakers(speakers: np.ndarray, fold: Fold) -> dict:
+    tr, va = speaker_indices(speakers, fold.train), speaker_indices(speakers, fold.val)
+    return {"train": sorted(set(speakers[tr].tolist())), "val": sorted(set(speakers[va].tolist())),
+            "excluded": sorted(fold.test)}
+
+
+def run_search_task(task: SearchTask) -> dict:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.jit.optimized_execution(False):
+            return _search(task)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _search(task: SearchTask) -> dict:
+    from emotionnas.config import RunConfig
+    from emotionnas.search.cnn.search import SearchJob, search_cnn
+    from emotionnas.search.rnn.search import search_rnn
+    from emotionnas.space.recipe import load_recipe
+
+    cfg = RunConfig.from_dict(task.cfg)
+    fs = task.data.load()
+    fold = Fold.from_dict(task.fold)
+    out_dir = Path(task.out_dir)
+    speakers = search_speakers(fs.speakers, fold)
+    if set(speakers["train"] + speakers["val"]) & set(fold.test):
+        raise LeakageError(f"search {fold.name}: test speakers reached its training data")
+    tr, va = speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)
+    genotype = recipe = None
+    if task.cnn_kind:
+        stats = spectrogram_stats(fs.spectrograms[tr])
+        seed = stage_seed(cfg.seed, "search-cnn", fold.name)
+        seed_everything(seed)
+        job = SearchJob(cfg.cnn.search, cfg.cnn.C, cfg.cnn.layers, "gap" if task.cnn_kind == "darts" else "lstm",
+                        seed, 1)
+        g = search_cnn(spectrogram_inputs(fs.spectrograms[tr], stats), torch.as_tensor(fs.labels[tr]),
+                       spectrogram_inputs(fs.spectrograms[va], stats), torch.as_tensor(fs.labels[va]),
+                       job, out_dir / "cnn", progress=False)
+        genotype = json.loads(g.to_json())
+    if task.rnn and cfg.rnn.recipe_path:
+        recipe = load_recipe(cfg.rnn.recipe_path)
+    elif task.rnn:
+        seed = stage_seed(cfg.seed, "search-rnn", fold.name)
+        seed_everything(seed)
+        pool = cfg.space.frame_pool[0]
+        x_tr, l_tr = deep_inputs([fs.deep[i] for i in tr], list(task.layers), pool)
+        x_va, l_va = deep_inputs([fs.deep[i] for i in va], list(task.layers), pool)
+        recipe = search_rnn(x_tr, l_tr, torch.as_tensor(fs.labels[tr]), x_va, l_va, torch.as_tensor(fs.labels[va]),
+                            cfg.rnn.search, out_dir / "rnn", seed=seed, progress=False)
+    return {"genotype": genotype, "recipe": recipe, "layers": list(task.layers), "speakers": speakers}
+
+
+def cached_search(out_dir: Path, speakers: dict, log) -> dict | None:
+    """The finished search in `out_dir`, if it used exactly `speakers`; ConfigError if stale."""
+    done = Path(out_dir) / "search_done.json"
+    record = read_json_or_none(done, log)
+    if record is None:
+        return None
+    if record.get("speakers") != speakers:
+        raise ConfigError(f"{done}: this search used other speakers than it would now (stale search); "
+                          f"{RESTART_HINT}")
+    return record
+
+
+def layer_probe(fs, indices, out_dir: Path, seed: int, log) -> dict:
+    """Per-layer probe scores on the group's speakers (cached in layers.json)."""
+    from emotionnas.search.layers import select_layers
+    path = Path(out_dir) / "layers.json"
+    choice = read_json_or_none(path, log)
+    want = sorted(set(fs.speakers[indices].tolist()))
+    if choice is None or choice.get("speakers") != want:
+        choice = select_layers(fs, indices, 1, seed)
+        atomic_write_json(path, choice)
+    return choice

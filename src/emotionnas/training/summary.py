@@ -1,0 +1,105 @@
+"""results.json from a finished run: per-fold scores of the selected ensemble, its top-1
+member and (when trained) the baselines; means and spreads; fold-paired comparisons.
+
+Everything here is computed from stored records, so an interrupted and resumed run writes
+the same bytes (floats rounded to 10 significant digits).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from emotionnas.features.spectrogram import SpectrogramConfig
+from emotionnas.metrics import mean_std, scores
+from emotionnas.rundir import FORMAT_VERSION
+from emotionnas.training.cell_search import speaker_indices
+
+METRICS = ("ua", "wa", "macro_f1")
+
+
+def _agg(rows: list[dict]) -> dict:
+    out = {}
+    for k in METRICS:
+        out[k], out[f"{k}_std"] = mean_std([r[k] for r in rows])
+    return out
+
+
+def paired(ours: list[float], theirs: list[float]) -> dict:
+    """Fold-paired comparison: wins/ties/losses, mean difference and a Wilcoxon signed-rank p."""
+    d = np.asarray(ours, float) - np.asarray(theirs, float)
+    out = {"wins": int((d > 1e-9).sum()), "ties": int((np.abs(d) <= 1e-9).sum()), "losses": int((d < -1e-9).sum()),
+           "mean_diff": float(d.mean()) if len(d) else 0.0, "p_value": None}
+    if np.any(np.abs(d) > 1e-9) and len(d) >= 2:
+        from scipy.stats import wilcoxon
+        try:
+            out["p_value"] = float(wilcoxon(d, zero_method="zsplit").pvalue)
+        except ValueError:
+            pass
+    return out
+
+
+def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
+    n = fs.n_classes
+    fold_rows, group_of = [], {i: g for g in groups for i in g.members}
+    baseline_names = list(groups[0].summary["baselines"]) if cfg.baselines and groups else []
+    for i, fold in enumerate(folds):
+        g = group_of[i]
+        test = speaker_indices(fs.speakers, fold.test)
+        y = fs.labels[test]
+        members = g.summary["members"]
+        probs = [np.asarray(refits[i, m["key"]]["test_probs"], np.float32) for m in members]
+        ens = np.mean(probs, axis=0)
+        sc = scores(y, ens.argmax(1), n)
+        row = {"name": fold.name, "test_speakers": list(fold.test), "search_group": g.name,
+               **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
+               "members": [{"name": m["name"], "key": m["key"], "epoch": m["epoch"],
+                            "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
+               "top1": {k: v for k, v in scores(y, probs[0].argmax(1), n).items() if k in METRICS},
+               "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
+        if baseline_names:
+            row["baselines"] = {}
+            for b in baseline_names:
+                key = g.summary["baselines"][b]["key"]
+                p = np.asarray(refits[i, key]["test_probs"], np.float32)
+                row["baselines"][b] = {k: v for k, v in scores(y, p.argmax(1), n).items() if k in METRICS}
+        fold_rows.append(row)
+    res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
+           "label_names": fs.label_names, "synthetic": cfg.corpus == "demo", "n_utterances": len(fs),
+           "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows}
+    res["ablations"] = {"ensemble (selected k)": _agg(fold_rows),
+                        "top-1 candidate": _agg([f["top1"] for f in fold_rows])}
+    if baseline_names:
+        res["baselines"] = {}
+        for b in baseline_names:
+            rows = [f["baselines"][b] for f in fold_rows]
+            res["baselines"][b] = {**_agg(rows), "paired_ua": paired([f["ua"] for f in fold_rows],
+                                                                     [r["ua"] for r in rows])}
+    res["searches"] = [{"group": g.name, "held_out_speakers": list(g.fold.test), "folds": g.members,
+                        "dir": rundir.relative(rundir.search_dir(g.name)),
+                        "layer_scores": g.probe.get("scores"), "ensemble_k": g.summary["ensemble_k"],
+                        "members": g.summary["members"], "n_candidates": len(g.summary["candidates"]),
+                        "n_full": sum("inner_ua" in c for c in g.summary["candidates"]),
+                        "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe")} for g in groups]
+    full = [c for g in groups for c in g.summary["candidates"] if "inner_ua" in c]
+    res["selection_spread"] = {
+        "single_speaker_ua_std": float(np.mean([c["speaker_ua_std"] for c in full])) if full else None,
+        "inner_cv_ua_se": float(np.mean([c["inner_fold_se"] for c in full])) if full else None,
+        "note": "std over search speakers of a candidate's UA on that speaker alone (what one validation "
+                "speaker reports) vs the standard error of the inner-CV mean; averaged over fully scored candidates"}
+    size = cfg.features.spectrogram_size
+    res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
+                       "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim,
+                       "spectrogram": SpectrogramConfig(out_freq=size, out_time=size).to_dict()}
+    return _stable(res)
+
+
+def _stable(obj):
+    """Floats to 10 significant digits (not decimals: 1e-10 must survive) for a stable results.json."""
+    if isinstance(obj, float):
+        return float(f"{obj:.10g}")
+    if isinstance(obj, dict):
+        return {k: _stable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_stable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _stable(obj.item())
+    return obj

@@ -1,0 +1,132 @@
+"""The units of work of a run, as plain picklable data, and the function that does one.
+
+A task names its data (`DataRef`: corpus + feature cache), a candidate, the utterance
+indices it trains on and those it predicts, its seed and its schedule. `run_task` is the
+same function whether it runs in this process, in a local worker process or on a Dask
+worker: it uses one torch thread and seeds itself, so results do not depend on where or
+in which order tasks run. Features are loaded once per process and memoised.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from emotionnas.config import TrainConfig
+from emotionnas.features.inputs import InputSpec, deep_inputs, spectrogram_inputs, spectrogram_stats
+from emotionnas.models.build import Dims, build_model, input_spec
+from emotionnas.space.pipeline import Candidate
+from emotionnas.training.loop import ArraySplit, predict_proba, train_model
+from emotionnas.utils.seed import seed_everything
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where a task's features come from (they must already be in the cache)."""
+    corpus: str
+    root: str
+    options: tuple = ()
+    cache_dir: str = "cache"
+    encoder: str = "whisper-base"
+    deep_pool: int = 2
+    spectrogram_size: int = 70
+
+    def load(self):
+        from emotionnas.features.dataset import load_features
+        from emotionnas.features.spectrogram import SpectrogramConfig
+        key = self
+        if key not in _FEATURES:
+            size = self.spectrogram_size
+            _FEATURES[key] = load_features(self.corpus, self.root, self.cache_dir, encoder=self.encoder,
+                                           deep_pool=self.deep_pool, progress=False,
+                                           spec_cfg=SpectrogramConfig(out_freq=size, out_time=size),
+                                           **dict(self.options))
+        return _FEATURES[key]
+
+
+_FEATURES: dict = {}
+_DEEP: OrderedDict = OrderedDict()  # (DataRef, layers, frame_pool) -> (x, lengths); a few entries
+
+
+def _deep(data: DataRef, fs, layers, frame_pool: int):
+    key = (data, layers, frame_pool)
+    if key not in _DEEP:
+        _DEEP[key] = deep_inputs(fs.deep, layers, frame_pool)
+        while len(_DEEP) > 3:
+            _DEEP.popitem(last=False)
+    _DEEP.move_to_end(key)
+    return _DEEP[key]
+
+
+def split_inputs(data: DataRef, fs, spec: InputSpec, idx) -> tuple:
+    """The model inputs of utterances `idx` (same order as `model_inputs`), from the memo."""
+    idx = np.asarray(idx, dtype=np.int64)
+    out: list = []
+    if "spectrogram" in spec.streams:
+        out.append(spectrogram_inputs(fs.spectrograms[idx], spec.spec_stats))
+    if "deep" in spec.streams:
+        x, lengths = _deep(data, fs, spec.layers, spec.frame_pool)
+        t = torch.from_numpy(idx)
+        out.extend([x[t], lengths[t]])
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """Train `candidate` on utterances `train`; `kind` "evaluate": record the probabilities of
+    `predict` after every epoch (inner cross-validation); "refit": stop after `epochs` and
+    return the probabilities of `predict` (the test speakers) and the weights."""
+    kind: str
+    data: DataRef
+    candidate: dict
+    train: tuple
+    predict: tuple
+    seed: int
+    train_cfg: dict
+    dims: Dims
+    genotype: dict | None = None
+    recipe: dict | None = None
+    epochs: int | None = None
+
+
+def schedule(cand: Candidate, cfg: TrainConfig) -> tuple[int, float]:
+    """(schedule length, learning rate): CNNs have their own (they cost ~100x per epoch)."""
+    return (cfg.cnn_epochs, cfg.cnn_lr) if cand.expensive else (cfg.epochs, cfg.lr)
+
+
+def run_task(task: TrainTask) -> dict:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.jit.optimized_execution(False):  # bit-identical recipe cells across processes
+            return _run(task)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _run(task: TrainTask) -> dict:
+    fs = task.data.load()
+    cand = Candidate.from_dict(task.candidate)
+    cfg = TrainConfig(**task.train_cfg)
+    train_idx = np.asarray(task.train, dtype=np.int64)
+    stats = spectrogram_stats(fs.spectrograms[train_idx]) if cand.spectrogram != "none" else (0.0, 1.0)
+    spec = input_spec(cand, stats)
+    train = ArraySplit(split_inputs(task.data, fs, spec, train_idx), fs.labels[train_idx])
+    other = ArraySplit(split_inputs(task.data, fs, spec, task.predict), fs.labels[np.asarray(task.predict)])
+    seed_everything(task.seed)
+    model = build_model(cand, task.dims, task.genotype, task.recipe)
+    epochs, lr = schedule(cand, cfg)
+    t0 = time.perf_counter()
+    if task.kind == "evaluate":
+        res = train_model(model, train, cfg, task.dims.n_classes, seed=task.seed, schedule_epochs=epochs, lr=lr,
+                          val=other)
+        return {"val_probs": np.stack(res.val_probs), "seconds": time.perf_counter() - t0,
+                "history": res.history}
+    res = train_model(model, train, cfg, task.dims.n_classes, seed=task.seed, schedule_epochs=epochs, lr=lr,
+                      stop_after=task.epochs)
+    return {"test_probs": predict_proba(model, other), "seconds": time.perf_counter() - t0,
+            "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "spec_stats": list(stats), "n_params": sum(p.numel() for p in model.parameters())}
