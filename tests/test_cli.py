@@ -74,5 +74,5 @@ def test_search_command_writes_architecture(demo_root, tmp_path, shared_cache, c
         assert arch["genotype"]["normal"] and (out / "cnn" / "genotype.json").exists()
     else:
         assert arch["recipe"] and (out / "rnn" / "recipe.json").exists()
-    used = json.loads((out / "search_speakers.json").read_text())
+    used = json.loads((out / "search_done.json").read_text())["speakers"]
     assert not set(used["excluded"]) & (set(used["train"]) | set(used["val"]))

@@ -14,7 +14,8 @@ from emotionnas.search.cnn.architect import Architect, beta_decay
 from emotionnas.space.cnn_cells import MixedOp, SearchCell, reduction_layers
 from emotionnas.space.genotype import Genotype, derive_cell, derive_genotype, edge_index, n_edges
 from emotionnas.space.cnn_ops import OPS, PRIMITIVES, AvgPool3x3, FactorizedReduce
-from emotionnas.search.cnn.search import CNNSearchConfig, search_cnn, weight_step
+from emotionnas.config import CNNSearchConfig
+from emotionnas.search.cnn.search import SearchJob, search_cnn, weight_step
 from emotionnas.search.cnn.supernet import SuperNet
 
 @pytest.fixture(autouse=True)
@@ -166,8 +167,9 @@ def test_second_order_and_partial_channels_and_beta_decay():
 
 
 def _cfg(**kw):
-    base = dict(C=4, layers=3, epochs=3, warmup_epochs=1, batch_size=8, proxy_size=None, seed=3)
-    return CNNSearchConfig(**{**base, **kw})
+    job = {k: kw.pop(k) for k in ("C", "layers", "head", "seed", "threads") if k in kw}
+    base = dict(epochs=3, warmup_epochs=1, batch_size=8, proxy_size=None)
+    return SearchJob(CNNSearchConfig(**{**base, **kw}), **{"C": 4, "layers": 3, "seed": 3, **job})
 
 
 def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path):

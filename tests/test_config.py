@@ -9,9 +9,25 @@ def test_yaml_round_trip_and_overrides(tmp_path):
     cfg.train.epochs = 7
     p = tmp_path / "c.yaml"
     p.write_text(cfg.to_yaml())
-    back = RunConfig.from_yaml(p, overrides=["cnn.C=8", "fusion=concat", "features.deep_layers=[2,3]"])
+    back = RunConfig.from_yaml(p, overrides=["cnn.C=8", "space.fusion=[ism]", "space.hidden=[64, 128]",
+                                             "cnn.search.epochs=9"])
     assert back.corpus == "emodb" and back.train.epochs == 7
-    assert back.cnn.C == 8 and back.fusion == "concat" and back.features.deep_layers == [2, 3]
+    assert back.cnn.C == 8 and back.space.fusion == ["ism"] and back.space.hidden == [64, 128]
+    assert back.cnn.search.epochs == 9 and back.to_dict() == RunConfig.from_dict(back.to_dict()).to_dict()
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("space.deep=[transformer]", "space.deep"),
+    ("space.hidden=[big]", "expected int"),
+    ("space.pooling=attention", "expected a list"),
+    ("cnn.search.C=8", "unknown key"),        # typed sections: no silent override of cnn.C
+    ("selection.inner_folds=1", "inner_folds"),
+    ("executor=ssh://x", "executor"),
+])
+def test_typed_sections_refuse_bad_values(override, msg):
+    from emotionnas.config import apply_overrides
+    with pytest.raises(ConfigError, match=msg):
+        apply_overrides(RunConfig(), [override])
 
 
 @pytest.mark.parametrize("text,msg", [
@@ -20,7 +36,7 @@ def test_yaml_round_trip_and_overrides(tmp_path):
     ("train:\n  epochs: 2.5\n", "integer"),
     ("- a list\n", "mapping"),
     ("train: [1, 2\n", "cannot read YAML"),
-    ("ablations: maybe\n", "true/false"),
+    ("baselines: maybe\n", "true/false"),
 ])
 def test_malformed_config_one_line_error(tmp_path, text, msg):
     p = tmp_path / "bad.yaml"

@@ -34,68 +34,99 @@ def test_cross_fitted_plan_never_searches_on_a_folds_test_speakers():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, demo_root):
+    """A 2-fold demo run with baselines, every task recorded (serial executor, in-process)."""
+    import emotionnas.training.crossval as cv
     tmp = tmp_path_factory.mktemp("run")
     cfg = demo_config(str(demo_root), str(tmp / "cache"))
-    cfg.max_folds = 2  # keep the test short: 2 of the 4 leave-one-speaker-out folds
-    results = run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
-    return cfg, tmp / "run", results
+    cfg.max_folds, cfg.baselines = 2, True
+    seen = []
+    original = cv.run_task
+
+    def spy(task):
+        seen.append(task)
+        return original(task)
+    cv.run_task = spy
+    try:
+        results = run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
+    finally:
+        cv.run_task = original
+    from emotionnas.reports.report import write_report
+    write_report(tmp / "run")
+    return cfg, tmp / "run", results, seen
 
 
 def test_run_writes_results_and_provenance(demo_run):
-    cfg, run, results = demo_run
-    for name in ("config.yaml", "environment.json", "folds.json", "results.json", "timing.json"):
+    cfg, run, results, _ = demo_run
+    for name in ("config.yaml", "environment.json", "fingerprint.json", "folds.json", "results.json", "timing.json"):
         assert (run / name).exists(), name
-    assert set(results) >= {"ua", "wa", "macro_f1", "ua_std", "folds", "ablations"}
+    assert set(results) >= {"ua", "wa", "macro_f1", "ua_std", "folds", "searches", "baselines", "selection_spread"}
     assert len(results["folds"]) == 2 and results["synthetic"] is True
+    assert set(results["baselines"]) == {"linear probe", "GRU", "LSTM", "ResNet*", "ResNet* + LSTM (concat)"}
     for f in results["folds"]:
-        assert 0 <= f["ua"] <= 100 and f["genotype"]["normal"] and f["recipe"]
-    assert set(results["ablations"]["fusion"]) == {"ism", "concat", "sum", "max", "min"}
+        assert 0 <= f["ua"] <= 100 and 1 <= len(f["members"]) <= cfg.selection.max_ensemble
+        assert set(f["baselines"]) == set(results["baselines"])
     report = (run / "report.md").read_text()
-    assert "**Encoder layers**" in report  # the per-search layer choice, with its probe scores
+    assert "How the models were chosen" in report and "Searched vs hand-designed baselines" in report
     env = json.loads((run / "environment.json").read_text())
     assert env["seed"] == cfg.seed and env["torch"]
 
 
-def test_no_test_speaker_reaches_search_or_early_stopping(demo_run):
-    _, run, results = demo_run
+def test_no_test_speaker_reaches_any_selection(demo_run, demo_root):
+    """Every task that chose something (cell search, inner CV, ensemble size) read only the
+    search speakers of its group; refits never trained on their fold's test speakers."""
+    from emotionnas.data.corpora import read_corpus
+    _, run, results, seen = demo_run
+    speakers = [u.speaker for u in read_corpus("demo", demo_root).utterances]
+    rd = RunDir(run)
+    tested_by_group = {}
     for f in results["folds"]:
-        test = set(f["test_speakers"])
-        search_dir = RunDir(run).search_dir(f["search_group"])
-        used = json.loads((search_dir / "search_speakers.json").read_text())
-        assert not test & (set(used["train"]) | set(used["val"]))
-        assert not test & set(f["val_speakers"])
-        layers = json.loads((search_dir / "layers.json").read_text())
-        assert not test & set(layers["speakers"])  # layer selection saw only search speakers
-        assert f["deep_layers"] == layers["layers"]
-        Fold(f["name"], tuple(s for s in used["train"]), tuple(used["val"]), tuple(used["excluded"]))
+        tested_by_group.setdefault(f["search_group"], set()).update(f["test_speakers"])
+    for group, tested in tested_by_group.items():
+        summary = json.loads(rd.selection_summary(group).read_text())
+        assert not tested & set(summary["speakers"])                      # candidates, epochs, k
+        assert sorted(s for fold in summary["inner_folds"] for s in fold) == summary["speakers"]  # each once
+        assert not tested & set(json.loads((rd.search_dir(group) / "layers.json").read_text())["speakers"])
+        rec = json.loads(rd.search_record(group).read_text())
+        assert not tested & (set(rec["speakers"]["train"]) | set(rec["speakers"]["val"]))
+    group_speakers = {g: set(json.loads(rd.selection_summary(g).read_text())["speakers"]) for g in tested_by_group}
+    evaluate = [t for t in seen if t.kind == "evaluate"]
+    refit = [t for t in seen if t.kind == "refit"]
+    assert evaluate and refit
+    for t in evaluate:  # inner CV trains and validates within one group's search speakers
+        used = {speakers[i] for i in t.train + t.predict}
+        assert any(used <= group_speakers[g] for g in group_speakers)
+    for t in refit:
+        assert not {speakers[i] for i in t.train} & {speakers[i] for i in t.predict}
 
 
 def test_interrupted_run_resumes_to_identical_results(demo_run):
-    cfg, run, _ = demo_run
+    cfg, run, _, _ = demo_run
     before = (run / "results.json").read_bytes()
     copy = run.parent / "run_copy"
     shutil.copytree(run, copy)
-    # simulate a kill in fold 1 during the deep branch: it and the fusion stage never finished
     rd = RunDir(copy)
-    for path in (rd.stage_json(1, "deep"), rd.stage_weights(1, "deep"), rd.fusion_json(1),
-                 rd.fusion_weights(1, "ism")):
+    group = json.loads(rd.results.read_text())["folds"][1]["search_group"]
+    summary = json.loads(rd.selection_summary(group).read_text())
+    member = summary["members"][0]["key"]
+    # as if killed mid-selection and mid-refit: records, the summary and a refit are gone
+    for path in [rd.selection_summary(group), rd.refit_json(1, member), rd.refit_weights(1, member), rd.results,
+                 *sorted((rd.search_dir(group) / "selection").glob("*.npz"))[:3]]:
         path.unlink()
-    (copy / "results.json").unlink()
     run_crossval(cfg, copy, progress=False, log=lambda *a: None)
     assert (copy / "results.json").read_bytes() == before
 
 
 def test_other_config_refused_in_same_folder(demo_run):
-    cfg, run, _ = demo_run
+    cfg, run, _, _ = demo_run
     other = RunConfig.from_dict(cfg.to_dict())
-    other.fusion = "concat"
+    other.space.hidden = [16]
     from emotionnas.errors import ConfigError
     with pytest.raises(ConfigError, match="different config"):
         run_crossval(other, run, progress=False, log=lambda *a: None)
 
 
 def test_export_and_predict_in_fresh_process(demo_run, demo_root, tmp_path):
-    _, run, results = demo_run
+    _, run, results, _ = demo_run
     model = tmp_path / "model"
     subprocess.run([sys.executable, "-m", "emotionnas", "export", str(run), "--out", str(model)], check=True)
     wavs = sorted((demo_root / "wav").glob("*.wav"))[:2]
@@ -118,7 +149,6 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
 
     import numpy as np
     import soundfile as sf
-    import torch
 
     from emotionnas.data.audio import load_audio
     from emotionnas.export import export_run
@@ -126,7 +156,7 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     from emotionnas.recognizer import Recognizer
     from emotionnas.training.crossval import spectrogram_config
 
-    cfg, run, _ = demo_run
+    cfg, run, _, _ = demo_run
     rec = Recognizer.load(export_run(run, tmp_path / "model"))
     waves = [sf.read(str(p), dtype="float32")[0] for p in sorted((demo_root / "wav").glob("*.wav"))[:10]]
     long_wav = tmp_path / "long.wav"
@@ -136,12 +166,9 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     spec = cache.extract(utt, spectrogram_stream(spectrogram_config(cfg)), progress=False)[0][str(long_wav)]
     deep = cache.extract(utt, deep_stream(cfg.features.encoder, cfg.features.deep_pool),
                          progress=False)[0][str(long_wav)]
-    x_spec, x_deep, lengths = rec.features(load_audio(long_wav))
-    m, s = rec.spec.spec_stats
-    torch.testing.assert_close(x_spec, (torch.from_numpy(spec)[None, None] - m) / s, rtol=0, atol=0)
-    layers = rec.spec.deep_layers
-    torch.testing.assert_close(x_deep, torch.from_numpy(deep[layers].astype(np.float32))[None], rtol=0, atol=0)
-    assert int(lengths[0]) == deep.shape[1]
-    with torch.no_grad():
-        cached = torch.softmax(rec.model(x_spec, x_deep, lengths), -1)[0].numpy()
+    x_spec, x_deep = rec.features(load_audio(long_wav))
+    np.testing.assert_array_equal(x_spec[0], spec)
+    top = rec.max_layer()
+    np.testing.assert_array_equal(x_deep[0], deep if top is None else deep[: top + 1])
+    cached = rec.model.predict_proba(spec[None], [deep])[0]  # the ensemble on the cached training features
     np.testing.assert_allclose(rec.predict_proba(load_audio(long_wav)), cached, atol=1e-6)

@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slow
 KILL_POINTS = [
     ("cnn search", "searches/*/cnn/search_log.json"),
     ("rnn search", "searches/*/rnn/search_log.json"),
-    ("branch training", "folds/fold00/spectrogram.json"),
-    ("fusion", "folds/fold00/deep.json"),
-    ("second fold", "folds/fold01/spectrogram.json"),
+    ("inner cross-validation", "searches/*/selection/*.npz"),
+    ("second rung", "searches/*/selection.json"),
+    ("refits", "folds/fold0*/*.json"),
     ("report", "results.json"),
 ]
 
@@ -41,7 +41,7 @@ def _command(corpus, out, cfg_path):
 def setup(tmp_path_factory, demo_root):
     tmp = tmp_path_factory.mktemp("faults")
     cfg = demo_config(str(demo_root), str(tmp / "cache"))
-    cfg.max_folds, cfg.threads = 2, 1
+    cfg.max_folds, cfg.threads, cfg.workers = 2, 1, 2  # worker processes are killed with the run
     cfg_path = tmp / "cfg.yaml"
     cfg_path.write_text(cfg.to_yaml())
     base = tmp / "uninterrupted"
@@ -49,8 +49,29 @@ def setup(tmp_path_factory, demo_root):
     return tmp, cfg_path, (base / "results.json").read_bytes()
 
 
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _kill_when(proc, run: Path, pattern: str, delay: float, timeout: float = 300) -> bool:
-    """SIGKILL `proc` `delay` s after a file matching `pattern` appears; False if it ended first."""
+    """SIGKILL `proc` `delay` s after a file matching `pattern` appears; False if it ended first.
+    Its worker processes must then exit on their own (they watch their parent)."""
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
         if proc.poll() is not None:
@@ -59,8 +80,13 @@ def _kill_when(proc, run: Path, pattern: str, delay: float, timeout: float = 300
             time.sleep(delay)
             if proc.poll() is not None:
                 return False
+            workers = _children(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            t_gone = time.monotonic() + 10
+            while any(_alive(w) for w in workers) and time.monotonic() < t_gone:
+                time.sleep(0.1)
+            assert not any(_alive(w) for w in workers), f"orphan workers after a kill at {pattern}"
             return True
         time.sleep(0.01)
     proc.kill()
@@ -100,18 +126,21 @@ def test_truncated_and_corrupt_files_are_rebuilt(setup, demo_root):
     rd = RunDir(run)
     results = json.loads(rd.results.read_text())
     group = results["folds"][0]["search_group"]
-    _truncate(rd.stage_weights(0, "deep"))                        # checkpoint cut short
-    rd.stage_json(1, "spectrogram").write_text("{not json")         # JSON garbage
-    rd.fusion_weights(1, "ism").write_bytes(b"PK\x03\x04" + b"\x00" * 64)  # a broken zip
-    _truncate(rd.search_record(group))                              # search result cut short
-    _truncate(rd.search_dir(group) / "rnn" / "checkpoint.pt")      # and its search checkpoint
+    member = results["folds"][0]["members"][0]["key"]
+    member1 = results["folds"][1]["members"][0]["key"]
+    _truncate(rd.refit_weights(0, member))                           # checkpoint cut short
+    rd.refit_json(1, member1).write_text("{not json")                # JSON garbage
+    record = sorted((rd.search_dir(group) / "selection").glob("*.npz"))[0]
+    record.write_bytes(b"PK\x03\x04" + b"\x00" * 64)                  # a broken zip
+    _truncate(rd.search_record(group))                               # search result cut short
+    _truncate(rd.search_dir(group) / "rnn" / "checkpoint.pt")       # and its search checkpoint
     entry = next((tmp / "cache").rglob("*.npy"))
-    _truncate(entry, 40)                                            # a feature-cache entry
+    _truncate(entry, 40)                                             # a feature-cache entry
     rd.results.unlink()
     proc = subprocess.run(_command(demo_root, run, cfg_path), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert rd.results.read_bytes() == expected
-    assert "unreadable" in proc.stderr  # each rebuild is reported, not silent
+    assert (proc.stdout + proc.stderr).count("unreadable") >= 4  # each rebuild is reported, not silent
 
 
 def test_changed_corpus_between_runs_is_refused(setup, demo_root, tmp_path):
@@ -122,7 +151,7 @@ def test_changed_corpus_between_runs_is_refused(setup, demo_root, tmp_path):
     shutil.copytree(tmp / "uninterrupted", run)
     # the copied run was made from demo_root: same content hashes, same ids -> accepted
     cfg = demo_config(str(corpus), str(tmp / "cache"))
-    cfg.max_folds, cfg.threads = 2, 1
+    cfg.max_folds, cfg.threads, cfg.workers = 2, 1, 2
     cfg_path2 = tmp_path / "cfg.yaml"
     cfg_path2.write_text(cfg.to_yaml())
     (run / "config.yaml").write_text(cfg.to_yaml())

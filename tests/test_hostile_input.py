@@ -95,23 +95,24 @@ def test_derive_cell_raises_instead_of_hanging_when_skip_is_the_only_op():
 
 
 def _exported_meta(tmp_path):
-    """A small valid model folder, made by the real exporter path's builder."""
+    """A small valid model folder: a two-member ensemble (searched cells + a GRU), built by the
+    same builder the exporter and recognizer use."""
     from safetensors.torch import save_file
 
-    from emotionnas.models.build import MODEL_FORMAT_VERSION, build_two_stream
+    from emotionnas.models.build import Dims, Member, ModelSpec
+    from emotionnas.space.pipeline import Candidate
     g = json.loads(Genotype((("skip_connect", 0), ("avg_pool_3x3", 1)) * 4, (2, 3, 4, 5),
                             (("max_pool_3x3", 0), ("skip_connect", 1)) * 4, (2, 3, 4, 5)).to_json())
-    meta = {"format_version": MODEL_FORMAT_VERSION, "label_names": ["a", "b"], "genotype": g,
-            "recipe": {"pre": {"op": "linear", "input": ["x", "h_prev_0"]},
-                       "h_new_0": {"op": "activation_tanh", "input": ["pre"]}},
-            "cnn": {"kind": "darts", "C": 4, "layers": 3},
-            "rnn": {"hidden": 16, "layers": 1, "frame_pool": 2, "mean_skip": False},
-            "fusion": "ism", "dominant": "deep", "encoder": "whisper-tiny.en", "deep_pool": 2,
-            "deep_layers": [1, 2], "deep_layers_total": 5, "deep_dim": 384,
-            "spectrogram": {"out_freq": 32, "out_time": 32}, "spec_stats": [0.0, 1.0]}
-    model = build_two_stream(ModelSpec.from_meta(meta))
+    recipe = {"pre": {"op": "linear", "input": ["x", "h_prev_0"]}, "h_new_0": {"op": "activation_tanh", "input": ["pre"]}}
+    members = (Member("cells", Candidate("cell", (1, 2), 2, "attention", 16, 0.2, "darts", "ism"), g, recipe,
+                      (0.0, 1.0), "m0."),
+               Member("gru", Candidate("gru", (2,), 4, "meanstd", 16, 0.2), None, None, (0.0, 1.0), "m1."))
+    spec = ModelSpec(("a", "b"), members, Dims(2, 384, 5, 4, 3), "whisper-tiny.en", 2, {"out_freq": 32, "out_time": 32})
+    model = spec.build()
     tmp_path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    save_file({f"m{i}.{k}": v.contiguous() for i, net in enumerate(model.nets) for k, v in net.state_dict().items()},
+              str(tmp_path / "model.safetensors"))
+    meta = spec.to_dict()
     (tmp_path / "model.json").write_text(json.dumps(meta))
     return meta
 
@@ -120,7 +121,7 @@ def test_predict_with_injected_model_json_prints_one_line_and_creates_nothing(tm
     model_dir = tmp_path / "model"
     meta = _exported_meta(model_dir)
     marker = tmp_path / "pwned"
-    meta["recipe"] = _hostile_recipe(marker)
+    meta["members"][0]["recipe"] = _hostile_recipe(marker)
     (model_dir / "model.json").write_text(json.dumps(meta))
     wav = sorted((demo_root / "wav").glob("*.wav"))[0]
     proc = subprocess.run([sys.executable, "-m", "emotionnas", "predict", "--model", str(model_dir), str(wav)],
@@ -132,14 +133,18 @@ def test_predict_with_injected_model_json_prints_one_line_and_creates_nothing(tm
 
 
 @pytest.mark.parametrize("path,value,match", [
-    (("rnn", "hidden"), 10**9, "rnn.hidden"),
-    (("cnn", "kind"), "resnet; rm", "cnn.kind"),
-    (("fusion",), "exec", "fusion"),
-    (("deep_layers",), [0, 99], "deep_layers"),
-    (("spec_stats",), [0.0, float("nan")], "spec_stats"),
+    (("members", 1, "candidate", "hidden"), 10**9, "candidate.hidden"),
+    (("members", 1, "candidate", "deep"), "transformer; rm", "candidate.deep"),
+    (("members", 0, "candidate", "fusion"), "exec", "fusion"),
+    (("members", 1, "candidate", "layers"), [0, 99], "layers"),
+    (("members", 0, "spec_stats"), [0.0, float("nan")], "spec_stats"),
+    (("members", 0, "weights_prefix"), "../x", "weights_prefix"),
+    (("members", 0, "genotype", "normal"), [["rm -rf", 0]] * 8, "genotype"),
+    (("members",), [], "members"),
     (("label_names",), "angry", "label_names"),
-    (("format_version",), 1, "re-export"),
+    (("format_version",), 2, "re-export"),
     (("spectrogram", "n_fft"), 10**8, "n_fft"),
+    (("dims", "deep_dim"), -1, "deep_dim"),
 ])
 def test_model_json_fields_validated(tmp_path, path, value, match):
     meta = _exported_meta(tmp_path)

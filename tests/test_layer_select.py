@@ -46,26 +46,14 @@ def test_select_layers_reads_only_the_given_utterances():
     assert "s3" not in choice["speakers"] and 2 in choice["layers"]
 
 
-def test_deep_layers_config_validation():
-    assert RunConfig().features.deep_layers == "auto"
-    assert RunConfig.from_dict({"features": {"deep_layers": [2, 3]}}).features.deep_layers == [2, 3]
-    assert RunConfig.from_dict({"features": {"deep_layers": None}}).features.deep_layers is None
-    for bad in ("all", [], [1.5], -1, [-1]):
-        with pytest.raises(ConfigError, match="deep_layers"):
-            RunConfig.from_dict({"features": {"deep_layers": bad}})
+def test_layer_windows_rank_by_mean_probe_score():
+    from emotionnas.space.pipeline import layer_windows
+    scores = [50, 60, 90, 80, 40]
+    assert layer_windows(scores, (1, 2), 3) == [(2,), (2, 3), (3,)]
+    assert layer_windows(scores, (2,), 1) == [(2, 3)]
 
 
 def test_single_speaker_falls_back_to_utterance_folds():
     fs = _fake_features(1, n_speakers=1, per=60)
     choice = select_layers(fs, np.arange(len(fs)), k=1)
     assert choice["layers"] == [1] and choice["speakers"] == ["s0"]
-
-
-def test_fixed_layers_beyond_the_encoder_are_a_config_error():
-    from types import SimpleNamespace
-
-    from emotionnas.training.stages import build_deep_branch
-    cfg = RunConfig.from_dict({"features": {"deep_layers": [2, 9]}})
-    fs = SimpleNamespace(deep_layers=7, deep_dim=16)
-    with pytest.raises(ConfigError, match="hidden states 0..6"):
-        build_deep_branch({"recipe": "gru"}, cfg, fs, 3)

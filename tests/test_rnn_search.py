@@ -6,7 +6,8 @@ import torch
 
 from emotionnas.errors import ConfigError
 from emotionnas.space.recipe import load_recipe, validate_recipe
-from emotionnas.search.rnn.search import RNNSearchConfig, search_rnn
+from emotionnas.config import RNNSearchConfig
+from emotionnas.search.rnn.search import search_rnn
 from emotionnas.search.rnn.supernet import SuperCell
 
 
@@ -62,7 +63,7 @@ def _data(n, seed, layers=3, T=12, D=6):
     return x, lengths, y
 
 
-CFG = dict(hidden=8, n_nodes=3, warmup_epochs=1, batch_size=16, frame_pool=2)
+CFG = dict(hidden=8, n_nodes=3, warmup_epochs=1, batch_size=16)
 
 
 def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
@@ -92,7 +93,7 @@ def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
 def test_search_sees_only_the_tensors_it_is_given(tmp_path, monkeypatch):
     # the contract: tensors in, no speakers, no corpus, no paths other than out_dir
     params = list(inspect.signature(search_rnn).parameters)
-    assert params == ["x_tr", "len_tr", "y_tr", "x_val", "len_val", "y_val", "cfg", "out_dir", "progress"]
+    assert params == ["x_tr", "len_tr", "y_tr", "x_val", "len_val", "y_val", "cfg", "out_dir", "seed", "progress"]
     monkeypatch.chdir(tmp_path)
     tr, va = _data(20, 0, layers=1), _data(12, 1, layers=1)
     tr = (tr[0][:, 0], tr[1], tr[2])  # (N, T, D) input is accepted too
@@ -107,24 +108,23 @@ def test_search_sees_only_the_tensors_it_is_given(tmp_path, monkeypatch):
                    progress=False)
 
 
-def test_deep_tensors_pools_and_selects_layers():
+def test_deep_inputs_pools_and_selects_layers():
     import numpy as np
 
-    from emotionnas.features.dataset import FeatureSet
-    from emotionnas.search.rnn.search import deep_tensors
+    from emotionnas.features.inputs import deep_inputs
     rng = np.random.default_rng(0)
     deep = [rng.standard_normal((4, t, 3)).astype(np.float16) for t in (7, 3, 5)]
-    fs = FeatureSet(None, ["a", "b"], np.array([0, 1, 0]), np.array(["s1", "s1", "s2"]), deep=deep)
-    x, lengths = deep_tensors(fs, [0, 1, 2], layers=[2, 3], frame_pool=2, chunk=2)
+    x, lengths = deep_inputs(deep, layers=[2, 3], frame_pool=2, chunk=2)
     assert x.shape == (3, 2, 4, 3) and x.dtype == torch.float32 and lengths.tolist() == [4, 2, 3]
     torch.testing.assert_close(x[1, 0, 1], torch.from_numpy(deep[1][2, 2].astype(np.float32)))
     torch.testing.assert_close(x[0, 1, 0], torch.from_numpy(deep[0][3, :2].astype(np.float32)).mean(0))
     assert torch.all(x[1, :, 2:] == 0)
 
 
-def test_config_from_dict():
-    assert RNNSearchConfig.from_dict({"epochs": 3}).epochs == 3
-    with pytest.raises(ConfigError, match="unknown RNN search option"):
-        RNNSearchConfig.from_dict({"epoch": 3})
+def test_config_validation():
+    from emotionnas.config import RunConfig
+    assert RunConfig.from_dict({"rnn": {"search": {"epochs": 3}}}).rnn.search.epochs == 3
+    with pytest.raises(ConfigError, match="unknown key"):
+        RunConfig.from_dict({"rnn": {"search": {"epoch": 3}}})
     with pytest.raises(ConfigError, match="n_states"):
-        RNNSearchConfig.from_dict({"n_states": 3})
+        RunConfig.from_dict({"rnn": {"search": {"n_states": 3}}})

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from emotionnas.training.loop import ArraySplit, TrainConfig, fit, predict_proba
+from emotionnas.config import TrainConfig
+from emotionnas.training.loop import ArraySplit, predict_proba, train_model
 from emotionnas.metrics import confusion_matrix, macro_f1, unweighted_accuracy, weighted_accuracy
 
 
@@ -17,18 +18,33 @@ def test_metrics_on_known_case():
     assert macro_f1(y, p, 2) == pytest.approx(100 * (8 / 9 + 2 / 3) / 2)
 
 
-def test_fit_learns_separable_data_and_keeps_best_epoch():
+def test_train_model_learns_and_records_every_epoch():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(120, 4, generator=g)
     y = (x[:, 0] > 0).long().numpy()
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
-    res = fit(model, ArraySplit((x[:80],), y[:80]), ArraySplit((x[80:],), y[80:]),
-              TrainConfig(epochs=40, lr=1e-2, patience=10), n_classes=2, seed=0)
-    assert res.best_val_ua > 90
-    pred = predict_proba(model, ArraySplit((x[80:],), y[80:])).argmax(1)
-    # the restored weights are those of the best epoch
-    assert unweighted_accuracy(y[80:], pred, 2) == pytest.approx(res.best_val_ua)
-    assert res.history[res.best_epoch - 1]["val_ua"] == pytest.approx(res.best_val_ua)
+    res = train_model(model, ArraySplit((x[:80],), y[:80]), TrainConfig(epochs=20, lr=1e-2), 2, seed=0,
+                      val=ArraySplit((x[80:],), y[80:]))
+    assert len(res.val_probs) == 20 == len(res.history)
+    assert res.history[-1]["val_ua"] > 90
+    # the last recorded probabilities are the trained model's predictions
+    np.testing.assert_allclose(res.val_probs[-1], predict_proba(model, ArraySplit((x[80:],), y[80:])), atol=1e-6)
+
+
+def test_refit_stops_at_the_chosen_epoch_of_the_same_schedule():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 4, generator=g)
+    y = (x[:, 1] > 0).long().numpy()
+    tr, va = ArraySplit((x[:48],), y[:48]), ArraySplit((x[48:],), y[48:])
+
+    def make():
+        torch.manual_seed(7)
+        return nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.2), nn.Linear(8, 2))
+    full = train_model(make(), tr, TrainConfig(epochs=10), 2, seed=3, val=va)
+    short = make()
+    res = train_model(short, tr, TrainConfig(epochs=10), 2, seed=3, stop_after=4)
+    assert res.epochs == 4 and len(res.history) == 4
+    np.testing.assert_allclose(predict_proba(short, va), full.val_probs[3], atol=1e-6)
 
 
 def test_batchnorm_model_on_one_batch_per_epoch_does_not_collapse_in_eval():
@@ -38,6 +54,6 @@ def test_batchnorm_model_on_one_batch_per_epoch_does_not_collapse_in_eval():
     x = 20 + 5 * torch.randn(64, 4, generator=g)
     y = (x[:, 0] > 20).long().numpy()
     model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
-    res = fit(model, ArraySplit((x[:32],), y[:32]), ArraySplit((x[32:],), y[32:]),
-              TrainConfig(epochs=8, lr=1e-2, batch_size=32, patience=8), n_classes=2, seed=0)
-    assert res.best_val_ua > 80
+    res = train_model(model, ArraySplit((x[:32],), y[:32]), TrainConfig(epochs=8, lr=1e-2, batch_size=32), 2,
+                      seed=0, val=ArraySplit((x[32:],), y[32:]))
+    assert max(h["val_ua"] for h in res.history) > 80

@@ -5,7 +5,9 @@
   emotionnas search {cnn,emodarts,rnn} NAME ROOT --fold K --out DIR
   emotionnas run NAME ROOT --out DIR [--config cfg.yaml] [--protocol loso] [--set key=value ...]
   emotionnas export RUN_DIR --out MODEL_DIR
-  emotionnas predict --model MODEL_DIR FILE_OR_DIR ...
+  emotionnas predict --model MODEL_DIR FILE_OR_DIR ... [--windows 3.0 --hop 1.0 --plot out.png]
+  emotionnas serve --model MODEL_DIR [--host 127.0.0.1 --port 8000]
+  emotionnas evaluate --model MODEL_DIR NAME ROOT --out DIR [--map anger=angry,...]
   emotionnas demo [--out runs/demo]
 """
 from __future__ import annotations
@@ -87,7 +89,16 @@ def cmd_run(a) -> int:
     if a.executor:
         cfg.executor = a.executor
     run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
+    _report(a.out)
     return 0
+
+
+def _report(run_dir) -> None:
+    from emotionnas.reports.report import write_report
+    try:
+        print(f"report: {write_report(run_dir)}")
+    except Exception as e:  # noqa: BLE001 - a plotting problem must not turn a finished run into a failure
+        print(f"warning: report not written ({type(e).__name__}: {e}); results.json is complete", file=sys.stderr)
 
 
 def cmd_search(a) -> int:
@@ -152,16 +163,49 @@ def _audio_files(paths) -> list[Path]:
 def cmd_predict(a) -> int:
     from emotionnas.recognizer import Recognizer
     rec = Recognizer.load(a.model)  # model.json validated as data first: a bad one is a one-line error
+    files = _audio_files(a.inputs)
+    if a.plot and (len(files) != 1 or not a.windows):
+        raise EmotionNASError("--plot draws the timeline of one file: give one FILE and --windows")
     bad = 0
-    for f in _audio_files(a.inputs):
+    for f in files:
         try:
+            if a.windows:
+                wave = rec.load_wave(f)
+                rows = rec.predict_windows(wave, a.windows, a.hop)
+                for row in rows:
+                    print(json.dumps({"file": str(f), **row}), flush=True)
+                if a.plot:
+                    from emotionnas.reports.plots import plot_timeline
+                    print(f"timeline: {plot_timeline(rows, rec.labels, a.plot, title=Path(f).name)}", file=sys.stderr)
+                continue
             out = rec.predict(f)
         except EmotionNASError as e:
             print(f"skipped: {e}", file=sys.stderr)
             bad += 1
             continue
         print(json.dumps({"file": str(f), **out}), flush=True)
-    return 1 if bad and bad == len(_audio_files(a.inputs)) else 0
+    return 1 if bad and bad == len(files) else 0
+
+
+def cmd_serve(a) -> int:
+    from emotionnas.serve import serve
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {a.host}: anyone who can reach this address can use the model",
+              file=sys.stderr)
+    serve(a.model, host=a.host, port=a.port, window=a.window, hop=a.hop)
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from emotionnas.evaluate import evaluate_model
+    mapping = dict(item.split("=", 1) for item in (a.map.split(",") if a.map else []) if "=" in item)
+    res = evaluate_model(a.model, a.name, a.root, a.out, mapping=mapping, cache_dir=a.cache,
+                         progress=not a.quiet, **_corpus_options(a.option))
+    print("label mapping (corpus -> model): " + ", ".join(f"{k} -> {v}" for k, v in res["mapping"].items())
+          + (f"; dropped: {res['dropped']}" if res["dropped"] else ""))
+    print(f"UA {res['ua']:.1f}  WA {res['wa']:.1f}  macro-F1 {res['macro_f1']:.1f} on {res['n_utterances']} "
+          f"utterances -> {a.out}")
+    return 0
 
 
 def cmd_demo(a) -> int:
@@ -180,6 +224,7 @@ def cmd_demo(a) -> int:
     cfg = apply_overrides(demo_config(str(corpus.resolve()), str(out / "cache")), a.set)
     print("emotionnas demo: the corpus is SYNTHETIC (made by code); its scores prove nothing about real speech.")
     run_crossval(cfg, out / "run", progress=not a.quiet, restart=True)  # the demo always starts afresh
+    _report(out / "run")
     export_run(out / "run", out / "model")
     rec = Recognizer.load(out / "model")
     for f in sorted((corpus / "wav").glob("*_00.wav"))[:4]:
@@ -275,10 +320,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.set_defaults(func=cmd_export)
 
-    sp = sub.add_parser("predict", help="one JSON line per audio file")
+    sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)")
     sp.add_argument("--model", required=True)
     sp.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    sp.add_argument("--windows", type=float, metavar="SECONDS", help="emotion over time: windows of this length")
+    sp.add_argument("--hop", type=float, default=1.0, help="seconds between window starts (default 1.0)")
+    sp.add_argument("--plot", help="with --windows and one FILE: draw the timeline into this PNG")
     sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("serve", help="HTTP service with a page: POST /predict, GET /health, GET /")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--window", type=float, default=3.0, help="timeline window (s) for long audio")
+    sp.add_argument("--hop", type=float, default=1.0)
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("evaluate", help="score an exported model on another corpus")
+    sp.add_argument("--model", required=True)
+    corpus_args(sp)
+    sp.add_argument("--out", required=True, help="folder for evaluation.json, report.md, confusion figure")
+    sp.add_argument("--map", help="label renames corpus=model, comma-separated (e.g. anger=angry,joy=happy)")
+    sp.add_argument("--cache", help="feature cache folder (reuses the training features when shared)")
+    sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("demo", help="synthetic corpus -> run -> export -> predict")
     sp.add_argument("--out", default="runs/demo")

@@ -16,7 +16,7 @@ from emotionnas.models.build import Dims, Member, ModelSpec
 from emotionnas.recognizer import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
 from emotionnas.space.pipeline import Candidate
-from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, read_json
+from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 
 def export_run(run_dir, out_dir) -> Path:
@@ -52,4 +52,53 @@ def export_run(run_dir, out_dir) -> Path:
         "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once)"}}
     atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
     atomic_write_json(out_dir / MODEL_JSON, meta)
+    atomic_write_text(out_dir / "README.md", model_card(spec, results, fold, cfg))
     return out_dir
+
+
+CORPUS_TERMS = {
+    "emodb": "EmoDB (Burkhardt et al. 2005): acted German speech of 10 actors; freely available for research",
+    "urdu": "URDU (Latif et al. 2018): Urdu talk-show speech; for research use only",
+    "demo": "the built-in synthetic demo corpus (made by code, not speech)",
+}
+
+
+def model_card(spec: ModelSpec, results: dict, fold: dict, cfg) -> str:
+    """README.md of a model folder: what it is, how well it did, what it must not be used for."""
+    corpus = results["corpus"]
+    members = "\n".join(f"- `{m.name}`: encoder layers {m.candidate.layers}, deep model {m.candidate.deep}, "
+                         f"spectrogram model {m.candidate.spectrogram}" for m in spec.members)
+    synthetic = ("\n**This model was trained on synthetic audio: it shows that the pipeline works and "
+                 "recognises nothing in real speech.**\n" if results.get("synthetic") else "")
+    return f"""# Speech emotion model ({corpus})
+{synthetic}
+- **Classes**: {", ".join(spec.label_names)}
+- **Trained on**: {CORPUS_TERMS.get(corpus, corpus)}; {results['n_utterances']} utterances,
+  {results['n_speakers']} speakers; this folder is the ensemble refit for fold `{fold['name']}`
+  (all speakers but {", ".join(fold['test_speakers'])}).
+- **How well** (speaker-independent cross-validation, {results['protocol']}, {len(results['folds'])} folds,
+  each fold's test speakers scored once): UA {results['ua']:.1f} ± {results['ua_std']:.1f},
+  WA {results['wa']:.1f} ± {results['wa_std']:.1f}, macro-F1 {results['macro_f1']:.1f} (mean ± std over folds).
+  Expect less on other speakers, languages, microphones and on spontaneous speech.
+- **Inputs**: 16 kHz mono audio; spectrograms {spec.spectrogram.get("out_freq", 140)} x
+  {spec.spectrogram.get("out_time", 140)} of the first {spec.spectrogram.get("seconds", 8.0)} s, and
+  hidden states of the `{spec.encoder}` encoder (frames pooled by {spec.deep_pool}).
+- **Ensemble** (probabilities averaged):
+{members}
+- **Made with** emotionnas, config seed {cfg.seed}; run `emotionnas predict --model THIS_FOLDER file.wav`.
+
+## Must not be used for
+
+Judging people. A model trained on {"acted speech of ten actors" if corpus == "emodb" else "one corpus"}
+recognises how *those recordings* expressed emotions; it is no lie detector, no diagnosis of mental
+health, and no basis for decisions about hiring, policing, insurance, schooling or anyone's rights.
+Emotion labels of speech are uncertain even between human listeners.
+
+## Licences
+
+- Encoder weights: OpenAI Whisper (MIT licence), used unchanged and loaded from the package
+  named in `model.json`; they are not inside this folder.
+- The weights in `model.safetensors` were trained on {CORPUS_TERMS.get(corpus, corpus)}: their use
+  follows that corpus's terms.
+- emotionnas: MIT.
+"""

@@ -100,14 +100,42 @@ class Recognizer:
         spec, deep = self.features(wave)
         return self.model.predict_proba(spec, deep)[0]
 
+    def windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[tuple[float, float]]:
+        """(start, end) seconds of the analysis windows: every `hop` s, `window` s long; the last
+        one ends at the end of the audio. A wave no longer than one window is one window."""
+        if window <= 0 or hop <= 0:
+            raise ConfigError(f"windows: window and hop must be positive (got {window}, {hop})")
+        total = len(wave) / TARGET_SR
+        if total <= window:
+            return [(0.0, round(total, 3))]
+        starts = list(np.arange(0.0, total - window + 1e-9, hop))
+        if starts[-1] + window < total - 1e-9:
+            starts.append(total - window)
+        return [(round(float(s), 3), round(float(s) + window, 3)) for s in starts]
+
+    @torch.no_grad()
+    def predict_windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[dict]:
+        """Emotion over time: each window is recognised as an utterance of its own (its features
+        computed exactly as for a whole utterance). -> [{"start", "end", "label", "probs"}]."""
+        out = []
+        for start, end in self.windows(wave, window, hop):
+            piece = wave[int(round(start * TARGET_SR)): int(round(end * TARGET_SR))]
+            p = self.predict_proba(piece)
+            out.append({"start": start, "end": end, "label": self.labels[int(p.argmax())],
+                        "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}})
+        return out
+
+    @staticmethod
+    def load_wave(audio, sample_rate: int | None = None) -> np.ndarray:
+        """A file path or a waveform array -> validated mono 16 kHz float32 (AudioError otherwise)."""
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio)
+        sr = sample_rate or TARGET_SR
+        return resample(validate_wave(np.asarray(audio), sr), sr)
+
     def predict(self, audio, sample_rate: int | None = None) -> dict:
         """A file path or a waveform array -> {"label": str, "probs": {label: p}}."""
-        if isinstance(audio, (str, Path)):
-            wave = load_audio(audio)
-        else:
-            sr = sample_rate or TARGET_SR
-            wave = resample(validate_wave(np.asarray(audio), sr), sr)
-        p = self.predict_proba(wave)
+        p = self.predict_proba(self.load_wave(audio, sample_rate))
         return {"label": self.labels[int(p.argmax())],
                 "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}}
 

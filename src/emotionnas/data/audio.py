@@ -43,29 +43,33 @@ def resample(wave: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarra
     return soxr.resample(wave, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
-    """Read `path`, mix down to mono, resample to `target_sr` with soxr.
+def load_audio(path, target_sr: int = TARGET_SR, max_seconds: float = MAX_SECONDS, name: str | None = None) -> np.ndarray:
+    """Read `path` (a file name, or a binary file object such as an upload), mix down to mono,
+    resample to `target_sr` with soxr.
 
-    Raises AudioError (one line, naming the file) for unreadable, empty, too
-    short (< 0.1 s), NaN/inf, all-zero or absurdly long audio. Clipped audio is
-    accepted (it is still speech) but values are kept within [-1, 1].
+    Raises AudioError (one line, naming the file) for unreadable, empty, too short (< 0.1 s),
+    NaN/inf, all-zero or too long (> `max_seconds`) audio. Clipped audio is accepted (it is
+    still speech) but values are kept within [-1, 1].
     """
     import soundfile as sf
 
-    path = Path(path)
+    name = name or str(path)
+    source = str(path) if isinstance(path, (str, Path)) else path
     try:
-        info = sf.info(str(path))
+        info = sf.info(source)
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/TypeError
-        raise AudioError(path, f"unreadable audio ({_short(e)})") from None
+        raise AudioError(name, f"unreadable audio ({_short(e)})") from None
     if info.frames == 0:
-        raise AudioError(path, "empty audio (0 samples)")
-    if info.frames > MAX_SECONDS * info.samplerate:
-        raise AudioError(path, f"too long ({info.frames / info.samplerate:.0f} s > {MAX_SECONDS:.0f} s)")
+        raise AudioError(name, "empty audio (0 samples)")
+    if info.frames > max_seconds * info.samplerate:
+        raise AudioError(name, f"too long ({info.frames / info.samplerate:.0f} s > {max_seconds:.0f} s)")
+    if hasattr(source, "seek"):
+        source.seek(0)
     try:
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        wave, sr = sf.read(source, dtype="float32", always_2d=True)
     except Exception as e:
-        raise AudioError(path, f"unreadable audio ({_short(e)})") from None
-    wave = validate_wave(wave, sr, str(path))
+        raise AudioError(name, f"unreadable audio ({_short(e)})") from None
+    wave = validate_wave(wave, sr, name)
     wave = resample(wave, sr, target_sr)
     return np.clip(wave, -1.0, 1.0)
 

@@ -68,6 +68,7 @@ class Stream:
     compute: object  # callable(wave) -> np.ndarray
     dtype: str = "float32"
     shape: tuple = ()
+    compute_many: object = None  # optional callable(list of waves) -> list of arrays (batched)
 
     @property
     def folder(self) -> str:
@@ -96,7 +97,8 @@ def deep_stream(encoder=DEFAULT_ENCODER, deep_pool: int = 2, layers=None) -> Str
     cfg = {"stream": "deep", "impl": FEATURE_IMPL_VERSION, "encoder": enc.config_dict(), "deep_pool": deep_pool}
     if layers is None:
         return Stream("deep", cfg, lambda w: deep_features(enc, w, deep_pool), "float16",
-                      (enc.num_layers + 1, None, enc.dim))
+                      (enc.num_layers + 1, None, enc.dim),
+                      lambda ws: [pool_frames_np(s, deep_pool) for s in enc.encode_many(ws)])
     layers = [int(i) for i in layers]
     bad = [i for i in layers if not 0 <= i <= enc.num_layers]
     if bad:
@@ -157,8 +159,13 @@ class FeatureCache:
             return None
         return arr if stream.valid(arr) else None
 
-    def extract(self, utterances, stream: Stream, progress: bool = True) -> tuple[dict, ExtractionReport]:
-        """Return ({audio path: array}, report). Bad audio is skipped and listed in report.errors."""
+    def extract(self, utterances, stream: Stream, progress: bool = True,
+                batch: int = 16) -> tuple[dict, ExtractionReport]:
+        """Return ({audio path: array}, report). Bad audio is skipped and listed in report.errors.
+
+        Missing entries are computed `batch` at a time, in order of duration, through the
+        stream's `compute_many` when it has one (Whisper batching is exact: same numbers as one
+        at a time); each entry is written as soon as its batch is done."""
         from tqdm import tqdm
 
         folder = self.root / stream.folder
@@ -168,34 +175,67 @@ class FeatureCache:
         report = ExtractionReport(stream.name, total=len(utterances))
         out: dict[str, np.ndarray] = {}
         t0 = time.perf_counter()
-        for u in tqdm(utterances, desc=f"features:{stream.name}", disable=not progress, unit="file"):
+        todo = []
+        bar = tqdm(total=len(utterances), desc=f"features:{stream.name}", disable=not progress, unit="file")
+        for u in utterances:
             try:
                 path = self.entry_path(stream, u.path)
             except OSError as e:
                 report.errors.append(f"{u.path}: unreadable file ({e.strerror})")
+                bar.update(1)
                 continue
             arr = self._load_entry(path, stream)
             if arr is not None:
                 report.cached += 1
                 out[u.path] = arr
+                bar.update(1)
                 continue
             if path.exists():
                 report.rebuilt += 1
-            try:
-                wave = load_audio(u.path)
-                arr = to_stored(stream.compute(wave), stream.dtype, u.path)
-            except AudioError as e:
-                report.errors.append(str(e))
-                continue
-            if not stream.valid(arr):
-                report.errors.append(f"{u.path}: {stream.name} features of shape {arr.shape}, "
-                                     f"expected {stream.shape} (None: any)")
-                continue
-            buf = io.BytesIO()
-            np.save(buf, arr, allow_pickle=False)
-            atomic_write_bytes(path, buf.getvalue())
-            report.computed += 1
-            report.audio_seconds += len(wave) / 16000
-            out[u.path] = arr
+            todo.append((u, path))
+        todo.sort(key=lambda item: (getattr(item[0], "duration", 0.0) or 0.0, item[0].path))
+        for start in range(0, len(todo), batch):
+            chunk, waves = [], []
+            for u, path in todo[start:start + batch]:
+                try:
+                    waves.append(load_audio(u.path))
+                    chunk.append((u, path))
+                except AudioError as e:
+                    report.errors.append(str(e))
+                    bar.update(1)
+            arrays = self._compute(stream, waves, chunk, report)
+            for (u, path), wave, arr in zip(chunk, waves, arrays):
+                bar.update(1)
+                if arr is None:
+                    continue
+                if not stream.valid(arr):
+                    report.errors.append(f"{u.path}: {stream.name} features of shape {arr.shape}, "
+                                         f"expected {stream.shape} (None: any)")
+                    continue
+                buf = io.BytesIO()
+                np.save(buf, arr, allow_pickle=False)
+                atomic_write_bytes(path, buf.getvalue())
+                report.computed += 1
+                report.audio_seconds += len(wave) / 16000
+                out[u.path] = arr
+        bar.close()
         report.wall_seconds = time.perf_counter() - t0
         return out, report
+
+    @staticmethod
+    def _compute(stream: Stream, waves, chunk, report) -> list:
+        """Stored arrays for a batch (None for a file that fails; its error is listed)."""
+        if stream.compute_many is not None and waves:
+            try:
+                return [to_stored(a, stream.dtype, u.path) for a, (u, _) in
+                        zip(stream.compute_many(waves), chunk)]
+            except AudioError:
+                pass  # one bad file in the batch: fall back to one at a time to name it
+        arrays = []
+        for wave, (u, _) in zip(waves, chunk):
+            try:
+                arrays.append(to_stored(stream.compute(wave), stream.dtype, u.path))
+            except AudioError as e:
+                report.errors.append(str(e))
+                arrays.append(None)
+        return arrays

@@ -178,3 +178,29 @@ def plot_fold_scores(folds, path) -> Path | None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_timeline(windows: list[dict], labels, path, title: str | None = None) -> Path:
+    """Emotion over time: each class's probability per window (lines at window centres) above
+    a strip coloured by the winning label of each window."""
+    if not windows:
+        raise ValueError("plot_timeline: no windows")
+    centres = np.array([(w["start"] + w["end"]) / 2 for w in windows])
+    fig = _new_figure(max(6.0, min(14.0, 2.0 + 0.25 * len(windows))), 4.0)
+    ax = fig.add_axes([0.08, 0.30, 0.74, 0.60])
+    strip = fig.add_axes([0.08, 0.12, 0.74, 0.08], sharex=ax)
+    for k, lab in enumerate(labels):
+        ax.plot(centres, [100 * w["probs"][lab] for w in windows], color=f"C{k % 10}", lw=1.6, label=lab,
+                marker="o" if len(windows) < 40 else None, ms=3)
+    for i, w in enumerate(windows):
+        end = windows[i + 1]["start"] if i + 1 < len(windows) else w["end"]
+        strip.axvspan(w["start"], end, color=f"C{list(labels).index(w['label']) % 10}", lw=0)
+    ax.set_ylabel("probability (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "Emotion over time")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    strip.set_yticks([])
+    strip.set_xlabel("time (s)")
+    strip.set_xlim(0, windows[-1]["end"])
+    return _save(fig, path)

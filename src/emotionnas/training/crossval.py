@@ -10,7 +10,7 @@ Read top to bottom:
      successive halving, an ensemble of the top k           -> training/selection.py
   5. per fold: the group's ensemble (and, with `baselines`, each baseline) refit on all
      the fold's training speakers for its chosen epochs; one evaluation on the test speakers
-  6. results.json + report
+  6. results.json (the report is written from the run folder by reports/report.py)
 Independent work runs as tasks on an executor (training/executor.py); each task's result is
 written atomically as it arrives, so a killed run resumes where it stopped.
 """
@@ -41,8 +41,8 @@ from emotionnas.training.executor import make_executor
 from emotionnas.training.summary import summarize
 from emotionnas.training.tasks import DataRef, TrainTask, run_task
 from emotionnas.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
-from emotionnas.utils.io import read_json_or_none
-from emotionnas.utils.provenance import environment
+from emotionnas.utils.io import load_checkpoint, read_json_or_none
+from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
 
 
 def spectrogram_config(cfg: RunConfig) -> SpectrogramConfig:
@@ -289,7 +289,8 @@ class Run:
                     rec = read_json_or_none(path, self.log)
                     if rec is not None and rec.get("identity") != identity:
                         raise ConfigError(f"{path}: computed for another fold, epoch or seed (stale); {RESTART_HINT}")
-                    if rec is not None and (not keep_weights or self.dir.refit_weights(i, key).exists()):
+                    if rec is not None and (not keep_weights or
+                                            load_checkpoint(self.dir.refit_weights(i, key), self.log) is not None):
                         done[i, key] = rec
                         continue
                     task = self.task("refit", g.pool[key], g, train, test, seed, epoch)
@@ -355,14 +356,11 @@ def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: 
         r.executor.shutdown()
     results = summarize(cfg, fs, folds, groups, refits, rundir)
     timing["total_seconds"] = time.perf_counter() - t_start
+    timing["peak_rss_mb"] = peak_rss_mb()
+    timing["cpu_seconds"] = cpu_seconds()
     # Timing lives in its own file: results.json must be identical after an interrupted, resumed run.
     atomic_write_json(rundir.timing, {**timing, "workers": cfg.workers, "executor": cfg.executor})
     atomic_write_json(rundir.results, results)
-    try:
-        from emotionnas.reports.report import write_report
-        write_report(rundir.root)
-    except Exception as e:  # noqa: BLE001 - a plotting problem must not turn a finished run into a failure
-        log(f"warning: report not written ({type(e).__name__}: {e}); results.json is complete")
     line = f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f}  macro-F1 {results['macro_f1']:.1f}"
     for name, b in results.get("baselines", {}).items():
         line += f" | {name} {b['ua']:.1f}"

@@ -32,10 +32,22 @@ class SerialExecutor:
         pass
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    """One torch thread; and exit when the run that started this worker is gone (a run killed
+    with SIGKILL must not leave workers training for nobody)."""
+    import threading
+    import time
+
     import torch
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class DaskExecutor:
@@ -69,4 +81,5 @@ def make_executor(spec: str = "local", workers: int = 1):
     if workers <= 1:
         return SerialExecutor()
     import multiprocessing as mp
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(os.getpid(),))

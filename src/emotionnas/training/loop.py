@@ -40,6 +40,13 @@ class ArraySplit:
                 out[i] = out[i][..., :t_max, :]
         return tuple(out)
 
+    def lengths(self) -> np.ndarray | None:
+        """Sequence lengths when the split holds a padded sequence input, else None."""
+        for i in range(len(self.inputs) - 1):
+            if self.inputs[i].dim() >= 3 and self.inputs[i + 1].dim() == 1 and self.inputs[i + 1].dtype == torch.long:
+                return self.inputs[i + 1].numpy()
+        return None
+
     def subset(self, idx) -> "ArraySplit":
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
         return ArraySplit(tuple(t[idx] for t in self.inputs), self.labels[idx.numpy()])
@@ -69,16 +76,40 @@ def _adapt_batchnorm_momentum(model: nn.Module, n_batches: int) -> None:
             m.momentum = max(m.momentum, momentum)
 
 
+def batches(n: int, batch_size: int, gen: torch.Generator, lengths: np.ndarray | None = None) -> list[np.ndarray]:
+    """Shuffled batches. With sequence `lengths`, "sortish": the shuffled order is cut into
+    chunks of 8 batches, each chunk sorted by length before it is split, and the batches are
+    shuffled again — batches of similar length waste little time on padding."""
+    perm = torch.randperm(n, generator=gen).numpy()
+    if lengths is None:
+        return [perm[s:s + batch_size] for s in range(0, n, batch_size)]
+    chunk = 8 * batch_size
+    out = []
+    for s in range(0, n, chunk):
+        part = perm[s:s + chunk]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        out += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    order = torch.randperm(len(out), generator=gen).numpy()
+    return [out[i] for i in order]
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (N, C) in the split's order (computed in length order: less padding)."""
     was_training = model.training
     model.eval()
-    out = []
+    lengths = split.lengths() if hasattr(split, "lengths") else None
+    order = np.arange(len(split)) if lengths is None else np.argsort(-lengths, kind="stable")
+    out = np.zeros((len(split), 0), dtype=np.float32)
+    parts = []
     for start in range(0, len(split), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(split)))
-        out.append(torch.softmax(model(*split.batch(idx)), dim=-1).numpy())
+        idx = order[start:start + batch_size]
+        parts.append(torch.softmax(model(*split.batch(idx)), dim=-1).numpy())
     model.train(was_training)
-    return np.concatenate(out).astype(np.float32)
+    probs = np.concatenate(parts).astype(np.float32)
+    out = np.empty_like(probs)
+    out[order] = probs
+    return out
 
 
 def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, seed: int,
@@ -99,16 +130,15 @@ def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, se
     weight = class_weights(train.labels, n_classes) if cfg.class_weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     y_all = torch.as_tensor(train.labels)
+    lengths = train.lengths() if hasattr(train, "lengths") else None
     _adapt_batchnorm_momentum(model, n_batches=max(1, len(train) // cfg.batch_size))
     result = TrainResult(stop, 0.0)
     t0 = time.perf_counter()
     for epoch in tqdm(range(1, stop + 1), desc="train", disable=not progress, unit="epoch"):
         model.train()
-        perm = torch.randperm(len(train), generator=gen).numpy()
         run_loss, n = 0.0, 0
-        for start in range(0, len(perm), cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
-            if len(idx) < 2 and len(perm) > 2:
+        for idx in batches(len(train), cfg.batch_size, gen, lengths):
+            if len(idx) < 2 and len(train) > 2:
                 continue  # a batch of one breaks batch norm; it is reshuffled next epoch
             loss = loss_fn(model(*train.batch(idx)), y_all[idx])
             opt.zero_grad(set_to_none=True)

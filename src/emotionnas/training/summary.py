@@ -65,8 +65,8 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
            "label_names": fs.label_names, "synthetic": cfg.corpus == "demo", "n_utterances": len(fs),
            "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows}
-    res["ablations"] = {"ensemble (selected k)": _agg(fold_rows),
-                        "top-1 candidate": _agg([f["top1"] for f in fold_rows])}
+    res["ablations"] = {"selection": {"ensemble (selected k)": _agg(fold_rows),
+                                      "top-1 candidate": _agg([f["top1"] for f in fold_rows])}}
     if baseline_names:
         res["baselines"] = {}
         for b in baseline_names:

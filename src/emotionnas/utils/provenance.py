@@ -50,3 +50,18 @@ def environment(seed: int | None = None) -> dict:
         "command": " ".join(sys.argv), "seed": seed,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory (MB) of this process and of its finished worker processes, whichever
+    is larger (Linux reports ru_maxrss in KiB)."""
+    import resource
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished workers."""
+    import resource
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime

@@ -4,7 +4,8 @@
     states = encoder.encode(wave16k)                   # (num_layers + 1, T, dim) float32
 
 Names:
-* registered: ``whisper-base`` (default, 6 blocks x 512), ``whisper-tiny.en`` (4 x 384);
+* registered: ``whisper-base`` (default, 6 blocks x 512), ``whisper-tiny.en`` (4 x 384), each
+  optionally with a compute dtype: ``whisper-base@bfloat16``, ``whisper-base@int8``;
 * ``hf:<id-or-path>``, a local directory, or an ``org/model`` id: a Hugging Face
   model already on disk (never downloaded);
 * a local directory holding a CTranslate2 Whisper ``model.bin`` is read directly.
@@ -29,7 +30,14 @@ _HF_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def create_encoder(name: str = DEFAULT_ENCODER, device: str = "cpu", **kw) -> Encoder:
-    """Build the encoder called `name` (see module docstring); EncoderError if unknown or missing."""
+    """Build the encoder called `name` (see module docstring); EncoderError if unknown or missing.
+    A registered name may carry a compute dtype: `whisper-base@bfloat16`, `whisper-base@int8`."""
+    base, _, dtype = name.partition("@")
+    if dtype:
+        if base not in ENCODERS or dtype not in ("float32", "bfloat16", "int8"):
+            raise EncoderError(f"encoder {name!r}: a dtype suffix needs a registered Whisper name and one of "
+                               "float32, bfloat16, int8")
+        return ENCODERS[base](device=device, dtype=dtype, **kw)
     if name in ENCODERS:
         return ENCODERS[name](device=device, **kw)
     from emotionnas.features.encoders.hf import load_hf_encoder

@@ -34,9 +34,10 @@ class WhisperEncoder(Encoder):
         batch_frames: at most this many padded mel frames per batch in ``encode_many``
             (6000 = 60 s of audio; bounds peak memory at about
             (L+1) * batch_frames/2 * D * 4 bytes, ~43 MB for whisper-base).
-        dtype: compute precision, "float32" (default, matches CTranslate2 to ~1e-4) or
-            "bfloat16" (opt-in: several times faster on CPUs with AVX512-BF16/AMX,
-            ~1e-2 relative error); outputs are float32 either way.
+        dtype: compute precision, "float32" (default, matches CTranslate2 to ~1e-4),
+            "bfloat16" (several times faster on CPUs with AVX512-BF16/AMX, ~1e-2 relative
+            error) or "int8" (dynamic int8 quantisation of the linear layers); outputs are
+            float32 either way. As a name suffix: `whisper-base@bfloat16`.
     """
 
     sample_rate = 16000
@@ -44,10 +45,13 @@ class WhisperEncoder(Encoder):
 
     def __init__(self, net: WhisperNet, name: str, identity: dict, device: str = "cpu", batch_frames: int = 6000,
                  dtype: str = "float32"):
-        if dtype not in ("float32", "bfloat16"):
-            raise EncoderError(f"{name}: dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        self.dtype = getattr(torch, dtype)
+        if dtype not in ("float32", "bfloat16", "int8"):
+            raise EncoderError(f"{name}: dtype must be 'float32', 'bfloat16' or 'int8', got {dtype!r}")
+        self.dtype = torch.float32 if dtype == "int8" else getattr(torch, dtype)
+        self.quantized = dtype == "int8"
         self.net = net.to(device=device, dtype=self.dtype)
+        if self.quantized:  # dynamic int8 quantisation of the linear layers (activations stay float32)
+            self.net = torch.ao.quantization.quantize_dynamic(self.net, {torch.nn.Linear}, dtype=torch.qint8)
         self.device = torch.device(device)
         self.name = name
         self.num_layers = net.n_layers
@@ -64,7 +68,7 @@ class WhisperEncoder(Encoder):
     def config_dict(self) -> dict:
         return {"name": self.name, "kind": "whisper", "impl_version": IMPL_VERSION, **self.identity,
                 "num_layers": self.num_layers, "dim": self.dim, "n_mels": self.net.n_mels,
-                "dtype": str(self.dtype).removeprefix("torch."),
+                "dtype": "int8" if self.quantized else str(self.dtype).removeprefix("torch."),
                 "frontend": f"whisper-logmel{self.net.n_mels}-nfft{N_FFT}-hop{HOP_LENGTH}-unpadded",
                 "chunk_frames": CHUNK_FRAMES, "hidden_states": "hf (last after final layer_norm)"}
 
