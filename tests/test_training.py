@@ -57,3 +57,28 @@ def test_batchnorm_model_on_one_batch_per_epoch_does_not_collapse_in_eval():
     res = train_model(model, ArraySplit((x[:32],), y[:32]), TrainConfig(epochs=8, lr=1e-2, batch_size=32), 2,
                       seed=0, val=ArraySplit((x[32:],), y[32:]))
     assert max(h["val_ua"] for h in res.history) > 80
+
+
+def test_augmentation_masks_only_training_batches_and_is_seeded():
+    from emotionnas.training.loop import augment
+    cfg = TrainConfig(time_mask=0.25, freq_mask=0.25)
+    spec = torch.ones(3, 1, 8, 8)
+    deep, lengths = torch.ones(3, 2, 10, 4), torch.tensor([10, 6, 3])
+    a = augment((spec, deep, lengths), cfg, torch.Generator().manual_seed(0))
+    b = augment((spec, deep, lengths), cfg, torch.Generator().manual_seed(0))
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    s, d, n = a
+    assert torch.equal(n, lengths)
+    # one time span (2 of 8 columns) and one frequency span (2 of 8 rows) zeroed per spectrogram
+    for i in range(3):
+        assert (s[i, 0].sum(0) == 0).sum() == 2 and (s[i, 0].sum(1) == 0).sum() == 2
+    assert 0 < (d == 0).float().mean() < 0.6 and torch.equal(spec, torch.ones(3, 1, 8, 8))  # inputs untouched
+    assert augment((spec,), TrainConfig(), torch.Generator()) [0] is spec  # off: no copy
+
+
+def test_balanced_batches_draw_classes_equally():
+    from emotionnas.training.loop import balanced_batches
+    labels = np.array([0] * 90 + [1] * 10)
+    idx = np.concatenate(balanced_batches(labels, 16, torch.Generator().manual_seed(0)))
+    assert len(idx) == 100 and abs((labels[idx] == 1).mean() - 0.5) < 0.05

@@ -35,6 +35,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     cnn_epochs: int = 12       # spectrogram CNNs cost more per epoch than a deep head
     cnn_lr: float = 3e-3
+    # Augmentation (training batches only): mask this fraction of each utterance's frames (deep
+    # stream: random frames; spectrogram: one time span) and of the spectrogram's frequency bins
+    # (one span) -- SpecAugment-style; 0 = off.
+    time_mask: float = 0.0
+    freq_mask: float = 0.0
+    balanced_batches: bool = False  # sample batches class-balanced instead of shuffling
 
     def to_dict(self) -> dict:
         return asdict(self)

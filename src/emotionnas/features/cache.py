@@ -98,7 +98,8 @@ def deep_stream(encoder=DEFAULT_ENCODER, deep_pool: int = 2, layers=None) -> Str
     if layers is None:
         return Stream("deep", cfg, lambda w: deep_features(enc, w, deep_pool), "float16",
                       (enc.num_layers + 1, None, enc.dim),
-                      lambda ws: [pool_frames_np(s, deep_pool) for s in enc.encode_many(ws)])
+                      (lambda ws: [pool_frames_np(s, deep_pool) for s in enc.encode_many(ws)])
+                      if hasattr(enc, "encode_many") else None)
     layers = [int(i) for i in layers]
     bad = [i for i in layers if not 0 <= i <= enc.num_layers]
     if bad:

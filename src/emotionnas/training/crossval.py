@@ -134,7 +134,7 @@ class Run:
         idx.sort()
         g = Group(search_fold, members, idx)
         g.inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds,
-                                  stage_seed(cfg.seed, "inner", search_fold.name))
+                                  stage_seed(cfg.seed, "inner", search_fold.name), fs.labels[idx])
         g.probe = layer_probe(fs, idx, self.dir.search_dir(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
         g.baselines = baselines(windows[0])

@@ -76,6 +76,48 @@ def _adapt_batchnorm_momentum(model: nn.Module, n_batches: int) -> None:
             m.momentum = max(m.momentum, momentum)
 
 
+def augment(inputs: tuple, cfg: TrainConfig, gen: torch.Generator) -> tuple:
+    """SpecAugment-style masking of a training batch: spectrograms (B, 1, F, T) lose one time span
+    and one frequency span; deep features (B, L, T, D) with lengths lose random frames. Draws
+    come from `gen`, so a seeded run masks the same way every time."""
+    if not (cfg.time_mask or cfg.freq_mask):
+        return inputs
+    out = list(inputs)
+    for i, x in enumerate(out):
+        if x.dim() == 4 and x.shape[1] == 1 and (i + 1 >= len(out) or out[i + 1].dim() != 1):  # spectrogram
+            x = x.clone()
+            b, _, f, t = x.shape
+            for axis, frac, size in ((3, cfg.time_mask, t), (2, cfg.freq_mask, f)):
+                w = int(round(frac * size))
+                if w < 1:
+                    continue
+                starts = torch.randint(0, size - w + 1, (b,), generator=gen)
+                idx = torch.arange(size)
+                m = (idx[None, :] >= starts[:, None]) & (idx[None, :] < starts[:, None] + w)  # (B, size)
+                shape = (b, 1, 1, size) if axis == 3 else (b, 1, size, 1)
+                x = x.masked_fill(m.view(shape), 0.0)
+            out[i] = x
+        elif x.dim() >= 3 and i + 1 < len(out) and out[i + 1].dim() == 1 and cfg.time_mask:  # deep + lengths
+            t = x.shape[-2]
+            keep = torch.rand(x.shape[0], t, generator=gen) >= cfg.time_mask
+            shape = (x.shape[0],) + (1,) * (x.dim() - 3) + (t, 1)
+            out[i] = x * keep.view(shape).to(x.dtype)
+    return tuple(out)
+
+
+def balanced_batches(labels: np.ndarray, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+    """An epoch of class-balanced batches: as many draws as utterances, each class drawn equally
+    often (with replacement within a class)."""
+    classes = np.unique(labels)
+    per = -(-len(labels) // len(classes))
+    picks = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        picks.append(idx[torch.randint(0, len(idx), (per,), generator=gen).numpy()])
+    order = np.concatenate(picks)[torch.randperm(per * len(classes), generator=gen).numpy()][: len(labels)]
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+
 def batches(n: int, batch_size: int, gen: torch.Generator, lengths: np.ndarray | None = None) -> list[np.ndarray]:
     """Shuffled batches. With sequence `lengths`, "sortish": the shuffled order is cut into
     chunks of 8 batches, each chunk sorted by length before it is split, and the batches are
@@ -137,10 +179,12 @@ def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, se
     for epoch in tqdm(range(1, stop + 1), desc="train", disable=not progress, unit="epoch"):
         model.train()
         run_loss, n = 0.0, 0
-        for idx in batches(len(train), cfg.batch_size, gen, lengths):
+        epoch_batches = (balanced_batches(train.labels, cfg.batch_size, gen) if cfg.balanced_batches
+                         else batches(len(train), cfg.batch_size, gen, lengths))
+        for idx in epoch_batches:
             if len(idx) < 2 and len(train) > 2:
                 continue  # a batch of one breaks batch norm; it is reshuffled next epoch
-            loss = loss_fn(model(*train.batch(idx)), y_all[idx])
+            loss = loss_fn(model(*augment(train.batch(idx), cfg, gen)), y_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:

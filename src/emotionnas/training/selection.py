@@ -19,19 +19,34 @@ import numpy as np
 from emotionnas.metrics import unweighted_accuracy
 
 
-def inner_folds(speakers: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """Positions (into `speakers`) of the validation part of each of `k` inner folds:
-    speakers shuffled (seeded), then dealt to the group with fewest utterances so far, so
-    groups are balanced in utterances. Every position is in exactly one fold."""
+def inner_folds(speakers: np.ndarray, k: int, seed: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
+    """Positions (into `speakers`) of the validation part of each of `k` inner folds; every
+    position is in exactly one fold and every speaker in one fold only.
+
+    Speakers are dealt greedily, biggest first (ties shuffled by `seed`), each to the fold where
+    it keeps the folds most alike: with `labels`, the folds' class proportions closest to the
+    whole set's (stratified group k-fold: a corpus whose speakers each show one or two emotions
+    would otherwise give folds that lack a class in training); without, the utterance counts."""
     names, counts = np.unique(speakers, return_counts=True)
     k = min(k, len(names))
-    order = np.random.default_rng(seed).permutation(len(names))
-    order = sorted(order, key=lambda i: -counts[i])  # stable: biggest speakers first, ties shuffled
-    load, groups = [0] * k, [[] for _ in range(k)]
+    rng = np.random.default_rng(seed)
+    order = sorted(rng.permutation(len(names)), key=lambda i: -counts[i])
+    n_classes = int(labels.max()) + 1 if labels is not None and len(labels) else 1
+    per_speaker = {n: np.bincount(labels[speakers == n], minlength=n_classes) if labels is not None
+                   else np.array([c]) for n, c in zip(names, counts)}
+    total = sum(per_speaker.values()).astype(float)
+    load = np.zeros((k, len(total)))
+    groups: list[list] = [[] for _ in range(k)]
+
+    def spread(m: np.ndarray) -> float:
+        share = m / np.maximum(total, 1)  # each fold's share of each class
+        return float(share.std(axis=0).mean())
+
     for i in order:
-        g = min(range(k), key=lambda j: (load[j], j))
-        groups[g].append(names[i])
-        load[g] += counts[i]
+        add = per_speaker[names[i]]
+        best = min(range(k), key=lambda g: (spread(load + np.eye(k)[g][:, None] * add), load[g].sum(), g))
+        groups[best].append(names[i])
+        load[best] += add
     return [np.flatnonzero(np.isin(speakers, g)) for g in groups]
 
 
