@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from emotionnas.errors import ConfigError
-from emotionnas.models.build import ModelSpec
+from emotionnas.space.model_spec import ModelSpec
 from emotionnas.space.genotype import Genotype, derive_cell, n_edges
 from emotionnas.space.recipe_cell import RecipeCell
 from emotionnas.space.recipe import load_recipe, lstm_recipe, validate_recipe
@@ -99,7 +99,8 @@ def _exported_meta(tmp_path):
     same builder the exporter and recognizer use."""
     from safetensors.torch import save_file
 
-    from emotionnas.models.build import Dims, Member, ModelSpec
+    from emotionnas.models.build import build_ensemble
+    from emotionnas.space.model_spec import Dims, Member, ModelSpec
     from emotionnas.space.pipeline import Candidate
     g = json.loads(Genotype((("skip_connect", 0), ("avg_pool_3x3", 1)) * 4, (2, 3, 4, 5),
                             (("max_pool_3x3", 0), ("skip_connect", 1)) * 4, (2, 3, 4, 5)).to_json())
@@ -108,7 +109,7 @@ def _exported_meta(tmp_path):
                       (0.0, 1.0), "m0."),
                Member("gru", Candidate("gru", (2,), 4, "meanstd", 16, 0.2), None, None, (0.0, 1.0), "m1."))
     spec = ModelSpec(("a", "b"), members, Dims(2, 384, 5, 4, 3), "whisper-tiny.en", 2, {"out_freq": 32, "out_time": 32})
-    model = spec.build()
+    model = build_ensemble(spec)
     tmp_path.mkdir(parents=True, exist_ok=True)
     save_file({f"m{i}.{k}": v.contiguous() for i, net in enumerate(model.nets) for k, v in net.state_dict().items()},
               str(tmp_path / "model.safetensors"))

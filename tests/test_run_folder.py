@@ -231,5 +231,5 @@ def test_corrupt_cache_entries_are_rebuilt_and_overflow_is_not_stored(tmp_path, 
 
 
 def test_cache_key_carries_an_implementation_version():
-    from emotionnas.features.cache import FEATURE_IMPL_VERSION, spectrogram_stream
-    assert spectrogram_stream().config["impl"] == FEATURE_IMPL_VERSION
+    from emotionnas.features.cache import SPECTROGRAM_IMPL_VERSION, spectrogram_stream
+    assert spectrogram_stream().config["impl"] == SPECTROGRAM_IMPL_VERSION

@@ -147,6 +147,10 @@ def cmd_report(a) -> int:
 def cmd_export(a) -> int:
     from emotionnas.export import export_run
     print(f"exported {export_run(a.run_dir, a.out)}")
+    if a.onnx:
+        from emotionnas.onnx_export import export_onnx
+        info = export_onnx(a.out)
+        print("onnx: " + ", ".join(f"{k} (max |onnx - torch| {v:.1e})" for k, v in info["max_error"].items()))
     return 0
 
 
@@ -162,7 +166,7 @@ def _audio_files(paths) -> list[Path]:
 
 def cmd_predict(a) -> int:
     from emotionnas.recognizer import Recognizer
-    rec = Recognizer.load(a.model)  # model.json validated as data first: a bad one is a one-line error
+    rec = Recognizer.load(a.model, backend=a.backend)  # model.json validated as data: bad -> one line
     files = _audio_files(a.inputs)
     if a.plot and (len(files) != 1 or not a.windows):
         raise EmotionNASError("--plot draws the timeline of one file: give one FILE and --windows")
@@ -318,10 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="a run's model as a self-contained folder")
     sp.add_argument("run_dir")
     sp.add_argument("--out", required=True)
+    sp.add_argument("--onnx", action="store_true", help="also write ONNX graphs (encoder + members), checked")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)")
     sp.add_argument("--model", required=True)
+    sp.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     sp.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
     sp.add_argument("--windows", type=float, metavar="SECONDS", help="emotion over time: windows of this length")
     sp.add_argument("--hop", type=float, default=1.0, help="seconds between window starts (default 1.0)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from emotionnas.errors import ConfigError
-from emotionnas.models.build import Dims, Member, ModelSpec
+from emotionnas.space.model_spec import Dims, Member, ModelSpec
 from emotionnas.recognizer import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
 from emotionnas.space.pipeline import Candidate

@@ -1,12 +1,15 @@
-"""A trained two-stream model as a recognizer with plain verbs.
+"""A trained ensemble as a recognizer with plain verbs.
 
-    rec = Recognizer.load("model/")
+    rec = Recognizer.load("model/")                    # torch
+    rec = Recognizer.load("model/", backend="onnx")    # onnxruntime, torch never imported
     rec.predict("utt.wav")          # {"label": "angry", "probs": {"angry": 0.8, ...}}
     rec.predict(wave, sample_rate=44100)
+    rec.predict_windows(wave, window=3.0, hop=1.0)     # emotion over time
 
-A model folder holds `model.safetensors` (weights) and `model.json` (genotype,
-recipe, feature and label config): everything a fresh process needs. model.json is
-validated as data (models/build.py `ModelSpec`) before anything is built from it.
+A model folder holds `model.safetensors` (weights), `model.json` (members, their candidates and
+searched cells, feature settings) and, after `export --onnx`, `onnx/` graphs: everything a fresh
+process needs. model.json is validated as data (space/model_spec.py) before anything is built.
+This module imports no torch; the torch backend imports it when it loads.
 """
 from __future__ import annotations
 
@@ -14,13 +17,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from emotionnas.data.audio import TARGET_SR, load_audio, resample, validate_wave
 from emotionnas.errors import ConfigError, EmotionNASError
-from emotionnas.features.cache import deep_features
-from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrograms
-from emotionnas.models.build import MODEL_FORMAT_VERSION, ModelSpec
+from emotionnas.features.numpy_frontend import windows
+from emotionnas.features.spectrogram import SpectrogramConfig
+from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
 
 __all__ = ["MODEL_FORMAT_VERSION", "MODEL_JSON", "MODEL_WEIGHTS", "Recognizer", "read_model_spec"]
 
@@ -30,6 +32,9 @@ MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
 def read_model_spec(model_dir) -> ModelSpec:
     """Validate `model_dir/model.json` as data (ConfigError naming the file and field)."""
     meta_path = Path(model_dir) / MODEL_JSON
+    if not meta_path.exists():
+        raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_JSON}; make one with "
+                              "`emotionnas export`)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -37,25 +42,86 @@ def read_model_spec(model_dir) -> ModelSpec:
     return ModelSpec.from_meta(meta, str(meta_path))
 
 
-class Recognizer:
-    def __init__(self, model, spec: ModelSpec, encoder=None):
-        self.model, self.spec = model.eval(), spec
+class BaseRecognizer:
+    """The verbs every backend shares; a backend implements `predict_proba(wave)`."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
         self.labels = list(spec.label_names)
         self.spec_cfg = SpectrogramConfig(**spec.spectrogram)
+
+    def max_layer(self) -> int | None:
+        """The highest encoder layer any member reads (None: all)."""
+        layers = [m.candidate.layers for m in self.spec.members if m.candidate.deep != "none"]
+        if not layers or any(x == "all" for x in layers):
+            return None
+        return max(max(x) for x in layers)
+
+    def uses_deep(self) -> bool:
+        return any(m.candidate.deep != "none" for m in self.spec.members)
+
+    @staticmethod
+    def load_wave(audio, sample_rate: int | None = None) -> np.ndarray:
+        """A file path or a waveform array -> validated mono 16 kHz float32 (AudioError otherwise)."""
+        if isinstance(audio, (str, Path)):
+            return load_audio(audio)
+        sr = sample_rate or TARGET_SR
+        return resample(validate_wave(np.asarray(audio), sr), sr)
+
+    def predict_proba(self, wave: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, audio, sample_rate: int | None = None) -> dict:
+        """A file path or a waveform array -> {"label": str, "probs": {label: p}}."""
+        p = self.predict_proba(self.load_wave(audio, sample_rate))
+        return {"label": self.labels[int(p.argmax())],
+                "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}}
+
+    classify_file = predict
+
+    def windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[tuple[float, float]]:
+        """(start, end) seconds of the analysis windows (see `features.numpy_frontend.windows`)."""
+        return windows(len(wave), window, hop)
+
+    def predict_windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[dict]:
+        """Emotion over time: each window is recognised as an utterance of its own (its features
+        computed exactly as for a whole utterance). -> [{"start", "end", "label", "probs"}]."""
+        out = []
+        for start, end in self.windows(wave, window, hop):
+            piece = wave[int(round(start * TARGET_SR)): int(round(end * TARGET_SR))]
+            p = self.predict_proba(piece)
+            out.append({"start": start, "end": end, "label": self.labels[int(p.argmax())],
+                        "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}})
+        return out
+
+
+class Recognizer(BaseRecognizer):
+    """The torch backend (the networks exactly as trained)."""
+
+    def __init__(self, model, spec: ModelSpec, encoder=None):
+        super().__init__(spec)
+        self.model = model.eval()
         self._encoder = encoder
 
     @classmethod
-    def load(cls, model_dir, encoder=None) -> "Recognizer":
+    def load(cls, model_dir, encoder=None, backend: str = "torch"):
+        if backend == "onnx":
+            from emotionnas.onnx_backend import OnnxRecognizer
+            return OnnxRecognizer.load(model_dir)
+        if backend != "torch":
+            raise ConfigError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        from emotionnas.models.build import build_ensemble
+
         model_dir = Path(model_dir)
-        meta_path, weights = model_dir / MODEL_JSON, model_dir / MODEL_WEIGHTS
-        if not meta_path.exists() or not weights.exists():
-            raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_JSON} and {MODEL_WEIGHTS}; "
-                                  "make one with `emotionnas export`)")
         spec = read_model_spec(model_dir)
-        model = spec.build()
+        weights = model_dir / MODEL_WEIGHTS
+        if not weights.exists():
+            raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_WEIGHTS}; make one with "
+                                  "`emotionnas export`)")
+        model = build_ensemble(spec)
         try:
             state = load_file(str(weights))
         except (SafetensorError, OSError, ValueError) as e:
@@ -75,68 +141,20 @@ class Recognizer:
             self._encoder = create_encoder(self.spec.encoder)
         return self._encoder
 
-    def max_layer(self) -> int | None:
-        """The highest encoder layer any member reads (None: all)."""
-        layers = [m.candidate.layers for m in self.spec.members if m.candidate.deep != "none"]
-        if not layers or any(x == "all" for x in layers):
-            return None
-        return max(max(x) for x in layers)
-
     def features(self, wave: np.ndarray):
         """One utterance's features exactly as the cache computes them for training: the
         spectrogram of its first `seconds` (cut/pad) and the deep features of the whole
         utterance (`features.cache.deep_features`: same pooling and float16 rounding), reading
         only the encoder blocks up to the highest layer a member uses. Returns
-        (spectrograms (1, F, T), [deep (L', T, D)])."""
+        (spectrograms (1, F, T), [deep (L', T, D)] or None)."""
+        from emotionnas.features.cache import deep_features
+        from emotionnas.features.spectrogram import compute_spectrograms
         spec = compute_spectrograms([wave], self.spec_cfg)
-        if not any(m.candidate.deep != "none" for m in self.spec.members):
+        if not self.uses_deep():
             return spec, None
-        deep = deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())
-        return spec, [deep]
+        return spec, [deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())]
 
-    @torch.no_grad()
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
         """Mono 16 kHz float32 waveform -> class probabilities (n_classes,), mean over members."""
         spec, deep = self.features(wave)
         return self.model.predict_proba(spec, deep)[0]
-
-    def windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[tuple[float, float]]:
-        """(start, end) seconds of the analysis windows: every `hop` s, `window` s long; the last
-        one ends at the end of the audio. A wave no longer than one window is one window."""
-        if window <= 0 or hop <= 0:
-            raise ConfigError(f"windows: window and hop must be positive (got {window}, {hop})")
-        total = len(wave) / TARGET_SR
-        if total <= window:
-            return [(0.0, round(total, 3))]
-        starts = list(np.arange(0.0, total - window + 1e-9, hop))
-        if starts[-1] + window < total - 1e-9:
-            starts.append(total - window)
-        return [(round(float(s), 3), round(float(s) + window, 3)) for s in starts]
-
-    @torch.no_grad()
-    def predict_windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[dict]:
-        """Emotion over time: each window is recognised as an utterance of its own (its features
-        computed exactly as for a whole utterance). -> [{"start", "end", "label", "probs"}]."""
-        out = []
-        for start, end in self.windows(wave, window, hop):
-            piece = wave[int(round(start * TARGET_SR)): int(round(end * TARGET_SR))]
-            p = self.predict_proba(piece)
-            out.append({"start": start, "end": end, "label": self.labels[int(p.argmax())],
-                        "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}})
-        return out
-
-    @staticmethod
-    def load_wave(audio, sample_rate: int | None = None) -> np.ndarray:
-        """A file path or a waveform array -> validated mono 16 kHz float32 (AudioError otherwise)."""
-        if isinstance(audio, (str, Path)):
-            return load_audio(audio)
-        sr = sample_rate or TARGET_SR
-        return resample(validate_wave(np.asarray(audio), sr), sr)
-
-    def predict(self, audio, sample_rate: int | None = None) -> dict:
-        """A file path or a waveform array -> {"label": str, "probs": {label: p}}."""
-        p = self.predict_proba(self.load_wave(audio, sample_rate))
-        return {"label": self.labels[int(p.argmax())],
-                "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}}
-
-    classify_file = predict

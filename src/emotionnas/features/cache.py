@@ -29,7 +29,8 @@ from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, file_sha2
 DEFAULT_ENCODER = "whisper-base"
 # Bump when the code that turns audio into a cached array changes (audio loading, spectrogram,
 # pooling, dtype handling): it is part of every cache key, so old entries are never reused.
-FEATURE_IMPL_VERSION = 2
+FEATURE_IMPL_VERSION = 2       # deep stream (the encoder's own version is in its config too)
+SPECTROGRAM_IMPL_VERSION = 3   # 3: NumPy STFT and pooling (was torch; differences ~1e-5)
 FLOAT16_MAX = 65504.0
 
 
@@ -81,7 +82,7 @@ class Stream:
 
 
 def spectrogram_stream(cfg: SpectrogramConfig = SpectrogramConfig()) -> Stream:
-    return Stream("spectrogram", {"stream": "spectrogram", "impl": FEATURE_IMPL_VERSION, **cfg.to_dict()},
+    return Stream("spectrogram", {"stream": "spectrogram", "impl": SPECTROGRAM_IMPL_VERSION, **cfg.to_dict()},
                   lambda w: compute_spectrogram(w, cfg), "float32", (cfg.out_freq, cfg.out_time))
 
 

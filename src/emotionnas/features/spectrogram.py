@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -47,12 +45,39 @@ def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
     return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, n - wave.shape[-1])])
 
 
-def power_spectrogram(wave: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
-    """(..., samples) -> (..., freq, frames) power, no centring (frames start at sample 0)."""
-    window = torch.hamming_window(cfg.win_length, periodic=True, dtype=wave.dtype)  # as librosa/scipy "hamming"
-    spec = torch.stft(wave, n_fft=cfg.fft_size, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                      window=window, center=False, return_complex=True)
-    return spec.real.square() + spec.imag.square()
+def hamming(n: int) -> np.ndarray:
+    """Periodic Hamming window (as scipy/librosa "hamming" and torch.hamming_window(periodic=True))."""
+    return (0.54 - 0.46 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
+
+
+def power_spectrogram(wave: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
+    """(N, samples) -> (N, freq, frames) power, no centring (frames start at sample 0)."""
+    frames = np.lib.stride_tricks.sliding_window_view(wave, cfg.win_length, axis=-1)[..., ::cfg.hop_length, :]
+    window = np.zeros(cfg.fft_size)
+    off = (cfg.fft_size - cfg.win_length) // 2
+    window[off:off + cfg.win_length] = hamming(cfg.win_length)
+    if cfg.fft_size != cfg.win_length:
+        padded = np.zeros(frames.shape[:-1] + (cfg.fft_size,))
+        padded[..., off:off + cfg.win_length] = frames
+        frames = padded
+    spec = np.fft.rfft(frames * window, axis=-1)             # (N, frames, freq)
+    return np.swapaxes(spec.real ** 2 + spec.imag ** 2, -1, -2)
+
+
+def adaptive_avg_pool(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """(N, H, W) -> (N, out_h, out_w): bin i averages rows floor(i*H/out)..ceil((i+1)*H/out),
+    as torch's adaptive_avg_pool2d."""
+    def pool(a: np.ndarray, out: int, axis: int) -> np.ndarray:
+        n = a.shape[axis]
+        c = np.cumsum(a, axis=axis, dtype=np.float64)
+        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+        starts = (np.arange(out) * n) // out
+        ends = -((-(np.arange(out) + 1) * n) // out)
+        total = np.take(c, ends, axis=axis) - np.take(c, starts, axis=axis)
+        shape = [1] * a.ndim
+        shape[axis] = out
+        return total / (ends - starts).reshape(shape)
+    return pool(pool(x, out_h, 1), out_w, 2)
 
 
 def compute_spectrogram(wave: np.ndarray, cfg: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
@@ -61,10 +86,9 @@ def compute_spectrogram(wave: np.ndarray, cfg: SpectrogramConfig = SpectrogramCo
 
 
 def compute_spectrograms(waves: list[np.ndarray], cfg: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
-    """Batch version: list of waveforms -> float32 (N, out_freq, out_time)."""
+    """Batch version: list of waveforms -> float32 (N, out_freq, out_time). NumPy only (the
+    recognizer's ONNX backend runs it without torch)."""
     n = int(round(cfg.seconds * cfg.sample_rate))
-    batch = torch.from_numpy(np.stack([fit_length(np.asarray(w, np.float32), n) for w in waves]))
-    power = power_spectrogram(batch, cfg)                       # (N, 201, 726)
-    logp = torch.log(power.clamp_min(cfg.log_floor))
-    pooled = F.adaptive_avg_pool2d(logp.unsqueeze(1), (cfg.out_freq, cfg.out_time)).squeeze(1)
-    return pooled.numpy().astype(np.float32)
+    batch = np.stack([fit_length(np.asarray(w, np.float32), n) for w in waves]).astype(np.float64)
+    logp = np.log(np.maximum(power_spectrogram(batch, cfg), cfg.log_floor))
+    return adaptive_avg_pool(logp, cfg.out_freq, cfg.out_time).astype(np.float32)

@@ -14,19 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Order matters only for reading logs; every table is keyed by name.
-PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-# Ops with no weights: the ones a collapsing DARTS search piles up (Zela et al. 2020).
-PARAMETER_FREE = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
+from emotionnas.space.genotype import PARAMETER_FREE, PRIMITIVES  # noqa: E402,F401  (the names, as data)
 
 
 class ReLUConvBN(nn.Module):

@@ -14,8 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError
-from emotionnas.space.cnn_ops import OPS
 from emotionnas.utils.io import atomic_write_text
+
+# The op names of the DARTS space (space/cnn_ops.py holds what each op computes). Order matters
+# only for reading logs; every table is keyed by name.
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+# Ops with no weights: the ones a collapsing DARTS search piles up (Zela et al. 2020).
+PARAMETER_FREE = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
 
 Pairs = tuple[tuple[str, int], ...]
 MAX_NODES = 16  # intermediate nodes per cell (DARTS: 4); bounds what a genotype file can ask to build
@@ -41,7 +55,7 @@ class Genotype:
             if len(pairs) > 2 * MAX_NODES:
                 raise ConfigError(f"genotype.{name}: {len(pairs) // 2} nodes, at most {MAX_NODES} allowed")
             for k, (op, j) in enumerate(pairs):
-                if op not in OPS or op == "none":
+                if op not in PRIMITIVES or op == "none":
                     raise ConfigError(f"genotype.{name}[{k}]: unknown or 'none' op {op[:40]!r}")
                 if not 0 <= j < k // 2 + 2:
                     raise ConfigError(f"genotype.{name}[{k}]: input {j} does not exist yet")

@@ -115,7 +115,10 @@ class RecipeCell(nn.Module):
             self.bias[self._b_slot[node]].copy_(bias)
 
     # ------------------------------------------------------------ code generation
-    def _generate(self) -> str:
+    def _generate(self, export: bool = False) -> str:
+        """The step loop as TorchScript source. `export`: outputs written into a preallocated
+        tensor instead of a stacked list (same numbers; the form the ONNX exporter turns into a
+        correct Loop)."""
         H, r = self.hidden, self.recipe
         var = {"x": "xr"}
         for k in range(self.n_states):
@@ -130,7 +133,8 @@ class RecipeCell(nn.Module):
             lines.append(f"    h{k} = hs[{k}]")
         # unbind/split rather than indexing: their backward is one stack/cat,
         # where each index op's backward would allocate a full zero tensor
-        lines.append("    outs: List[Tensor] = []")
+        lines.append("    outs = torch.zeros([xp.shape[0], hs[0].shape[0], hs[0].shape[1]])" if export
+                     else "    outs: List[Tensor] = []")
         lines.append("    xps = xp.unbind(0)")
         lines.append("    masks = mask.unbind(0)")
         lines.append("    xrs = xr.unbind(0)")
@@ -178,10 +182,15 @@ class RecipeCell(nn.Module):
             body.append(f"{var[name]} = {expr}")
         for k in range(self.n_states):
             body.append(f"h{k} = torch.where(m, {var[f'h_new_{k}']}, h{k})")
-        body.append("outs.append(h0)")
+        body.append("outs[t] = h0" if export else "outs.append(h0)")
         lines += ["        " + b for b in body]
-        lines.append("    return torch.stack(outs), [" + ", ".join(f"h{k}" for k in range(self.n_states)) + "]")
+        lines.append(f"    return {'outs' if export else 'torch.stack(outs)'}, ["
+                     + ", ".join(f"h{k}" for k in range(self.n_states)) + "]")
         return "\n".join(lines) + "\n"
+
+    def use_export_graph(self) -> None:
+        """Run the export form of the loop from now on (for `torch.onnx.export`)."""
+        self._fn = _compile(self._generate(export=True))
 
     @property
     def source(self) -> str:

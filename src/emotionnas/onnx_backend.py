@@ -1,0 +1,88 @@
+"""The recognizer on onnxruntime, without torch: `Recognizer.load(M, backend="onnx")`.
+
+Features are computed in NumPy exactly as the torch path computes them (spectrogram.py,
+numpy_frontend.py: Whisper log-mel, 30 s chunks, frame pooling, float16 rounding), the encoder
+and the members run as the ONNX graphs `emotionnas export --onnx` wrote and checked.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emotionnas.errors import ConfigError
+from emotionnas.features import numpy_frontend as fe
+from emotionnas.features.spectrogram import compute_spectrograms
+from emotionnas.recognizer import BaseRecognizer, read_model_spec
+
+ONNX_JSON = "onnx.json"
+
+
+def read_onnx_info(model_dir, n_members: int) -> dict:
+    """onnx.json, validated as data: only the file names the exporter writes are accepted."""
+    path = Path(model_dir) / ONNX_JSON
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: no readable ONNX export ({type(e).__name__}); run "
+                          "`emotionnas export RUN --out MODEL --onnx`") from None
+    members = info.get("members") if isinstance(info, dict) else None
+    if not isinstance(members, list) or len(members) != n_members or any(
+            not isinstance(m, dict) or m.get("file") != f"onnx/member{i}.onnx" for i, m in enumerate(members)):
+        raise ConfigError(f"{path}: members: expected onnx/member0.onnx … for the {n_members} members")
+    enc = info.get("encoder")
+    if enc is not None and (not isinstance(enc, dict) or enc.get("file") != "onnx/encoder.onnx"
+                            or not isinstance(enc.get("layers"), int) or not isinstance(enc.get("n_mels"), int)):
+        raise ConfigError(f"{path}: encoder: expected onnx/encoder.onnx with integer layers and n_mels")
+    return info
+
+
+class OnnxRecognizer(BaseRecognizer):
+    def __init__(self, spec, sessions: list, encoder, info: dict):
+        super().__init__(spec)
+        self.sessions, self.encoder_session, self.info = sessions, encoder, info
+
+    @classmethod
+    def load(cls, model_dir) -> "OnnxRecognizer":
+        import onnxruntime as ort
+        spec = read_model_spec(model_dir)
+        info = read_onnx_info(model_dir, len(spec.members))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3  # shape-inference notes of the recurrent Loop are not errors
+
+        def session(rel):
+            return ort.InferenceSession(str(Path(model_dir) / rel), opts, providers=["CPUExecutionProvider"])
+        members = [session(m["file"]) for m in info["members"]]
+        enc = session(info["encoder"]["file"]) if info.get("encoder") else None
+        return cls(spec, members, enc, info)
+
+    def deep_features(self, wave: np.ndarray) -> np.ndarray:
+        """(L'+1, T, D) float32, as the cache stores them (pooled by deep_pool, float16-rounded)."""
+        mel = fe.log_mel(wave, self.info["encoder"]["n_mels"])
+        parts = []
+        for s in range(0, mel.shape[1], fe.CHUNK_FRAMES):
+            chunk = mel[:, s:s + fe.CHUNK_FRAMES][None]
+            parts.append(self.encoder_session.run(None, {"mel": chunk})[0][:, 0])
+        states = np.concatenate(parts, axis=1)
+        return fe.as_stored(fe.pool_frames(states, self.spec.deep_pool)).astype(np.float32)
+
+    def predict_proba(self, wave: np.ndarray) -> np.ndarray:
+        spec = compute_spectrograms([wave], self.spec_cfg)
+        deep = self.deep_features(wave) if self.uses_deep() else None
+        probs = []
+        for m, sess in zip(self.spec.members, self.sessions):
+            c, feeds = m.candidate, {}
+            if c.spectrogram != "none":
+                mean, std = m.spec_stats
+                feeds["spectrogram"] = ((spec - mean) / std).astype(np.float32)[:, None]
+            if c.deep != "none":
+                x = deep if c.layers == "all" else deep[list(c.layers)]
+                x = fe.pool_frames(x, c.frame_pool)
+                feeds["deep"] = x[None].astype(np.float32)
+                feeds["lengths"] = np.array([x.shape[1]], dtype=np.int64)
+            logits = sess.run(None, feeds)[0][0].astype(np.float64)
+            e = np.exp(logits - logits.max())
+            probs.append(e / e.sum())
+        return np.mean(probs, axis=0).astype(np.float32)

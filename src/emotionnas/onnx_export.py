@@ -1,0 +1,103 @@
+"""`emotionnas export RUN --out M --onnx`: the recognizer as ONNX graphs (torch needed only here).
+
+Writes into M/onnx/
+    encoder.onnx      Whisper log-mel (1, n_mels, frames) -> hidden states (L'+1, 1, T, D) up to the
+                      highest layer a member reads; frames dynamic (<= 3000, one 30 s chunk)
+    member<i>.onnx    member i after feature extraction: its inputs per `candidate.streams`
+                      (spectrogram (1, 1, F, T); deep (1, L', T, D) with T dynamic, lengths (1,))
+                      -> logits (1, n_classes)
+and `onnx.json` (which file is which, the encoder's layer count). Every graph is checked at
+export: onnxruntime and torch must agree to 1e-4 on an input of another length than the one
+traced; a graph that does not is an error naming the member, never a silently wrong file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emotionnas.errors import ConfigError
+from emotionnas.utils.io import atomic_write_json
+
+ONNX_DIR, ONNX_JSON = "onnx", "onnx.json"
+
+
+class _EncoderGraph(torch.nn.Module):
+    def __init__(self, net, max_layer):
+        super().__init__()
+        self.net, self.max_layer = net, max_layer
+
+    def forward(self, mel):
+        return self.net(mel, None, self.max_layer)
+
+
+def _check(path: Path, torch_fn, inputs: dict, what: str, atol: float = 1e-4) -> float:
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    with torch.no_grad():
+        want = torch_fn(*inputs.values()).numpy()
+    err = float(np.abs(got - want).max())
+    if not np.isfinite(err) or err > atol * max(1.0, float(np.abs(want).max())):
+        raise ConfigError(f"{what}: the ONNX graph differs from torch by {err:.2e}; not exported faithfully")
+    return err
+
+
+def export_onnx(model_dir, opset: int = 17) -> dict:
+    """Write the ONNX graphs of the model folder `model_dir`; returns what onnx.json holds."""
+    import warnings
+
+    from emotionnas.recognizer import Recognizer
+    rec = Recognizer.load(model_dir)
+    out = Path(model_dir) / ONNX_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    info: dict = {"opset": opset, "members": [], "max_error": {}}
+    gen = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings(), torch.jit.optimized_execution(False):
+        warnings.simplefilter("ignore")
+        if rec.uses_deep():
+            enc = rec.encoder
+            if not hasattr(enc, "net"):
+                raise ConfigError(f"{rec.spec.encoder}: only Whisper encoders are exported to ONNX")
+            graph = _EncoderGraph(enc.net.float().eval(), rec.max_layer())
+            path = out / "encoder.onnx"
+            mel = torch.randn(1, enc.net.n_mels, 300, generator=gen)
+            torch.onnx.export(graph, (mel,), str(path), input_names=["mel"], output_names=["states"],
+                              dynamic_axes={"mel": {2: "frames"}, "states": {2: "T"}}, opset_version=opset,
+                              dynamo=False)
+            info["encoder"] = {"file": f"{ONNX_DIR}/encoder.onnx", "n_mels": enc.net.n_mels,
+                               "layers": (rec.max_layer() if rec.max_layer() is not None else enc.net.n_layers) + 1}
+            info["max_error"]["encoder"] = _check(path, graph, {"mel": torch.randn(1, enc.net.n_mels, 173, generator=gen)},
+                                                  "encoder")
+        for i, (net, spec, m) in enumerate(zip(rec.model.nets, rec.model.specs, rec.spec.members)):
+            net.eval()
+            for module in net.modules():
+                if hasattr(module, "use_export_graph"):
+                    module.use_export_graph()
+            names, example, check, axes = [], [], [], {}
+            if "spectrogram" in spec.streams:
+                f, t = rec.spec_cfg.out_freq, rec.spec_cfg.out_time
+                names.append("spectrogram")
+                example.append(torch.randn(1, 1, f, t, generator=gen))
+                check.append(torch.randn(1, 1, f, t, generator=gen))
+            if "deep" in spec.streams:
+                n_layers = rec.spec.dims.deep_layers_total if spec.layers is None else len(spec.layers)
+                d = rec.spec.dims.deep_dim
+                names += ["deep", "lengths"]
+                example += [torch.randn(1, n_layers, 17, d, generator=gen), torch.tensor([17])]
+                check += [torch.randn(1, n_layers, 9, d, generator=gen), torch.tensor([9])]
+                axes["deep"] = {2: "T"}
+            path = out / f"member{i}.onnx"
+            try:
+                torch.onnx.export(net, tuple(example), str(path), input_names=names, output_names=["logits"],
+                                  dynamic_axes=axes, opset_version=opset, dynamo=False)
+            except Exception as e:  # noqa: BLE001 - said in one line, naming the member
+                raise ConfigError(f"member {i} ({m.name}): cannot be exported to ONNX "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+            info["max_error"][f"member{i}"] = _check(path, net, dict(zip(names, check)), f"member {i} ({m.name})")
+            info["members"].append({"file": f"{ONNX_DIR}/member{i}.onnx", "inputs": names})
+    atomic_write_json(Path(model_dir) / ONNX_JSON, info)
+    return info

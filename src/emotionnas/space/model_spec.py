@@ -1,0 +1,180 @@
+"""What an exported `model.json` holds, as data: `ModelSpec` (the ensemble's members, their
+candidates, searched cells and input statistics; the encoder and feature settings).
+
+Torch-free, so that a model folder can be validated (and served through ONNX) without torch.
+A model.json from elsewhere is validated field by field: types, ranges, each member's
+candidate, genotype (against the op names) and recipe (against its validator). A bad file gets
+a one-line ConfigError naming the file and the field; nothing in it is ever executed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from emotionnas.errors import ConfigError
+from emotionnas.space.genotype import Genotype
+from emotionnas.space.pipeline import Candidate
+from emotionnas.space.recipe import validate_recipe
+
+MODEL_FORMAT_VERSION = 3
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Sizes a network needs besides its candidate: classes, encoder width and layer count,
+    and the CNN cell network's C and layers (cnn.C, cnn.layers)."""
+    n_classes: int
+    deep_dim: int = 512
+    deep_layers_total: int = 7
+    cnn_C: int = 6
+    cnn_layers: int = 3
+
+
+def needs_genotype(c: Candidate) -> bool:
+    return c.spectrogram in ("darts", "emodarts")
+
+
+def needs_recipe(c: Candidate) -> bool:
+    return c.deep == "cell"
+
+
+def _int(d: dict, key: str, lo: int, hi: int, where: str) -> int:
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ConfigError(f"{where}.{key}: expected an integer in [{lo}, {hi}], got {_short(v)}")
+    return v
+
+
+def _num(v, where: str, lo: float, hi: float) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
+        raise ConfigError(f"{where}: expected a number in [{lo}, {hi}], got {_short(v)}")
+    return float(v)
+
+
+def _str(d: dict, key: str, where: str, max_len: int = 200) -> str:
+    v = d.get(key)
+    if not isinstance(v, str) or not v or len(v) > max_len:
+        raise ConfigError(f"{where}.{key}: expected a string of at most {max_len} characters, got {_short(v)}")
+    return v
+
+
+def _dict(d: dict, key: str, where: str) -> dict:
+    v = d.get(key)
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}.{key}: expected a mapping, got {_short(v)}")
+    return v
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_SPEC_FIELDS = {"sample_rate", "seconds", "win_ms", "overlap_ms", "n_fft", "out_freq", "out_time", "log_floor"}
+
+
+def _check_spectrogram(spec_cfg: dict, w: str) -> dict:
+    if set(spec_cfg) - _SPEC_FIELDS:
+        raise ConfigError(f"{w}: spectrogram: unknown field(s) {sorted(set(spec_cfg) - _SPEC_FIELDS)}")
+    if spec_cfg.get("sample_rate", 16000) != 16000:
+        raise ConfigError(f"{w}: spectrogram.sample_rate: only 16000 is supported")
+    for key, lo, hi in (("seconds", 0.1, 60.0), ("win_ms", 1.0, 200.0), ("overlap_ms", 0.0, 199.0),
+                        ("log_floor", 1e-30, 1.0)):
+        if key in spec_cfg:
+            _num(spec_cfg[key], f"{w}: spectrogram.{key}", lo, hi)
+    for key in ("out_freq", "out_time"):
+        if key in spec_cfg:
+            _int(spec_cfg, key, 4, 1024, f"{w}: spectrogram")
+    if spec_cfg.get("n_fft") is not None:
+        _int(spec_cfg, "n_fft", 16, 16384, f"{w}: spectrogram")
+    return dict(spec_cfg)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of the exported ensemble: its candidate, searched cells and input stats."""
+    name: str
+    candidate: Candidate
+    genotype: dict | None
+    recipe: dict | None
+    spec_stats: tuple[float, float]
+    weights_prefix: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "candidate": self.candidate.to_dict(), "genotype": self.genotype,
+                "recipe": self.recipe, "spec_stats": list(self.spec_stats), "weights_prefix": self.weights_prefix}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild an exported recognizer (the content of model.json):
+    the members of the ensemble (their probabilities are averaged) and the features."""
+    label_names: tuple
+    members: tuple
+    dims: Dims
+    encoder: str
+    deep_pool: int
+    spectrogram: dict
+    source: str = "model.json"
+
+    def to_dict(self) -> dict:
+        return {"format_version": MODEL_FORMAT_VERSION, "label_names": list(self.label_names),
+                "members": [m.to_dict() for m in self.members],
+                "dims": {"deep_dim": self.dims.deep_dim, "deep_layers_total": self.dims.deep_layers_total,
+                         "cnn_C": self.dims.cnn_C, "cnn_layers": self.dims.cnn_layers},
+                "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram}
+
+    @classmethod
+    def from_meta(cls, meta, source: str = "model.json") -> "ModelSpec":
+        w = source
+        if not isinstance(meta, dict):
+            raise ConfigError(f"{w}: expected a JSON object, got {type(meta).__name__}")
+        version = meta.get("format_version", 1)
+        if version != MODEL_FORMAT_VERSION:
+            raise ConfigError(f"{w}: model format {_short(version)}, this emotionnas reads "
+                              f"{MODEL_FORMAT_VERSION}; re-export the model with `emotionnas export`")
+        labels = meta.get("label_names")
+        if (not isinstance(labels, list) or not 2 <= len(labels) <= 1000 or len(set(map(str, labels))) != len(labels)
+                or not all(isinstance(x, str) and 0 < len(x) <= 100 for x in labels)):
+            raise ConfigError(f"{w}: label_names: expected 2-1000 distinct short strings")
+        d = _dict(meta, "dims", w)
+        dims = Dims(len(labels), _int(d, "deep_dim", 1, 8192, f"{w}: dims"),
+                    _int(d, "deep_layers_total", 1, 200, f"{w}: dims"), _int(d, "cnn_C", 1, 256, f"{w}: dims"),
+                    _int(d, "cnn_layers", 1, 32, f"{w}: dims"))
+        raw = meta.get("members")
+        if not isinstance(raw, list) or not 1 <= len(raw) <= 32:
+            raise ConfigError(f"{w}: members: expected a list of 1-32 members")
+        members = []
+        for i, m in enumerate(raw):
+            where = f"{w}: members[{i}]"
+            if not isinstance(m, dict):
+                raise ConfigError(f"{where}: expected a mapping")
+            cand = Candidate.from_dict(m.get("candidate"), f"{where}.candidate")
+            if cand.layers != "all" and max(cand.layers) >= dims.deep_layers_total:
+                raise ConfigError(f"{where}.candidate.layers: layer {max(cand.layers)} beyond the encoder's "
+                                  f"{dims.deep_layers_total} hidden states")
+            genotype = m.get("genotype")
+            if genotype is not None:
+                Genotype.from_dict(genotype, f"{where}.genotype")
+            elif needs_genotype(cand):
+                raise ConfigError(f"{where}.genotype: {cand.spectrogram} needs a genotype")
+            recipe = m.get("recipe")
+            if recipe is not None:
+                validate_recipe(recipe, f"{where}.recipe")
+            elif needs_recipe(cand):
+                raise ConfigError(f"{where}.recipe: a 'cell' member needs a recipe")
+            stats = m.get("spec_stats")
+            if not isinstance(stats, list) or len(stats) != 2:
+                raise ConfigError(f"{where}.spec_stats: expected [mean, std]")
+            stats = (_num(stats[0], f"{where}.spec_stats[0]", -1e6, 1e6),
+                     _num(stats[1], f"{where}.spec_stats[1]", 1e-12, 1e6))
+            prefix = m.get("weights_prefix")
+            if not isinstance(prefix, str) or prefix != f"m{i}.":
+                raise ConfigError(f"{where}.weights_prefix: expected 'm{i}.'")
+            members.append(Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix))
+        deep_pool = _int(meta, "deep_pool", 1, 64, w)
+        spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
+        return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source)
+
+
+__all__ = ["Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

@@ -1,0 +1,78 @@
+"""ONNX export: onnxruntime gives the torch probabilities (1e-4) on real utterances, and the
+ONNX backend runs without importing torch."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from emotionnas.errors import ConfigError  # noqa: E402
+from emotionnas.onnx_export import export_onnx  # noqa: E402
+from emotionnas.recognizer import Recognizer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_hostile_input import _exported_meta  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_run):
+    """The demo run's exported ensemble, and a hand-made two-member ensemble holding every kind
+    of searched part (DARTS cells + recipe cell fused by ISM; GRU with mean+std pooling)."""
+    tmp = tmp_path_factory.mktemp("onnx")
+    demo = tmp / "demo"
+    shutil.copytree(tiny_run[1], demo)
+    multi = tmp / "multi"
+    _exported_meta(multi)
+    for m in (demo, multi):
+        info = export_onnx(m)
+        assert max(info["max_error"].values()) < 1e-4
+    return demo, multi
+
+
+def _real_waves(demo_root, n=4):
+    emodb = Path(__file__).resolve().parents[1].parent / "shared/data/emodb/wav"
+    files = sorted(emodb.glob("*.wav"))[:n] if emodb.is_dir() else sorted((demo_root / "wav").glob("*.wav"))[:n]
+    return files
+
+
+def test_onnx_equals_torch_on_real_utterances(models, demo_root):
+    for model in models:
+        t, o = Recognizer.load(model), Recognizer.load(model, backend="onnx")
+        for f in _real_waves(demo_root):
+            wave = t.load_wave(f)
+            np.testing.assert_allclose(o.predict_proba(wave), t.predict_proba(wave), atol=1e-4)
+
+
+def test_onnx_chunks_audio_longer_than_30_s_like_torch(models, demo_root):
+    model = models[1]
+    t, o = Recognizer.load(model), Recognizer.load(model, backend="onnx")
+    waves = [t.load_wave(f) for f in sorted((demo_root / "wav").glob("*.wav"))]
+    long = np.concatenate(waves * 3)[: 16000 * 33]
+    np.testing.assert_allclose(o.predict_proba(long), t.predict_proba(long), atol=1e-4)
+
+
+def test_onnx_backend_never_imports_torch(models, demo_root):
+    wav = sorted((demo_root / "wav").glob("*.wav"))[0]
+    code = ("import sys, json\nfrom emotionnas.recognizer import Recognizer\n"
+            f"r = Recognizer.load({str(models[0])!r}, backend='onnx')\n"
+            f"out = r.predict({str(wav)!r})\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'label': out['label']}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["torch"] is False and res["label"] == Recognizer.load(models[0]).predict(wav)["label"]
+
+
+def test_hostile_onnx_json_is_refused(models, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(models[1], bad)
+    info = json.loads((bad / "onnx.json").read_text())
+    info["members"][0]["file"] = "../../etc/passwd"
+    (bad / "onnx.json").write_text(json.dumps(info))
+    with pytest.raises(ConfigError, match="onnx.json.*members") as e:
+        Recognizer.load(bad, backend="onnx")
+    assert "\n" not in str(e.value)
