@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from emotionnas.reports.report import baselines_table
 from emotionnas.reports.tables import fmt, markdown_table
 from emotionnas.rundir import RunDir
@@ -46,6 +48,7 @@ def section(run_dir: Path) -> str:
     if sp.get("single_speaker_ua_std") is not None:
         lines.append(f"Selection score spread: one validation speaker ±{sp['single_speaker_ua_std']:.1f} UA (std over "
                      f"search speakers) vs inner-CV standard error ±{sp['inner_cv_ua_se']:.1f}.\n")
+    lines.append(agreement(rd, res))
     rows = []
     for s in res["searches"]:
         rows.append([s["group"], ", ".join(s["held_out_speakers"]), s["ensemble_k"],
@@ -54,11 +57,46 @@ def section(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def agreement(rd: RunDir, res: dict) -> str:
+    """Does the inner-CV ranking predict the test ranking? Over every fold, every pair of models
+    with both an inner-CV UA and a test UA (baselines and ensemble members, deep stream only —
+    the close calls a selection has to make), the share of pairs ordered the same way."""
+    same = total = 0
+    gaps = []
+    for f in res["folds"]:
+        summary = json.loads(rd.selection_summary(f["search_group"]).read_text())
+        inner = {c["key"]: c["inner_ua"] for c in summary["candidates"]
+                 if "inner_ua" in c and c["candidate"]["spectrogram"] == "none"}
+        test = {m["key"]: m["ua"] for m in f["members"]}
+        for name, b in summary["baselines"].items():
+            if name in f.get("baselines", {}):
+                test[b["key"]] = f["baselines"][name]["ua"]
+        keys = sorted(set(inner) & set(test))
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                if abs(inner[a] - inner[b]) < 1e-9 or abs(test[a] - test[b]) < 1e-9:
+                    continue
+                total += 1
+                same += (inner[a] > inner[b]) == (test[a] > test[b])
+                gaps.append(abs(inner[a] - inner[b]))
+    if not total:
+        return ""
+    return (f"Inner-CV ranking vs test ranking (deep-stream models with both scores, {total} pairs over all folds): "
+            f"same order in {100 * same / total:.0f} % of pairs (50 % = a coin); median inner-CV gap between the "
+            f"two models of a pair {float(np.median(gaps)):.1f} UA.\n")
+
+
 def write(title: str, body: str) -> None:
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     block = f"## {title}\n\n{body.strip()}\n\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    elif "\n## History" in text:  # new sections go above the history of earlier sessions
+        i = text.index("\n## History")
+        text = text[:i].rstrip() + "\n\n" + block + text[i + 1:]
+    else:
+        text = text.rstrip() + "\n\n" + block
     atomic_write_text(BENCHMARKS, text)
 
 

@@ -161,3 +161,15 @@ def test_page_in_a_real_browser_shows_the_bars_and_a_timeline(server, rec, demo_
         assert png.stat().st_size > 1000
     finally:
         browser.quit()
+
+
+def test_cli_emotion_over_time_and_timeline_plot(tiny_run, tmp_path, capsys):
+    from emotionnas.cli import main
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(wav_bytes(7.5))
+    png = tmp_path / "timeline.png"
+    assert main(["predict", "--model", str(tiny_run[1]), str(wav), "--windows", "3", "--hop", "1",
+                 "--plot", str(png)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["start"] for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0, 4.5] and rows[-1]["end"] == 7.5
+    assert png.stat().st_size > 5000
