@@ -39,7 +39,11 @@ def test_full_report(run):
     for name in results["baselines"]:
         assert name in text
     links = _links(text)
-    assert any("confusion_normalized" in x for x in links) and any("_rnn.png" in x for x in links)
+    assert any("confusion_normalized" in x for x in links)
+    if any(s.get("recipe") for s in results["searches"]):  # a searched cell is drawn where there is one
+        assert any("_rnn.png" in x for x in links)
+    if any(s.get("genotype") for s in results["searches"]):
+        assert any("_cnn_normal.png" in x for x in links)
     for link in links:
         _assert_png(run / link)
     for table in ("folds.md", "baselines.md"):

@@ -27,8 +27,27 @@ def test_shape_and_padding_cut():
 def test_matches_librosa_hamming_stft():
     cfg = SpectrogramConfig()
     wave = np.random.default_rng(1).standard_normal(128000).astype(np.float32)
-    ours = power_spectrogram(torch.from_numpy(wave), cfg).numpy()
+    ours = power_spectrogram(wave.astype(np.float64), cfg)
     ref = np.abs(librosa.stft(wave, n_fft=400, hop_length=176, win_length=400,
                               window="hamming", center=False)) ** 2
     assert ours.shape == ref.shape == (201, 726)
     assert np.allclose(ours, ref, rtol=1e-3, atol=1e-3 * ref.max())
+
+
+def test_numpy_pooling_matches_torch_adaptive_avg_pool():
+    import torch.nn.functional as F
+    from emotionnas.features.spectrogram import adaptive_avg_pool
+    x = np.random.default_rng(2).standard_normal((2, 201, 726))
+    ref = F.adaptive_avg_pool2d(torch.from_numpy(x).unsqueeze(1), (70, 140)).squeeze(1).numpy()
+    np.testing.assert_allclose(adaptive_avg_pool(x, 70, 140), ref, atol=1e-10)
+
+
+def test_numpy_whisper_front_end_matches_torch():
+    from emotionnas.features import numpy_frontend
+    from emotionnas.features.encoders.mel import log_mel
+    from emotionnas.features.inputs import pool_frames_np
+    rng = np.random.default_rng(3)
+    wave = (0.1 * rng.standard_normal(37000)).astype(np.float32)
+    np.testing.assert_allclose(numpy_frontend.log_mel(wave), log_mel(wave).numpy(), atol=1e-5)
+    x = rng.standard_normal((3, 17, 5)).astype(np.float32)
+    np.testing.assert_allclose(numpy_frontend.pool_frames(x, 4), pool_frames_np(x, 4), atol=1e-6)

@@ -60,7 +60,7 @@ class DaskExecutor:
             raise ConfigError("executor dask://...: the dask and distributed packages are not installed "
                               "(pip install 'emotionnas[dask]')") from None
         try:
-            self.client = Client(address, timeout=20)
+            self.client = Client(address, timeout=10)
         except (OSError, TimeoutError) as e:
             raise ConfigError(f"executor dask://{address}: cannot reach the scheduler ({e})") from None
         self._ex = self.client.get_executor(pure=False)
