@@ -69,8 +69,8 @@ class CNNSearchConfig:
     ops: list[str] | None = None  # candidate op subset (names of space/cnn_ops.OPS); None = all 8
     lstm_hidden: int = 64         # emoDARTS LSTM size
     freq_bins: int = 4            # emoDARTS: frequency bins kept per time step
-    epochs: int = 12              # total search epochs (weights + α)
-    warmup_epochs: int = 4        # first epochs train weights only (PC-DARTS warm-up)
+    epochs: int = 7               # total search epochs (weights + α); set for time (<= 2 min a search)
+    warmup_epochs: int = 2        # first epochs train weights only (PC-DARTS warm-up)
     batch_size: int = 32
     lr: float = 0.025             # weight SGD, cosine-annealed per epoch to lr_min
     lr_min: float = 0.001
@@ -80,8 +80,8 @@ class CNNSearchConfig:
     arch_lr: float = 6e-4         # Adam for α
     arch_weight_decay: float = 1e-3
     unrolled: bool = False        # second-order DARTS (about 3x the cost of an α step)
-    partial_channels: int = 1     # PC-DARTS K (1 = off); C must be divisible by K
-    proxy_size: int | None = 35   # search on (proxy, proxy) average-pooled spectrograms; None = full
+    partial_channels: int = 2     # PC-DARTS K (1 = off); C must be divisible by K; 2 halves the cost
+    proxy_size: int | None = 28   # search on (proxy, proxy) average-pooled spectrograms; None = full
     beta_decay: float = 0.0       # β-DARTS λ (collapse guard)
     max_skip: int | None = 2      # at most this many skip_connect in the derived normal cell
     channels_last: bool = True    # depthwise convs are ~3x faster in channels_last on CPU

@@ -46,6 +46,7 @@ class SearchTask:
     cnn_kind: str | None    # "darts" | "emodarts" | None
     rnn: bool
     layers: tuple
+    threads: int = 1        # torch threads: 1 beside other workers; a lone search may use every core
 
 
 def search_speakers(speakers: np.ndarray, fold: Fold) -> dict:
@@ -56,7 +57,7 @@ def search_speakers(speakers: np.ndarray, fold: Fold) -> dict:
 
 def run_search_task(task: SearchTask) -> dict:
     old = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(task.threads)
     try:
         with torch.jit.optimized_execution(False):
             return _search(task)
@@ -84,7 +85,7 @@ def _search(task: SearchTask) -> dict:
         seed = stage_seed(cfg.seed, "search-cnn", fold.name)
         seed_everything(seed)
         job = SearchJob(cfg.cnn.search, cfg.cnn.C, cfg.cnn.layers, "gap" if task.cnn_kind == "darts" else "lstm",
-                        seed, 1)
+                        seed, task.threads)
         g = search_cnn(spectrogram_inputs(fs.spectrograms[tr], stats), torch.as_tensor(fs.labels[tr]),
                        spectrogram_inputs(fs.spectrograms[va], stats), torch.as_tensor(fs.labels[va]),
                        job, out_dir / "cnn", progress=False)
