@@ -93,10 +93,12 @@ def cmd_run(a) -> int:
     return 0
 
 
-def _report(run_dir) -> None:
+def _report(run_dir, say: bool = True) -> None:
     from emotionnas.reports.report import write_report
     try:
-        print(f"report: {write_report(run_dir)}")
+        path = write_report(run_dir)
+        if say:
+            print(f"report: {path}")
     except Exception as e:  # noqa: BLE001 - a plotting problem must not turn a finished run into a failure
         print(f"warning: report not written ({type(e).__name__}: {e}); results.json is complete", file=sys.stderr)
 
@@ -229,7 +231,7 @@ def cmd_demo(a) -> int:
     cfg = apply_overrides(demo_config(str(corpus.resolve()), str(out / "cache")), a.set)
     print("emotionnas demo: the corpus is SYNTHETIC (made by code); its scores prove nothing about real speech.")
     run_crossval(cfg, out / "run", progress=not a.quiet, restart=True)  # the demo always starts afresh
-    _report(out / "run")
+    _report(out / "run", say=False)  # named with the model below
     export_run(out / "run", out / "model")
     rec = Recognizer.load(out / "model")
     for f in sorted((corpus / "wav").glob("*_00.wav"))[:4]:
