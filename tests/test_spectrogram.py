@@ -51,3 +51,20 @@ def test_numpy_whisper_front_end_matches_torch():
     np.testing.assert_allclose(numpy_frontend.log_mel(wave), log_mel(wave).numpy(), atol=1e-5)
     x = rng.standard_normal((3, 17, 5)).astype(np.float32)
     np.testing.assert_allclose(numpy_frontend.pool_frames(x, 4), pool_frames_np(x, 4), atol=1e-6)
+
+
+def test_log_mel_option():
+    from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrograms
+    wave = (0.1 * np.random.default_rng(4).standard_normal(48000)).astype(np.float32)
+    lin = compute_spectrograms([wave], SpectrogramConfig(out_freq=32, out_time=32))
+    mel = compute_spectrograms([wave], SpectrogramConfig(out_freq=32, out_time=32, mel_bins=64))
+    assert mel.shape == lin.shape == (1, 32, 32) and np.all(np.isfinite(mel)) and not np.allclose(mel, lin)
+
+
+def test_log_mel_run_config(tmp_path):
+    from emotionnas.config import RunConfig
+    from emotionnas.errors import ConfigError
+    assert RunConfig.from_dict({"features": {"spectrogram_mel": 64}}).features.spectrogram_mel == 64
+    import pytest
+    with pytest.raises(ConfigError, match="spectrogram_mel"):
+        RunConfig.from_dict({"features": {"spectrogram_mel": 1000}})

@@ -129,7 +129,8 @@ def cmd_search(a) -> int:
         idx = np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)])
         layers = tuple(layer_windows(select_layers(fs, idx, 1, cfg.seed)["scores"], [2], 1)[0])
     data = DataRef(cfg.corpus, cfg.root, tuple(sorted(cfg.corpus_options.items())), cfg.features.cache_dir,
-                   cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size)
+                   cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size,
+                   cfg.features.spectrogram_mel)
     task = SearchTask(data, fold.to_dict(), cfg.to_dict(), str(out),
                       {"cnn": "darts", "emodarts": "emodarts"}.get(a.kind), a.kind == "rnn", layers,
                       threads=cfg.threads)  # measured: a second thread does not speed the CNN search up
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
     sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all; "
                                                           "runs read all layers)")
-    sp.add_argument("--spectrogram-size", type=int, default=140,
+    sp.add_argument("--spectrogram-size", type=int, default=70,
                     help="side of the pooled spectrogram (config: features.spectrogram_size)")
     sp.set_defaults(func=cmd_features)
 

@@ -54,12 +54,18 @@ class FeatureConfig:
     # Spectrogram side (paper: 140). On a 2-core CPU a CNN trained at 140 x 140 costs minutes
     # per epoch; 70 x 70 is 4x cheaper (BENCHMARKS.md). configs/paper.yaml has 140.
     spectrogram_size: int = 70
+    spectrogram_mel: int | None = None  # e.g. 64: the spectrogram stream as log-mel (option; default linear, as the paper)
+
+    _free_fields = ("spectrogram_mel",)
 
     def __post_init__(self):
         if not 1 <= self.deep_pool <= 16:
             raise ConfigError(f"features.deep_pool: expected 1..16, got {self.deep_pool}")
         if not 8 <= self.spectrogram_size <= 512:
             raise ConfigError(f"features.spectrogram_size: expected 8..512, got {self.spectrogram_size}")
+        m = self.spectrogram_mel
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or not 8 <= m <= 201):
+            raise ConfigError(f"features.spectrogram_mel: expected null or 8..201 mel bins, got {m!r}")
 
 
 @dataclass

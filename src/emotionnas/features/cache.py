@@ -82,7 +82,8 @@ class Stream:
 
 
 def spectrogram_stream(cfg: SpectrogramConfig = SpectrogramConfig()) -> Stream:
-    return Stream("spectrogram", {"stream": "spectrogram", "impl": SPECTROGRAM_IMPL_VERSION, **cfg.to_dict()},
+    key = {k: v for k, v in cfg.to_dict().items() if not (k == "mel_bins" and v is None)}  # linear: key unchanged
+    return Stream("spectrogram", {"stream": "spectrogram", "impl": SPECTROGRAM_IMPL_VERSION, **key},
                   lambda w: compute_spectrogram(w, cfg), "float32", (cfg.out_freq, cfg.out_time))
 
 

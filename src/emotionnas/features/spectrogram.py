@@ -21,6 +21,7 @@ class SpectrogramConfig:
     out_freq: int = 140         # average-pooled size (paper: 140 x 140)
     out_time: int = 140
     log_floor: float = 1e-10    # power floor before the log
+    mel_bins: int | None = None  # log-mel instead of log-linear: power through this many Slaney mel filters
 
     @property
     def win_length(self) -> int:
@@ -90,5 +91,10 @@ def compute_spectrograms(waves: list[np.ndarray], cfg: SpectrogramConfig = Spect
     recognizer's ONNX backend runs it without torch)."""
     n = int(round(cfg.seconds * cfg.sample_rate))
     batch = np.stack([fit_length(np.asarray(w, np.float32), n) for w in waves]).astype(np.float64)
-    logp = np.log(np.maximum(power_spectrogram(batch, cfg), cfg.log_floor))
+    power = power_spectrogram(batch, cfg)
+    if cfg.mel_bins:
+        import librosa
+        fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.fft_size, n_mels=cfg.mel_bins)
+        power = np.einsum("mf,nft->nmt", fb, power)
+    logp = np.log(np.maximum(power, cfg.log_floor))
     return adaptive_avg_pool(logp, cfg.out_freq, cfg.out_time).astype(np.float32)

@@ -70,7 +70,8 @@ def _short(v) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_SPEC_FIELDS = {"sample_rate", "seconds", "win_ms", "overlap_ms", "n_fft", "out_freq", "out_time", "log_floor"}
+_SPEC_FIELDS = {"sample_rate", "seconds", "win_ms", "overlap_ms", "n_fft", "out_freq", "out_time", "log_floor",
+                "mel_bins"}
 
 
 def _check_spectrogram(spec_cfg: dict, w: str) -> dict:
@@ -87,6 +88,8 @@ def _check_spectrogram(spec_cfg: dict, w: str) -> dict:
             _int(spec_cfg, key, 4, 1024, f"{w}: spectrogram")
     if spec_cfg.get("n_fft") is not None:
         _int(spec_cfg, "n_fft", 16, 16384, f"{w}: spectrogram")
+    if spec_cfg.get("mel_bins") is not None:
+        _int(spec_cfg, "mel_bins", 8, 201, f"{w}: spectrogram")
     return dict(spec_cfg)
 
 

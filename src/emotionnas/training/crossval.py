@@ -47,7 +47,7 @@ from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
 
 def spectrogram_config(cfg: RunConfig) -> SpectrogramConfig:
     size = cfg.features.spectrogram_size
-    return SpectrogramConfig(out_freq=size, out_time=size)
+    return SpectrogramConfig(out_freq=size, out_time=size, mel_bins=cfg.features.spectrogram_mel)
 
 
 def fingerprint_of(fs, folds, cfg: RunConfig) -> dict:
@@ -334,7 +334,8 @@ def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: 
     r = Run(cfg, rundir, progress, log)
     r.fs, r.folds = fs, folds
     r.data = DataRef(cfg.corpus, str(cfg.root), tuple(sorted(cfg.corpus_options.items())), cfg.features.cache_dir,
-                     cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size)
+                     cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size,
+                     cfg.features.spectrogram_mel)
     r.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers)
     timing = {}
     r.executor = make_executor(cfg.executor, cfg.workers)

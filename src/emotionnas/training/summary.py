@@ -86,9 +86,11 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
         "note": "std over search speakers of a candidate's UA on that speaker alone (what one validation "
                 "speaker reports) vs the standard error of the inner-CV mean; averaged over fully scored candidates"}
     size = cfg.features.spectrogram_size
+    spec = SpectrogramConfig(out_freq=size, out_time=size, mel_bins=cfg.features.spectrogram_mel).to_dict()
+    if spec["mel_bins"] is None:
+        spec.pop("mel_bins")  # results and models of linear spectrograms read as before
     res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
-                       "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim,
-                       "spectrogram": SpectrogramConfig(out_freq=size, out_time=size).to_dict()}
+                       "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim, "spectrogram": spec}
     return _stable(res)
 
 

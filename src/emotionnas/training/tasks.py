@@ -33,6 +33,7 @@ class DataRef:
     encoder: str = "whisper-base"
     deep_pool: int = 2
     spectrogram_size: int = 70
+    spectrogram_mel: int | None = None
 
     def load(self):
         from emotionnas.features.dataset import load_features
@@ -42,7 +43,8 @@ class DataRef:
             size = self.spectrogram_size
             _FEATURES[key] = load_features(self.corpus, self.root, self.cache_dir, encoder=self.encoder,
                                            deep_pool=self.deep_pool, progress=False,
-                                           spec_cfg=SpectrogramConfig(out_freq=size, out_time=size),
+                                           spec_cfg=SpectrogramConfig(out_freq=size, out_time=size,
+                                                                      mel_bins=self.spectrogram_mel),
                                            **dict(self.options))
         return _FEATURES[key]
 
