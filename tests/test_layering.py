@@ -15,7 +15,7 @@ import emotionnas
 FLOORS = [
     (0, ("errors", "config", "rundir", "metrics", "utils", "")),
     (1, ("data",)), (2, ("features",)), (3, ("space",)), (4, ("models",)), (5, ("search",)),
-    (6, ("training",)), (7, ("reports",)), (8, ("recognizer", "export", "evaluate", "serve", "onnx_backend", "onnx_export")),
+    (6, ("training",)), (7, ("reports",)), (8, ("model_folder", "recognizer", "export", "evaluate", "serve", "onnx_backend", "onnx_export")),
     (9, ("cli", "__main__")),
 ]
 ROOT = Path(emotionnas.__file__).parent
