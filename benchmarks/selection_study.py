@@ -19,14 +19,13 @@ import yaml
 
 from emotionnas.config import RunConfig, TrainConfig
 from emotionnas.data.folds import make_folds
-from emotionnas.features.dataset import load_features
 from emotionnas.metrics import unweighted_accuracy
 from emotionnas.models.build import Dims
 from emotionnas.rundir import RunDir
 from emotionnas.space.pipeline import baselines, layer_windows
 from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import layer_probe, stage_seed
-from emotionnas.training.crossval import Run, plan_searches, spectrogram_config
+from emotionnas.training.crossval import Run, plan_searches
 from emotionnas.training.executor import make_executor
 from emotionnas.training.tasks import DataRef, TrainTask, run_task
 
@@ -45,13 +44,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     cfg = RunConfig(corpus=a.corpus, root=a.root, protocol=a.protocol, k=a.k)
     cfg.features.cache_dir = a.cache
-    fs = load_features(cfg.corpus, cfg.root, a.cache, encoder=cfg.features.encoder, spec_cfg=spectrogram_config(cfg),
-                       progress=False)
+    data = DataRef.from_config(cfg)
+    fs = data.load(fresh=True)
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
     r = Run(cfg, RunDir("/tmp/selection-study"), False, print)
     r.fs, r.folds = fs, folds
-    r.data = DataRef(cfg.corpus, cfg.root, (), a.cache, cfg.features.encoder, cfg.features.deep_pool,
-                     cfg.features.spectrogram_size)
+    r.data = data
     r.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers)
     plans = plan_searches(folds, cfg, sorted(set(fs.speakers)))[: a.groups]
     ex = make_executor("local", a.workers)
@@ -66,7 +64,7 @@ def main(argv=None) -> int:
             idx = np.sort(np.flatnonzero(np.isin(fs.speakers, list(sf.train) + list(sf.val))))
             inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds,
                                     stage_seed(cfg.seed, "inner", sf.name), fs.labels[idx])
-            probe = layer_probe(fs, idx, f"/tmp/selection-study/{a.corpus}-{sf.name}", 0, print)
+            probe = layer_probe(fs, idx, RunDir(f"/tmp/selection-study/{a.corpus}").layer_probe(sf.name), 0, print)
             cands = baselines(layer_windows(probe["scores"], cfg.space.layer_widths, 1)[0])
             for bname in a.models.split(","):
                 c = cands[bname]

@@ -85,7 +85,7 @@ def test_no_test_speaker_reaches_any_selection(demo_run, demo_root):
         summary = json.loads(rd.selection_summary(group).read_text())
         assert not tested & set(summary["speakers"])                      # candidates, epochs, k
         assert sorted(s for fold in summary["inner_folds"] for s in fold) == summary["speakers"]  # each once
-        assert not tested & set(json.loads((rd.search_dir(group) / "layers.json").read_text())["speakers"])
+        assert not tested & set(json.loads(rd.layer_probe(group).read_text())["speakers"])
         rec = json.loads(rd.search_record(group).read_text())
         assert not tested & (set(rec["speakers"]["train"]) | set(rec["speakers"]["val"]))
     group_speakers = {g: set(json.loads(rd.selection_summary(g).read_text())["speakers"]) for g in tested_by_group}
@@ -154,7 +154,7 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     from emotionnas.export import export_run
     from emotionnas.features.cache import FeatureCache, deep_stream, spectrogram_stream
     from emotionnas.recognizer import Recognizer
-    from emotionnas.training.crossval import spectrogram_config
+    from emotionnas.training.tasks import DataRef
 
     cfg, run, _, _ = demo_run
     rec = Recognizer.load(export_run(run, tmp_path / "model"))
@@ -163,7 +163,7 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     sf.write(str(long_wav), np.concatenate(waves)[: 12 * 16000], 16000, subtype="PCM_16")
     utt = [SimpleNamespace(path=str(long_wav))]
     cache = FeatureCache(tmp_path / "cache")
-    spec = cache.extract(utt, spectrogram_stream(spectrogram_config(cfg)), progress=False)[0][str(long_wav)]
+    spec = cache.extract(utt, spectrogram_stream(DataRef.from_config(cfg).spectrogram_config()), progress=False)[0][str(long_wav)]
     deep = cache.extract(utt, deep_stream(cfg.features.encoder, cfg.features.deep_pool),
                          progress=False)[0][str(long_wav)]
     x_spec, x_deep = rec.features(load_audio(long_wav))

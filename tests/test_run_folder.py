@@ -90,6 +90,8 @@ def test_changed_corpus_is_refused_and_restart_starts_afresh(tmp_path, demo_root
     cfg = tiny_config(corpus, cache)
     out = tmp_path / "run"
     first = run_crossval(cfg, out, **QUIET)
+    from emotionnas.training.tasks import DataRef
+    first_hashes = list(DataRef.from_config(cfg).load().content_hashes)
     # same config, same corpus: reused
     assert run_crossval(cfg, out, **QUIET)["ua"] == first["ua"]
     # drop one utterance of a training speaker: refused with what changed and how to start fresh
@@ -109,8 +111,22 @@ def test_changed_corpus_is_refused_and_restart_starts_afresh(tmp_path, demo_root
     sf.write(str(wav), x * 0.5, sr)
     with pytest.raises(ConfigError, match="utterances changed"):
         run_crossval(cfg, out, **QUIET)
-    res = run_crossval(cfg, out, restart=True, **QUIET)
+    import emotionnas.training.tasks as tasks
+    seen = []
+    original = tasks.DataRef.load
+
+    def spy(self, *a, **k):
+        fs = original(self, *a, **k)
+        seen.append(fs.content_hashes)
+        return fs
+    tasks.DataRef.load = spy
+    try:
+        res = run_crossval(cfg, out, restart=True, **QUIET)
+    finally:
+        tasks.DataRef.load = original
     assert res["n_utterances"] == first["n_utterances"]
+    # the serial tasks of the restarted run read the changed audio, not the first run's features
+    assert seen and all(h == seen[0] for h in seen) and "".join(seen[0]) != "".join(first_hashes)
     assert json.loads(RunDir(out).fingerprint.read_text())["speakers"] != {}
 
 

@@ -106,17 +106,14 @@ def _report(run_dir, say: bool = True) -> None:
 def cmd_search(a) -> int:
     """One cell search (DARTS, emoDARTS or recipe) on fold K's training speakers."""
     from emotionnas.data.folds import make_folds
-    from emotionnas.features.dataset import load_features
     from emotionnas.search.layers import select_layers
     from emotionnas.space.pipeline import layer_windows
     from emotionnas.training.cell_search import SearchTask, run_search_task, speaker_indices
-    from emotionnas.training.crossval import spectrogram_config
     from emotionnas.training.tasks import DataRef
     from emotionnas.utils.io import atomic_write_json, atomic_write_text
     cfg = _load_run_config(a)
-    fs = load_features(cfg.corpus, cfg.root, cfg.features.cache_dir, encoder=cfg.features.encoder,
-                       deep_pool=cfg.features.deep_pool, progress=not a.quiet, spec_cfg=spectrogram_config(cfg),
-                       **cfg.corpus_options)
+    data = DataRef.from_config(cfg)
+    fs = data.load(progress=not a.quiet, fresh=True)  # the search task below reuses it
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
     if not 0 <= a.fold < len(folds):
         raise EmotionNASError(f"--fold {a.fold}: the {cfg.protocol} protocol has folds 0..{len(folds) - 1}")
@@ -128,9 +125,6 @@ def cmd_search(a) -> int:
     if a.kind == "rnn":
         idx = np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)])
         layers = tuple(layer_windows(select_layers(fs, idx, 1, cfg.seed)["scores"], [2], 1)[0])
-    data = DataRef(cfg.corpus, cfg.root, tuple(sorted(cfg.corpus_options.items())), cfg.features.cache_dir,
-                   cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size,
-                   cfg.features.spectrogram_mel)
     task = SearchTask(data, fold.to_dict(), cfg.to_dict(), str(out),
                       {"cnn": "darts", "emodarts": "emodarts"}.get(a.kind), a.kind == "rnn", layers,
                       threads=cfg.threads)  # measured: a second thread does not speed the CNN search up

@@ -15,7 +15,6 @@ from emotionnas.errors import ConfigError
 
 # The vocabulary of the pipeline-wide space (space/pipeline.py builds candidates from it).
 DEEP_MODELS = ("none", "linear", "mlp", "rnn", "gru", "lstm", "cell")
-SEQUENCE_MODELS = ("rnn", "gru", "lstm", "cell")
 POOLINGS = ("attention", "mean", "meanstd")
 SPECTROGRAM_MODELS = ("none", "darts", "emodarts", "resnet*")
 FUSIONS = ("ism", "concat", "sum", "max", "min")

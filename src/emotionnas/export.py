@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from emotionnas.errors import ConfigError
-from emotionnas.space.model_spec import Dims, Member, ModelSpec
+from emotionnas.space.model_spec import Dims, Member, ModelSpec, needs_genotype, needs_recipe
 from emotionnas.recognizer import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
 from emotionnas.space.pipeline import Candidate
@@ -25,10 +25,11 @@ def export_run(run_dir, out_dir) -> Path:
     run, out_dir = RunDir(run_dir), Path(out_dir)
     results = run.read_results()
     cfg = run.read_config()
-    n_test = [sum(1 for _ in f["test_true"]) for f in results["folds"]]
+    n_test = [len(f["test_true"]) for f in results["folds"]]
     best = min(range(len(n_test)), key=lambda i: (n_test[i], i))  # fewest held out = most trained on
     fold = results["folds"][best]
     search = next(s for s in results["searches"] if s["group"] == fold["search_group"])
+    candidates = {c["key"]: c["candidate"] for c in read_json(run.selection_summary(search["group"]))["candidates"]}
     feats = results["features"]
     members, state = [], {}
     for j, m in enumerate(fold["members"]):
@@ -36,11 +37,9 @@ def export_run(run_dir, out_dir) -> Path:
         weights = run.refit_weights(best, m["key"])
         if not weights.exists():
             raise ConfigError(f"{weights}: missing; re-run the same `emotionnas run` command to rebuild it")
-        cand = Candidate.from_dict(next(c["candidate"] for c in read_json(run.selection_summary(search["group"]))
-                                        ["candidates"] if c["key"] == m["key"]))
-        members.append(Member(m["name"], cand, search["genotype"] if cand.spectrogram in ("darts", "emodarts")
-                              else None, search["recipe"] if cand.deep == "cell" else None,
-                              tuple(rec["spec_stats"]), f"m{j}."))
+        cand = Candidate.from_dict(candidates[m["key"]])
+        members.append(Member(m["name"], cand, search["genotype"] if needs_genotype(cand) else None,
+                              search["recipe"] if needs_recipe(cand) else None, tuple(rec["spec_stats"]), f"m{j}."))
         state |= {f"m{j}.{k}": v for k, v in torch.load(weights, weights_only=True).items()}
     spec = ModelSpec(tuple(results["label_names"]), tuple(members),
                      Dims(len(results["label_names"]), feats["deep_dim"], feats["deep_layers_total"], cfg.cnn.C,

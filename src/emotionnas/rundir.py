@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 from emotionnas.errors import ConfigError, LeakageError
-from emotionnas.utils.io import atomic_write_json, atomic_write_text, read_json, read_json_or_none
+from emotionnas.utils.io import atomic_write_json, atomic_write_text, read_json_or_none
 
 FORMAT_VERSION = 3  # bump when the layout or a record changes; older folders must be re-run
 RESTART_HINT = "re-run with --restart to start this run folder afresh, or use another --out"
@@ -103,6 +103,9 @@ class RunDir:
     def search_record(self, name: str) -> Path:
         return self.search_dir(name) / "search_done.json"
 
+    def layer_probe(self, name: str) -> Path:
+        return self.search_dir(name) / "layers.json"
+
     def fold_dir(self, index: int) -> Path:
         return self.root / "folds" / f"fold{int(index):02d}"
 
@@ -117,18 +120,6 @@ class RunDir:
 
     def refit_weights(self, index: int, key: str) -> Path:
         return self.fold_dir(index) / f"{_stage_name(key)}.pt"
-
-    def stage_json(self, index: int, stage: str) -> Path:
-        return self.fold_dir(index) / f"{_stage_name(stage)}.json"
-
-    def stage_weights(self, index: int, stage: str) -> Path:
-        return self.fold_dir(index) / f"{_stage_name(stage)}.pt"
-
-    def fusion_json(self, index: int) -> Path:
-        return self.fold_dir(index) / "fusion.json"
-
-    def fusion_weights(self, index: int, fusion: str) -> Path:
-        return self.fold_dir(index) / f"fusion-{_stage_name(fusion)}.pt"
 
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.root))
@@ -198,9 +189,6 @@ class RunDir:
 
     def read_timing(self) -> dict | None:
         return read_json_or_none(self.timing)
-
-    def read_json(self, path: Path):
-        return read_json(path)
 
 
 def check_search_speakers(record: dict, fold, search_name: str) -> None:

@@ -144,10 +144,8 @@ class FeatureCache:
             self._hashes[path] = file_sha256(path)
         return self._hashes[path]
 
-    _hash = content_hash
-
     def entry_path(self, stream: Stream, audio_path: str) -> Path:
-        h = self._hash(audio_path)
+        h = self.content_hash(audio_path)
         return self.root / stream.folder / h[:2] / f"{h}.npy"
 
     @staticmethod

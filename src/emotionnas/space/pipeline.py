@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
-from emotionnas.config import DEEP_MODELS, FUSIONS, POOLINGS, SEQUENCE_MODELS, SPECTROGRAM_MODELS  # noqa: F401
+from emotionnas.config import DEEP_MODELS, FUSIONS, POOLINGS, SPECTROGRAM_MODELS
 from emotionnas.errors import ConfigError
 
 
@@ -157,7 +157,3 @@ def enumerate_space(space, windows) -> list[Candidate]:
             c = Candidate(deep, layers, fp, pool, hid, drop, spec, fusion)
             out.setdefault(c.key, c)
     return list(out.values())
-
-
-def with_layers(c: Candidate, layers) -> Candidate:
-    return replace(c, layers=tuple(layers) if layers != "all" else "all")

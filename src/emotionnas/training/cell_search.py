@@ -103,9 +103,8 @@ def _search(task: SearchTask) -> dict:
     return {"genotype": genotype, "recipe": recipe, "layers": list(task.layers), "speakers": speakers}
 
 
-def cached_search(out_dir: Path, speakers: dict, log) -> dict | None:
-    """The finished search in `out_dir`, if it used exactly `speakers`; ConfigError if stale."""
-    done = Path(out_dir) / "search_done.json"
+def cached_search(done: Path, speakers: dict, log) -> dict | None:
+    """The finished search recorded in `done`, if it used exactly `speakers`; ConfigError if stale."""
     record = read_json_or_none(done, log)
     if record is None:
         return None
@@ -115,10 +114,9 @@ def cached_search(out_dir: Path, speakers: dict, log) -> dict | None:
     return record
 
 
-def layer_probe(fs, indices, out_dir: Path, seed: int, log) -> dict:
-    """Per-layer probe scores on the group's speakers (cached in layers.json)."""
+def layer_probe(fs, indices, path: Path, seed: int, log) -> dict:
+    """Per-layer probe scores on the group's speakers (cached in `path`)."""
     from emotionnas.search.layers import select_layers
-    path = Path(out_dir) / "layers.json"
     choice = read_json_or_none(path, log)
     want = sorted(set(fs.speakers[indices].tolist()))
     if choice is None or choice.get("speakers") != want:

@@ -28,8 +28,6 @@ import torch
 from emotionnas.config import RunConfig
 from emotionnas.data.folds import Fold, make_folds, save_folds, search_fold_for_group
 from emotionnas.errors import ConfigError
-from emotionnas.features.dataset import load_features
-from emotionnas.features.spectrogram import SpectrogramConfig
 from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
 from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers, corpus_fingerprint
@@ -43,11 +41,6 @@ from emotionnas.training.tasks import DataRef, TrainTask, run_task
 from emotionnas.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
 from emotionnas.utils.io import load_checkpoint, read_json_or_none
 from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
-
-
-def spectrogram_config(cfg: RunConfig) -> SpectrogramConfig:
-    size = cfg.features.spectrogram_size
-    return SpectrogramConfig(out_freq=size, out_time=size, mel_bins=cfg.features.spectrogram_mel)
 
 
 def fingerprint_of(fs, folds, cfg: RunConfig) -> dict:
@@ -135,7 +128,7 @@ class Run:
         g = Group(search_fold, members, idx)
         g.inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds,
                                   stage_seed(cfg.seed, "inner", search_fold.name), fs.labels[idx])
-        g.probe = layer_probe(fs, idx, self.dir.search_dir(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
+        g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
         g.baselines = baselines(windows[0])
         space = enumerate_space(cfg.space, windows)
@@ -163,7 +156,7 @@ class Run:
             task = self.search_task(g)
             if task is None:
                 continue
-            record = cached_search(self.dir.search_dir(g.name), search_speakers(self.fs.speakers, g.fold), self.log)
+            record = cached_search(self.dir.search_record(g.name), search_speakers(self.fs.speakers, g.fold), self.log)
             if record is None:
                 jobs.append((g.name, run_search_task, task))
             else:
@@ -223,12 +216,11 @@ class Run:
 
     def select(self, groups: list[Group]) -> None:
         cfg = self.cfg.selection
-        first = list(range(min(cfg.first_rung_folds, len(groups[0].inner) if groups else 1)))
-        self.evaluate(groups, [(g, key, k) for g in groups for key in g.pool for k in first
-                               if k < len(g.inner)])
+        first = {g.name: list(range(min(cfg.first_rung_folds, len(g.inner)))) for g in groups}
+        self.evaluate(groups, [(g, key, k) for g in groups for key in g.pool for k in first[g.name]])
         full = {}
         for g in groups:
-            rung0 = {key: self.curves(g, key, [k for k in first if k < len(g.inner)])[1] for key in g.pool}
+            rung0 = {key: self.curves(g, key, first[g.name])[1] for key in g.pool}
             keep = sel.survivors(rung0, cfg.eta)
             extra = [c.key for c in g.baselines.values()] if self.cfg.baselines else []
             full[g.name] = (rung0, keep, list(dict.fromkeys(keep + extra)))
@@ -294,11 +286,11 @@ class Run:
                         done[i, key] = rec
                         continue
                     task = self.task("refit", g.pool[key], g, train, test, seed, epoch)
-                    jobs.append(((i, key, keep_weights, tuple(identity.items())), run_task, task))
+                    jobs.append(((i, key, keep_weights, identity), run_task, task))
         for (i, key, keep_weights, identity), res in self.map(jobs, "refit and test"):
             if keep_weights:
                 atomic_torch_save(self.dir.refit_weights(i, key), res["state"])
-            rec = {"identity": dict(identity), "test_probs": np.round(res["test_probs"], 6).tolist(),
+            rec = {"identity": identity, "test_probs": np.round(res["test_probs"], 6).tolist(),
                    "seconds": res["seconds"], "spec_stats": res["spec_stats"], "n_params": res["n_params"]}
             atomic_write_json(self.dir.refit_json(i, key), rec)  # last: its presence means complete
             done[i, key] = rec
@@ -318,9 +310,8 @@ def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: 
         rundir.clear()
     rundir.claim(cfg.to_yaml())
     torch.set_num_threads(cfg.threads)
-    fs = load_features(cfg.corpus, cfg.root, cfg.features.cache_dir, encoder=cfg.features.encoder,
-                       deep_pool=cfg.features.deep_pool, progress=progress, spec_cfg=spectrogram_config(cfg),
-                       **cfg.corpus_options)
+    data = DataRef.from_config(cfg)
+    fs = data.load(progress, fresh=True)  # serial tasks reuse it
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
     if cfg.max_folds:
         folds = folds[: cfg.max_folds]
@@ -333,9 +324,7 @@ def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: 
 
     r = Run(cfg, rundir, progress, log)
     r.fs, r.folds = fs, folds
-    r.data = DataRef(cfg.corpus, str(cfg.root), tuple(sorted(cfg.corpus_options.items())), cfg.features.cache_dir,
-                     cfg.features.encoder, cfg.features.deep_pool, cfg.features.spectrogram_size,
-                     cfg.features.spectrogram_mel)
+    r.data = data
     r.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers)
     timing = {}
     r.executor = make_executor(cfg.executor, cfg.workers)

@@ -20,6 +20,13 @@ from emotionnas.config import TrainConfig
 from emotionnas.metrics import unweighted_accuracy
 
 
+def sequence_positions(inputs) -> list[int]:
+    """Positions i of padded sequence inputs (deep (B, L, T, D) or (B, T, D)) whose next input is
+    their lengths (B,) int64 — the (x, lengths) pairs of a model's call."""
+    return [i for i in range(len(inputs) - 1)
+            if inputs[i].dim() >= 3 and inputs[i + 1].dim() == 1 and inputs[i + 1].dtype == torch.long]
+
+
 class ArraySplit:
     """In-memory tensors: inputs is a tuple of tensors indexed along dim 0. Padded sequence
     batches are trimmed to their longest member (lengths are the tensor after a 3-D/4-D one)."""
@@ -34,22 +41,14 @@ class ArraySplit:
     def batch(self, idx):
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
         out = [t[idx] for t in self.inputs]
-        for i in range(len(out) - 1):  # (deep (B, L, T, D) or (B, T, D), lengths (B,)) pairs
-            if out[i].dim() >= 3 and out[i + 1].dim() == 1 and out[i + 1].dtype == torch.long:
-                t_max = int(out[i + 1].max())
-                out[i] = out[i][..., :t_max, :]
+        for i in sequence_positions(out):
+            out[i] = out[i][..., :int(out[i + 1].max()), :]
         return tuple(out)
 
     def lengths(self) -> np.ndarray | None:
         """Sequence lengths when the split holds a padded sequence input, else None."""
-        for i in range(len(self.inputs) - 1):
-            if self.inputs[i].dim() >= 3 and self.inputs[i + 1].dim() == 1 and self.inputs[i + 1].dtype == torch.long:
-                return self.inputs[i + 1].numpy()
-        return None
-
-    def subset(self, idx) -> "ArraySplit":
-        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
-        return ArraySplit(tuple(t[idx] for t in self.inputs), self.labels[idx.numpy()])
+        seq = sequence_positions(self.inputs)
+        return self.inputs[seq[0] + 1].numpy() if seq else None
 
 
 @dataclass
@@ -83,8 +82,9 @@ def augment(inputs: tuple, cfg: TrainConfig, gen: torch.Generator) -> tuple:
     if not (cfg.time_mask or cfg.freq_mask):
         return inputs
     out = list(inputs)
+    seq = set(sequence_positions(out))
     for i, x in enumerate(out):
-        if x.dim() == 4 and x.shape[1] == 1 and (i + 1 >= len(out) or out[i + 1].dim() != 1):  # spectrogram
+        if x.dim() == 4 and x.shape[1] == 1 and i not in seq:  # spectrogram
             x = x.clone()
             b, _, f, t = x.shape
             for axis, frac, size in ((3, cfg.time_mask, t), (2, cfg.freq_mask, f)):
@@ -97,7 +97,7 @@ def augment(inputs: tuple, cfg: TrainConfig, gen: torch.Generator) -> tuple:
                 shape = (b, 1, 1, size) if axis == 3 else (b, 1, size, 1)
                 x = x.masked_fill(m.view(shape), 0.0)
             out[i] = x
-        elif x.dim() >= 3 and i + 1 < len(out) and out[i + 1].dim() == 1 and cfg.time_mask:  # deep + lengths
+        elif i in seq and cfg.time_mask:  # deep + lengths
             t = x.shape[-2]
             keep = torch.rand(x.shape[0], t, generator=gen) >= cfg.time_mask
             shape = (x.shape[0],) + (1,) * (x.dim() - 3) + (t, 1)
@@ -142,7 +142,6 @@ def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
     model.eval()
     lengths = split.lengths() if hasattr(split, "lengths") else None
     order = np.arange(len(split)) if lengths is None else np.argsort(-lengths, kind="stable")
-    out = np.zeros((len(split), 0), dtype=np.float32)
     parts = []
     for start in range(0, len(split), batch_size):
         idx = order[start:start + batch_size]

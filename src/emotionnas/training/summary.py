@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotionnas.features.spectrogram import SpectrogramConfig
 from emotionnas.metrics import mean_std, scores
 from emotionnas.rundir import FORMAT_VERSION
 from emotionnas.training.cell_search import speaker_indices
+from emotionnas.training.tasks import DataRef
 
 METRICS = ("ua", "wa", "macro_f1")
 
@@ -85,8 +85,7 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
         "inner_cv_ua_se": float(np.mean([c["inner_fold_se"] for c in full])) if full else None,
         "note": "std over search speakers of a candidate's UA on that speaker alone (what one validation "
                 "speaker reports) vs the standard error of the inner-CV mean; averaged over fully scored candidates"}
-    size = cfg.features.spectrogram_size
-    spec = SpectrogramConfig(out_freq=size, out_time=size, mel_bins=cfg.features.spectrogram_mel).to_dict()
+    spec = DataRef.from_config(cfg).spectrogram_config().to_dict()
     if spec["mel_bins"] is None:
         spec.pop("mel_bins")  # results and models of linear spectrograms read as before
     res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,

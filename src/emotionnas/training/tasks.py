@@ -35,18 +35,31 @@ class DataRef:
     spectrogram_size: int = 70
     spectrogram_mel: int | None = None
 
-    def load(self):
-        from emotionnas.features.dataset import load_features
+    @classmethod
+    def from_config(cls, cfg) -> "DataRef":
+        f = cfg.features
+        return cls(cfg.corpus, str(cfg.root), tuple(sorted(cfg.corpus_options.items())), f.cache_dir, f.encoder,
+                   f.deep_pool, f.spectrogram_size, f.spectrogram_mel)
+
+    def spectrogram_config(self):
         from emotionnas.features.spectrogram import SpectrogramConfig
-        key = self
-        if key not in _FEATURES:
-            size = self.spectrogram_size
-            _FEATURES[key] = load_features(self.corpus, self.root, self.cache_dir, encoder=self.encoder,
-                                           deep_pool=self.deep_pool, progress=False,
-                                           spec_cfg=SpectrogramConfig(out_freq=size, out_time=size,
-                                                                      mel_bins=self.spectrogram_mel),
-                                           **dict(self.options))
-        return _FEATURES[key]
+        size = self.spectrogram_size
+        return SpectrogramConfig(out_freq=size, out_time=size, mel_bins=self.spectrogram_mel)
+
+    def load(self, progress: bool = False, fresh: bool = False):
+        """The FeatureSet, extracted into the cache if needed; loaded once per process, so the
+        run's own process and its serial tasks share it. `fresh`: read the corpus again (a run
+        starts so: the corpus may have changed since) and drop what was derived from the old."""
+        from emotionnas.features.dataset import load_features
+        if fresh:
+            _FEATURES.pop(self, None)
+            for key in [k for k in _DEEP if k[0] == self]:
+                del _DEEP[key]
+        if self not in _FEATURES:
+            _FEATURES[self] = load_features(self.corpus, self.root, self.cache_dir, encoder=self.encoder,
+                                            deep_pool=self.deep_pool, progress=progress,
+                                            spec_cfg=self.spectrogram_config(), **dict(self.options))
+        return _FEATURES[self]
 
 
 _FEATURES: dict = {}
