@@ -34,8 +34,40 @@ def child(model: str, wav: str, backend: str, repeat: int) -> dict:
         t0 = time.perf_counter()
         rec.predict_proba(wave)
         times.append(1000 * (time.perf_counter() - t0))
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-            "members": len(rec.spec.members)}
+    out = {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+           "members": len(rec.spec.members)}
+    if backend == "torch":  # where the time goes: front ends, encoder, each member
+        out["parts"] = breakdown(rec, wave, repeat)
+    return out
+
+
+def breakdown(rec, wave, repeat: int) -> dict:
+    import numpy as np
+    import torch
+
+    from emotionnas.features.cache import deep_features
+    from emotionnas.features.inputs import model_inputs
+    from emotionnas.features.spectrogram import compute_spectrograms
+
+    def median_ms(fn) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(1000 * (time.perf_counter() - t0))
+        return float(np.median(times))
+    parts = {"spectrogram": median_ms(lambda: compute_spectrograms([wave], rec.spec_cfg))}
+    if rec.uses_deep():
+        parts[f"encoder to layer {rec.max_layer()}"] = median_ms(
+            lambda: deep_features(rec.encoder, wave, rec.spec.deep_pool, rec.max_layer()))
+    spec, deep = rec.features(wave)
+    with torch.no_grad():
+        for m, net, s in zip(rec.spec.members, rec.model.nets, rec.model.specs):
+            inputs = model_inputs(s, spec, deep)
+            parts[m.name] = median_ms(lambda: net(*inputs))
+    return parts
 
 
 def main(argv=None) -> int:
@@ -58,9 +90,12 @@ def main(argv=None) -> int:
             out = subprocess.run([sys.executable, __file__, a.model, a.wav, "--child", backend,
                                   "--repeat", str(a.repeat)], capture_output=True, text=True, check=True, env=env)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append(f"| {backend} | {threads} | {r['members']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} |")
+            parts = "; ".join(f"{k} {v:.1f}" for k, v in r.get("parts", {}).items())
+            rows.append(f"| {backend} | {threads} | {r['members']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
+                        f"{parts or '–'} |")
             print(rows[-1], file=sys.stderr)
-    table = "\n".join(["| backend | threads | members | median (ms) | p90 (ms) |", "|---|---:|---:|---:|---:|"] + rows)
+    table = "\n".join(["| backend | threads | members | median (ms) | p90 (ms) | where it goes, torch (median ms) |",
+                       "|---|---:|---:|---:|---:|---|"] + rows)
     print(table)
     if a.write:
         sys.path.insert(0, str(REPO / "benchmarks"))
