@@ -114,6 +114,21 @@ def test_sigkill_in_every_stage_then_resume_gives_identical_results(setup, demo_
     assert (run / "report.md").exists()
 
 
+def test_resume_with_other_workers_and_cache_gives_identical_results(setup, demo_root):
+    """How a run is carried out is not part of its identity: started with --workers 1, killed
+    mid inner cross-validation, resumed with --workers 2 and another cache folder."""
+    tmp, cfg_path, expected = setup
+    run = tmp / "other-how"
+    proc = subprocess.Popen(_command(demo_root, run, cfg_path) + ["--workers", "1"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    assert _kill_when(proc, run, "searches/*/selection/*.npz", 0.2), "the run ended before the kill"
+    done = subprocess.run(_command(demo_root, run, cfg_path) + ["--workers", "2", "--cache", str(tmp / "cache2")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run / "results.json").read_bytes() == expected
+    assert "workers: 2" in (run / "config.yaml").read_text()  # config.yaml: the latest start's config
+
+
 def _truncate(path: Path, keep: int = 17):
     path.write_bytes(path.read_bytes()[:keep])
 

@@ -25,7 +25,7 @@ def rec(tiny_run):
 
 @pytest.fixture(scope="module")
 def client(rec):
-    return TestClient(create_app(rec, max_bytes=2_000_000, max_seconds=60))
+    return TestClient(create_app(rec, max_bytes=2_000_000, max_seconds=60), base_url="http://127.0.0.1")
 
 
 def wav_bytes(seconds: float, sr: int = 16000, demo_root=None) -> bytes:

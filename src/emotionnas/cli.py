@@ -190,11 +190,19 @@ def cmd_predict(a) -> int:
 
 
 def cmd_serve(a) -> int:
-    from emotionnas.serve import serve
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {a.host}: anyone who can reach this address can use the model",
+    from dataclasses import replace
+
+    from emotionnas.serve import LOOPBACK_HOSTS, SERVE_LIMITS, ServeSettings, serve
+    if a.max_seconds <= 0 or a.max_mb <= 0 or a.queue < 1 or a.timeout <= 0:
+        raise EmotionNASError("--max-seconds, --max-mb, --timeout must be > 0 and --queue >= 1")
+    limits = replace(SERVE_LIMITS, max_seconds=a.max_seconds, max_bytes=int(a.max_mb * 2 ** 20))
+    settings = ServeSettings(limits=limits, window=a.window, hop=a.hop, queue=a.queue, timeout=a.timeout,
+                             allow_hosts=LOOPBACK_HOSTS + tuple(a.allow_host), api_key=a.api_key,
+                             cors_origins=tuple(a.cors_origin))
+    if a.host not in LOOPBACK_HOSTS and a.no_auth:
+        print(f"warning: serving on {a.host} without a key: anyone who can reach it can use the model",
               file=sys.stderr)
-    serve(a.model, host=a.host, port=a.port, window=a.window, hop=a.hop)
+    serve(a.model, host=a.host, port=a.port, settings=settings, no_auth=a.no_auth)
     return 0
 
 
@@ -332,12 +340,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plot", help="with --windows and one FILE: draw the timeline into this PNG")
     sp.set_defaults(func=cmd_predict)
 
-    sp = sub.add_parser("serve", help="HTTP service with a page: POST /predict, GET /health, GET /")
+    from emotionnas.serve import SERVE_LIMITS as L, ServeSettings
+    d = ServeSettings()
+    sp = sub.add_parser("serve", help="HTTP service with a page: POST /predict, GET /health, GET /",
+                        description=f"Limits (defaults): {d.describe()}. Refusals are one-line 4xx naming the "
+                                    "limit; a full queue or a slow request gets 503 with Retry-After.")
     sp.add_argument("--model", required=True)
-    sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only; any other "
+                    "address needs --api-key or --no-auth)")
     sp.add_argument("--port", type=int, default=8000)
-    sp.add_argument("--window", type=float, default=3.0, help="timeline window (s) for long audio")
-    sp.add_argument("--hop", type=float, default=1.0)
+    sp.add_argument("--window", type=float, default=d.window, help="timeline window (s) for long audio")
+    sp.add_argument("--hop", type=float, default=d.hop)
+    sp.add_argument("--max-seconds", type=float, default=L.max_seconds, help=f"audio per upload (default {L.max_seconds:g})")
+    sp.add_argument("--max-mb", type=float, default=L.max_bytes / 2 ** 20,
+                    help=f"upload size in MB (default {L.max_bytes / 2 ** 20:g})")
+    sp.add_argument("--queue", type=int, default=d.queue, help=f"requests in progress before 503 (default {d.queue})")
+    sp.add_argument("--timeout", type=float, default=d.timeout, help=f"seconds per request (default {d.timeout:g})")
+    sp.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="accept this Host header name too (default: loopback names only; '*' for any)")
+    sp.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="allow cross-origin requests from this origin (default: none)")
+    sp.add_argument("--api-key", help="require this key (Authorization: Bearer KEY or X-API-Key); "
+                    "default: $EMOTIONNAS_API_KEY")
+    sp.add_argument("--no-auth", action="store_true", help="serve off loopback without a key (not advised)")
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("evaluate", help="score an exported model on another corpus")

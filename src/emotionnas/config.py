@@ -235,6 +235,24 @@ class RunConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    # How a run is carried out, not what it computes: changing these between a run and its
+    # resume is allowed (results are identical by test, tests/test_run_identity.py).
+    HOW_FIELDS = ("threads", "workers", "executor", "features.cache_dir")
+
+    def identity(self) -> dict:
+        """The run's identity: the config without the HOW_FIELDS."""
+        d = self.to_dict()
+        for name in self.HOW_FIELDS:
+            *parents, leaf = name.split(".")
+            node = d
+            for part in parents:
+                node = node[part]
+            node.pop(leaf, None)
+        return d
+
+    def identity_yaml(self) -> str:
+        return yaml.safe_dump(self.identity(), sort_keys=False)
+
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "RunConfig":
         return _build(cls, data or {}, source)

@@ -1,4 +1,12 @@
 """Exceptions with one-line messages that name the offending file or value."""
+import re
+
+_OBJECT_REPR = re.compile(r"<[^<>\n]* at 0x[0-9a-fA-F]+>")
+
+
+def scrub(text: str, name: str = "the input") -> str:
+    """One line, with Python object reprs (`<_io.BytesIO object at 0x...>`) replaced by `name`."""
+    return _OBJECT_REPR.sub(name, " ".join(str(text).split()))
 
 
 class EmotionNASError(Exception):
@@ -6,12 +14,14 @@ class EmotionNASError(Exception):
 
 
 class AudioError(EmotionNASError):
-    """An audio file that cannot be used (unreadable, empty, silent, NaN, ...)."""
+    """An audio file that cannot be used (unreadable, empty, silent, NaN, over a limit, ...).
+    `limit` is True when a limit refused it (a 413 for the service), not its content."""
 
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+    def __init__(self, path, reason: str, limit: bool = False):
+        self.path = scrub(path, "upload")
+        self.reason = scrub(reason, self.path)
+        self.limit = limit
+        super().__init__(f"{self.path}: {self.reason}")
 
 
 class CorpusError(EmotionNASError):

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from emotionnas.data.audio import TARGET_SR, load_audio, resample, validate_wave
+from emotionnas.data.audio import DEFAULT_LIMITS, TARGET_SR, AudioLimits, load_audio, prepare_array
+from emotionnas.data.speech_gate import DEFAULT_GATE, SpeechGate
 from emotionnas.errors import ConfigError, EmotionNASError
 from emotionnas.features.numpy_frontend import windows
 from emotionnas.features.spectrogram import SpectrogramConfig
 from emotionnas.space.model_spec import ModelSpec
 
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
+MAX_PARAMS = 50_000_000             # a model folder's networks (the pretrained encoder not counted)
+MAX_MODEL_JSON_BYTES = 4 * 2 ** 20
+MAX_HEADER_BYTES = 16 * 2 ** 20     # safetensors header (JSON) of model.safetensors
 
 
 def read_model_spec(model_dir) -> ModelSpec:
@@ -23,11 +27,46 @@ def read_model_spec(model_dir) -> ModelSpec:
     if not meta_path.exists():
         raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_JSON}; make one with "
                               "`emotionnas export`)")
+    if meta_path.stat().st_size > MAX_MODEL_JSON_BYTES:
+        raise ConfigError(f"{meta_path}: {meta_path.stat().st_size} bytes > limit {MAX_MODEL_JSON_BYTES}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{meta_path}: unreadable model description ({type(e).__name__})") from None
     return ModelSpec.from_meta(meta, str(meta_path))
+
+
+def read_weights_header(path, max_params: int = MAX_PARAMS) -> dict[str, tuple]:
+    """{tensor name: shape} from a safetensors file's header, read with bounds (header size,
+    shapes, offsets within the file, total elements <= `max_params`) and nothing else loaded."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 or not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+                raise ConfigError(f"{path}: not a safetensors file (header length {n})")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable weights ({type(e).__name__})") from None
+    if not isinstance(header, dict):
+        raise ConfigError(f"{path}: unreadable weights (header is not a mapping)")
+    shapes, total = {}, 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if (not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(d, int) and 0 <= d < 2 ** 40 for d in shape)
+                or not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and 0 <= o <= size for o in offsets)):
+            raise ConfigError(f"{path}: tensor {name[:60]!r}: malformed shape or offsets")
+        count = int(np.prod(shape, dtype=np.float64))
+        total += count
+        if total > max_params:
+            raise ConfigError(f"{path}: more than {max_params:,} parameters (limit)")
+        shapes[name] = tuple(shape)
+    return shapes
 
 
 class BaseRecognizer:
@@ -48,22 +87,35 @@ class BaseRecognizer:
     def uses_deep(self) -> bool:
         return any(m.candidate.deep != "none" for m in self.spec.members)
 
-    @staticmethod
-    def load_wave(audio, sample_rate: int | None = None) -> np.ndarray:
-        """A file path or a waveform array -> validated mono 16 kHz float32 (AudioError otherwise)."""
-        if isinstance(audio, (str, Path)):
-            return load_audio(audio)
-        sr = sample_rate or TARGET_SR
-        return resample(validate_wave(np.asarray(audio), sr), sr)
+    limits: AudioLimits = DEFAULT_LIMITS
+    gate: SpeechGate | None = DEFAULT_GATE  # None: classify whatever is given
+
+    def load_wave(self, audio, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
+        """A file path, a binary file object or a waveform array (any int/float dtype, mono,
+        channel-last or channel-first, at `sample_rate`, default 16 kHz) -> validated mono 16 kHz
+        float32, exactly as training read its files (AudioError otherwise)."""
+        if isinstance(audio, (str, Path)) or hasattr(audio, "read"):
+            return load_audio(audio, limits=self.limits, name=name)
+        return prepare_array(audio, TARGET_SR if sample_rate is None else sample_rate, name or "<array>", self.limits)
 
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def predict(self, audio, sample_rate: int | None = None) -> dict:
-        """A file path or a waveform array -> {"label": str, "probs": {label: p}}."""
-        p = self.predict_proba(self.load_wave(audio, sample_rate))
+    def is_speech(self, wave: np.ndarray) -> bool:
+        return self.gate is None or self.gate.is_speech(wave)
+
+    def _result(self, wave: np.ndarray) -> dict:
+        """{"label", "probs", "speech"}; no speech (see data/speech_gate.py) -> label and probs None."""
+        if not self.is_speech(wave):
+            return {"label": None, "probs": None, "speech": False}
+        p = self.predict_proba(wave)
         return {"label": self.labels[int(p.argmax())],
-                "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}}
+                "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}, "speech": True}
+
+    def predict(self, audio, sample_rate: int | None = None) -> dict:
+        """A file path or a waveform array -> {"label": str | None, "probs": {label: p} | None,
+        "speech": bool}."""
+        return self._result(self.load_wave(audio, sample_rate))
 
     classify_file = predict
 
@@ -71,13 +123,17 @@ class BaseRecognizer:
         """(start, end) seconds of the analysis windows (see `features.numpy_frontend.windows`)."""
         return windows(len(wave), window, hop)
 
-    def predict_windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0) -> list[dict]:
+    def predict_windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0,
+                        deadline: float | None = None) -> list[dict]:
         """Emotion over time: each window is recognised as an utterance of its own (its features
-        computed exactly as for a whole utterance). -> [{"start", "end", "label", "probs"}]."""
+        computed exactly as for a whole utterance); a window without speech gets label None.
+        `deadline` (time.monotonic()): raise TimeoutError once it has passed.
+        -> [{"start", "end", "label", "probs", "speech"}]."""
+        import time
         out = []
         for start, end in self.windows(wave, window, hop):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("request took longer than its time limit")
             piece = wave[int(round(start * TARGET_SR)): int(round(end * TARGET_SR))]
-            p = self.predict_proba(piece)
-            out.append({"start": start, "end": end, "label": self.labels[int(p.argmax())],
-                        "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}})
+            out.append({"start": start, "end": end, **self._result(piece)})
         return out

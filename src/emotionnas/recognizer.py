@@ -18,10 +18,31 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError, EmotionNASError
-from emotionnas.model_folder import MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec
+from emotionnas.model_folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
+                                     read_weights_header)
 from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
 
 __all__ = ["MODEL_FORMAT_VERSION", "MODEL_JSON", "MODEL_WEIGHTS", "BaseRecognizer", "Recognizer", "read_model_spec"]
+
+
+def check_size(spec: ModelSpec, weights: Path, max_params: int = MAX_PARAMS) -> None:
+    """Before anything is allocated: the networks model.json describes are built on torch's meta
+    device (no memory), their parameter count is checked against `max_params`, and their tensor
+    names and shapes against the safetensors header. One-line ConfigError naming what differs."""
+    import torch
+
+    from emotionnas.models.build import build_ensemble
+    with torch.device("meta"):
+        ens = build_ensemble(spec)
+    shapes = {p + k: tuple(v.shape) for net, p in zip(ens.nets, ens.prefixes) for k, v in net.state_dict().items()}
+    total = sum(int(np.prod(s, dtype=np.float64)) for s in shapes.values())
+    if total > max_params:
+        raise ConfigError(f"{spec.source}: members describe {total:,} parameters > limit {max_params:,}")
+    stored = read_weights_header(weights, max_params)
+    for name in sorted(set(shapes) | set(stored)):
+        if shapes.get(name) != stored.get(name):
+            raise ConfigError(f"{weights}: weights do not match {MODEL_JSON} (tensor {name[:80]}: "
+                              f"{stored.get(name, 'missing')} stored, {shapes.get(name, 'none')} described)")
 
 
 class Recognizer(BaseRecognizer):
@@ -50,6 +71,7 @@ class Recognizer(BaseRecognizer):
         if not weights.exists():
             raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_WEIGHTS}; make one with "
                                   "`emotionnas export`)")
+        check_size(spec, weights)
         model = build_ensemble(spec)
         try:
             state = load_file(str(weights))

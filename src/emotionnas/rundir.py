@@ -40,6 +40,18 @@ def safe_component(text: str, max_len: int = 40) -> str:
     return f"{slug}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
 
 
+def _changed_fields(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields that differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_fields(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 # ---------------------------------------------------------------- fingerprint
 def corpus_fingerprint(rows, label_names, folds, protocol: str, corpus: str, options: dict) -> dict:
     """rows: iterable of (utterance id, content sha256, speaker, label). Compact: per speaker
@@ -143,17 +155,25 @@ class RunDir:
             else:
                 entry.unlink()
 
-    def claim(self, config_yaml: str) -> None:
-        """Bind the folder to a config: a new folder takes it; a resumed one must match."""
+    def claim(self, cfg) -> None:
+        """Bind the folder to a config: a new folder takes it; a resumed one must compute the same
+        thing (`RunConfig.identity`: how it runs — workers, threads, executor, cache folder — may
+        change). config.yaml then holds the config of the latest start."""
+        from emotionnas.config import RunConfig
         self.root.mkdir(parents=True, exist_ok=True)
         if self.config.exists():
             if not self.fingerprint.exists() and any((self.root / d).exists() for d in ("searches", "folds")):
                 raise ConfigError(f"{self.root}: made by an older emotionnas (no fingerprint.json); "
                                   f"{RESTART_HINT}")
-            if self.config.read_text(encoding="utf-8") != config_yaml:
-                raise ConfigError(f"{self.config}: this run folder was made with a different config; "
-                                  f"{RESTART_HINT}")
-        atomic_write_text(self.config, config_yaml)
+            try:
+                old = RunConfig.from_yaml(self.config).identity()
+            except ConfigError:
+                raise ConfigError(f"{self.config}: unreadable run config; {RESTART_HINT}") from None
+            changed = _changed_fields(old, cfg.identity())
+            if changed:
+                raise ConfigError(f"{self.config}: this run folder was made with a different config "
+                                  f"({', '.join(changed[:5])}); {RESTART_HINT}")
+        atomic_write_text(self.config, cfg.to_yaml())
 
     def check_fingerprint(self, fingerprint: dict) -> None:
         """Same corpus and folds as before -> reuse; anything else -> ConfigError naming it."""

@@ -1,89 +1,228 @@
 """`emotionnas serve --model M`: the recognizer as an HTTP service with a page.
 
-    GET  /          a page: drop or record audio, see the probabilities as bars and, for audio
-                    longer than one window, a timeline of emotion over time
-    GET  /health    {"status": "ok", "labels": [...], "members": [...]}
-    POST /predict   multipart upload (field `file`) -> {"label", "probs", "duration", "windows"}
+    GET  /          a page (page.html + page.js + page.css): drop or record audio, see the
+                    probabilities as bars and, for audio longer than one window, a timeline
+    GET  /health    {"status", "labels", "members", "window", "hop", "limits"}; answers at once
+    POST /predict   multipart upload (field `file`) -> {"file", "label", "probs", "speech",
+                    "duration", "windows"}; no speech -> "label": null, "speech": false
 
-Uploads are size-limited (the body is refused before it is read when Content-Length says it
-is too big, and reading stops at the limit otherwise); audio that is not audio, empty, silent
-or too long gets a 4xx with a one-line reason. The server binds to 127.0.0.1 unless told
-otherwise. Inference runs one request at a time (the model is not re-entrant).
+Built to be attacked (docs/robustness.md, "Service"):
+- uploads: Content-Length required and bounded before the body is read, and counted while it
+  is read; decoding bounded by `AudioLimits` (rate, channels, seconds, decoded size) before
+  anything is allocated; refusals are one-line 4xx naming the upload and the limit;
+- decoding and inference run in one worker thread off the event loop, behind a bounded queue
+  (full -> 503 with Retry-After); each request has a time limit (-> 503); /health never waits;
+- Host header checked against an allow-list (loopback names by default); no CORS unless asked;
+  an API key (`Authorization: Bearer KEY` or `X-API-Key`) when set, required off loopback;
+- the page inserts data only as text and is served with a Content-Security-Policy.
 """
+
+import asyncio
+import hmac
 import io
-import threading
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from importlib import resources
 
-from emotionnas.errors import AudioError, EmotionNASError
+from emotionnas.data.audio import AudioLimits
+from emotionnas.errors import AudioError, ConfigError, EmotionNASError, scrub
 
-MAX_BYTES = 25 * 1024 * 1024     # ~13 min of 16 kHz 16-bit mono WAV
-MAX_SECONDS = 600.0
+SERVE_LIMITS = AudioLimits(max_seconds=300.0, max_bytes=25 * 1024 * 1024, max_decoded_mb=512.0)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+API_KEY_ENV = "EMOTIONNAS_API_KEY"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+       "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store"),
+                    (b"content-security-policy", CSP.encode())]
+ASSETS = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8"),
+          "/page.css": ("page.css", "text/css; charset=utf-8")}
 
 
-def create_app(recognizer, max_bytes: int = MAX_BYTES, max_seconds: float = MAX_SECONDS,
-               window: float = 3.0, hop: float = 1.0):
-    from fastapi import FastAPI, File, Request, UploadFile
-    from fastapi.responses import HTMLResponse, JSONResponse
+@dataclass
+class ServeSettings:
+    """Everything the service bounds or checks; `emotionnas serve --help` shows the defaults."""
+    limits: AudioLimits = SERVE_LIMITS
+    window: float = 3.0               # timeline window (s) for audio longer than one window
+    hop: float = 1.0
+    queue: int = 4                    # requests decoding, running or waiting; more -> 503
+    timeout: float = 60.0             # seconds per request (decode + inference); more -> 503
+    allow_hosts: tuple = LOOPBACK_HOSTS  # Host header names accepted ("*": any)
+    api_key: str | None = None
+    cors_origins: tuple = field(default_factory=tuple)
 
-    app = FastAPI(title="emotionnas", docs_url=None, redoc_url=None)
-    lock = threading.Lock()
-    page = resources.files("emotionnas").joinpath("page.html").read_text(encoding="utf-8")
+    def describe(self) -> str:
+        return (f"uploads <= {self.limits.max_bytes / 2 ** 20:g} MB, audio <= {self.limits.max_seconds:g} s, "
+                f"{self.limits.min_rate}-{self.limits.max_rate} Hz, <= {self.limits.max_channels} channels, "
+                f"<= {self.limits.max_decoded_mb:g} MB decoded; queue {self.queue}, {self.timeout:g} s per request")
 
-    def error(status: int, reason: str):
-        return JSONResponse({"error": reason}, status_code=status)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        if request.method == "POST":
-            length = request.headers.get("content-length")
+def host_name(host_header: str) -> str:
+    """`example.org:8000` -> example.org; `[::1]:8000` -> ::1."""
+    h = host_header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class Guard:
+    """Pure ASGI middleware: Host allow-list, API key, body size, security headers."""
+
+    def __init__(self, app, settings: ServeSettings):
+        self.app, self.s = app, settings
+        self.hosts = {h.lower() for h in settings.allow_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + SECURITY_HEADERS}
+            await send(message)
+
+        if "*" not in self.hosts and host_name(headers.get("host", "")) not in self.hosts:
+            return await _reply(send_secured, 400, "host not allowed (add it with --allow-host)")
+        if self.s.api_key and scope["path"] not in ASSETS and scope["method"] != "OPTIONS":
+            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.s.api_key.encode()):
+                return await _reply(send_secured, 401, "missing or wrong API key (Authorization: Bearer KEY)",
+                                    [(b"www-authenticate", b"Bearer")])
+        if scope["method"] == "POST":
+            length, limit = headers.get("content-length"), self.s.limits.max_bytes
             if length is None:
-                return error(411, "send a Content-Length header")
-            if not length.isdigit() or int(length) > max_bytes:
-                return error(413, f"upload too big (limit {max_bytes // (1024 * 1024)} MB)")
-        return await call_next(request)
+                return await _reply(send_secured, 411, "send a Content-Length header")
+            if not length.isdigit() or int(length) > limit + 64 * 1024:  # + multipart framing
+                return await _reply(send_secured, 413, f"upload too big (limit {limit / 2 ** 20:g} MB)")
+            receive = _counted(receive, int(length))
+        await self.app(scope, receive, send_secured)
 
-    @app.get("/", response_class=HTMLResponse)
-    def index():
-        return page
+
+def _counted(receive, declared: int):
+    """Stop reading a body that grows beyond its declared Content-Length."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > declared:
+            raise ConnectionError("body longer than its Content-Length")
+        return message
+    return wrapped
+
+
+async def _reply(send, status: int, reason: str, extra=()):
+    body = json.dumps({"error": reason}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def upload_name(filename: str | None) -> str:
+    """A printable, short name for an upload (it appears in error messages)."""
+    name = "".join(ch for ch in (filename or "upload") if ch.isprintable())[:120].strip()
+    return name or "upload"
+
+
+def create_app(recognizer, settings: ServeSettings | None = None, **overrides):
+    """The ASGI app. `overrides`: fields of ServeSettings, or `max_bytes` / `max_seconds`."""
+    from fastapi import FastAPI, File, UploadFile
+    from fastapi.responses import JSONResponse, Response
+
+    s = settings or ServeSettings()
+    limit_fields = {k: overrides.pop(k) for k in ("max_bytes", "max_seconds") if k in overrides}
+    if limit_fields:
+        s = ServeSettings(**{**s.__dict__, "limits": AudioLimits(**{**s.limits.__dict__, **limit_fields})})
+    if overrides:
+        s = ServeSettings(**{**s.__dict__, **overrides})
+    recognizer.limits = s.limits
+    app = FastAPI(title="emotionnas", docs_url=None, redoc_url=None, openapi_url=None)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotionnas-infer")  # the model is not re-entrant
+    busy = {"n": 0}
+    assets = {path: (resources.files("emotionnas").joinpath(f).read_bytes(), kind) for path, (f, kind) in ASSETS.items()}
+
+    def error(status: int, reason: str, headers=None):
+        return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+    for path in ASSETS:
+        def asset(path=path):
+            body, kind = assets[path]
+            return Response(body, media_type=kind)
+        app.add_api_route(path, asset, methods=["GET"], include_in_schema=False)
 
     @app.get("/health")
-    def health():
-        return {"status": "ok", "labels": recognizer.labels,
-                "members": [m.name for m in recognizer.spec.members], "window": window, "hop": hop}
+    async def health():
+        return {"status": "ok", "labels": recognizer.labels, "members": [m.name for m in recognizer.spec.members],
+                "window": s.window, "hop": s.hop, "busy": busy["n"],
+                "limits": {"max_bytes": s.limits.max_bytes, "max_seconds": s.limits.max_seconds,
+                           "min_rate": s.limits.min_rate, "max_rate": s.limits.max_rate,
+                           "max_channels": s.limits.max_channels}}
+
+    def work(data: bytes, name: str, deadline: float) -> dict:
+        wave = recognizer.load_wave(io.BytesIO(data), name=name)
+        duration = len(wave) / 16000
+        out = {"file": name, "duration": round(duration, 3), **recognizer._result(wave)}
+        out["windows"] = recognizer.predict_windows(wave, s.window, s.hop, deadline) if duration > s.window else []
+        return out
 
     @app.post("/predict")
     async def predict(file: UploadFile = File(None)):
         if file is None:
             return error(400, "no audio: send the file as multipart field 'file'")
-        data = await file.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            return error(413, f"upload too big (limit {max_bytes // (1024 * 1024)} MB)")
+        name = upload_name(file.filename)
+        data = await file.read(s.limits.max_bytes + 1)
+        if len(data) > s.limits.max_bytes:
+            return error(413, f"{name}: upload too big (limit {s.limits.max_bytes / 2 ** 20:g} MB)")
         if not data:
-            return error(400, f"{file.filename or 'upload'}: empty file")
-        name = (file.filename or "upload")[:200]
+            return error(400, f"{name}: empty file")
+        if busy["n"] >= s.queue:
+            return error(503, "busy: too many requests in progress, retry later", {"Retry-After": "2"})
+        busy["n"] += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(pool, work, data, name, time.monotonic() + s.timeout)
+        future.add_done_callback(lambda _: busy.__setitem__("n", busy["n"] - 1))
         try:
-            from emotionnas.data.audio import load_audio
-            wave = load_audio(io.BytesIO(data), max_seconds=max_seconds, name=name)
-            with lock:
-                p = recognizer.predict_proba(wave)
-                duration = len(wave) / 16000
-                windows = recognizer.predict_windows(wave, window, hop) if duration > window else []
+            return await asyncio.wait_for(asyncio.shield(future), s.timeout + 1)
+        except (asyncio.TimeoutError, TimeoutError):
+            return error(503, f"{name}: took longer than the {s.timeout:g} s limit", {"Retry-After": "5"})
         except AudioError as e:
-            status = 413 if "too long" in e.reason else 400
-            return error(status, str(e))
+            return error(413 if e.limit else 400, str(e))
         except EmotionNASError as e:
-            return error(400, str(e))
-        labels = recognizer.labels
-        return {"file": name, "label": labels[int(p.argmax())], "duration": round(duration, 3),
-                "probs": {lab: round(float(v), 4) for lab, v in zip(labels, p)}, "windows": windows}
+            return error(400, scrub(str(e), name))
 
-    return app
+    app.state.pool = pool
+    if s.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(s.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key"])
+    return Guard(app, s)
 
 
-def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, **kw) -> None:
+def check_exposure(host: str, api_key: str | None, no_auth: bool) -> None:
+    """Off loopback, a key is required unless the user says --no-auth."""
+    if host not in LOOPBACK_HOSTS and not api_key and not no_auth:
+        raise ConfigError(f"serving on {host} (not this machine only) needs an API key: --api-key KEY or "
+                          f"{API_KEY_ENV}=KEY, or say --no-auth")
+
+
+def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None,
+          no_auth: bool = False) -> None:
     import uvicorn
 
     from emotionnas.recognizer import Recognizer
+    s = settings or ServeSettings()
+    if s.api_key is None and os.environ.get(API_KEY_ENV):
+        s = ServeSettings(**{**s.__dict__, "api_key": os.environ[API_KEY_ENV]})
+    check_exposure(host, s.api_key, no_auth)
+    if host not in LOOPBACK_HOSTS and host not in ("0.0.0.0", "::"):
+        s = ServeSettings(**{**s.__dict__, "allow_hosts": tuple(s.allow_hosts) + (host,)})
     rec = Recognizer.load(model_dir)
     rec.encoder  # load the encoder before the first request, not during it
-    uvicorn.run(create_app(rec, **kw), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(rec, s), host=host, port=port, log_level="info", server_header=False,
+                limit_concurrency=64, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

@@ -38,6 +38,19 @@ def needs_recipe(c: Candidate) -> bool:
     return c.deep == "cell"
 
 
+MAX_LABEL_CHARS = 64
+_MARKUP = set("<>&\"'`\\")
+
+
+def check_label(label, where: str) -> str:
+    """A class name is shown to people (pages, tables, plots): printable, short, no markup."""
+    if (not isinstance(label, str) or not 0 < len(label) <= MAX_LABEL_CHARS or not label.isprintable()
+            or _MARKUP & set(label) or label != label.strip()):
+        raise ConfigError(f"{where}: expected a printable label of 1-{MAX_LABEL_CHARS} characters without "
+                          f"markup (<>&\"'`\\) or edge spaces, got {_short(label)}")
+    return label
+
+
 def _int(d: dict, key: str, lo: int, hi: int, where: str) -> int:
     v = d.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
@@ -138,8 +151,10 @@ class ModelSpec:
                               f"{MODEL_FORMAT_VERSION}; re-export the model with `emotionnas export`")
         labels = meta.get("label_names")
         if (not isinstance(labels, list) or not 2 <= len(labels) <= 1000 or len(set(map(str, labels))) != len(labels)
-                or not all(isinstance(x, str) and 0 < len(x) <= 100 for x in labels)):
-            raise ConfigError(f"{w}: label_names: expected 2-1000 distinct short strings")
+                or not all(isinstance(x, str) for x in labels)):
+            raise ConfigError(f"{w}: label_names: expected 2-1000 distinct strings")
+        for i, x in enumerate(labels):
+            check_label(x, f"{w}: label_names[{i}]")
         d = _dict(meta, "dims", w)
         dims = Dims(len(labels), _int(d, "deep_dim", 1, 8192, f"{w}: dims"),
                     _int(d, "deep_layers_total", 1, 200, f"{w}: dims"), _int(d, "cnn_C", 1, 256, f"{w}: dims"),
@@ -180,4 +195,4 @@ class ModelSpec:
         return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source)
 
 
-__all__ = ["Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]
+__all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

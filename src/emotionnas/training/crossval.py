@@ -308,7 +308,7 @@ def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: 
     t_start = time.perf_counter()
     if restart:
         rundir.clear()
-    rundir.claim(cfg.to_yaml())
+    rundir.claim(cfg)
     torch.set_num_threads(cfg.threads)
     data = DataRef.from_config(cfg)
     fs = data.load(progress, fresh=True)  # serial tasks reuse it

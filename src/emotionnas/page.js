@@ -1,0 +1,142 @@
+// Data from the server (labels, file names, errors) is only ever inserted as text:
+// textContent and DOM nodes, never innerHTML (the page is served with a Content-Security-Policy).
+const COLORS = ["#3478f6", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#1098ad", "#c92a2a", "#5c940d"];
+const $ = (id) => document.getElementById(id);
+let labels = [];
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function authHeaders() {
+  const key = $("apikey").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
+function loadHealth() {
+  fetch("/health", { headers: authHeaders() }).then(async r => {
+    if (r.status === 401) { $("auth").hidden = false; status("this service needs an API key", true); return; }
+    const h = await r.json();
+    labels = h.labels;
+    $("model").textContent = "Model: " + labels.length + " emotions (" + labels.join(", ") + ")";
+  }).catch(e => status("service unreachable: " + e, true));
+}
+loadHealth();
+$("apikey").addEventListener("change", loadHealth);
+
+function color(label) { const i = labels.indexOf(label); return COLORS[(i < 0 ? 0 : i) % COLORS.length]; }
+
+function status(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
+
+async function send(blob, name) {
+  status("Listening to " + name + " …");
+  const form = new FormData();
+  form.append("file", blob, name);
+  try {
+    const r = await fetch("/predict", { method: "POST", body: form, headers: authHeaders() });
+    const body = await r.json();
+    if (!r.ok) { status(body.error || ("error " + r.status), true); return; }
+    status("");
+    show(body);
+  } catch (e) { status("request failed: " + e, true); }
+}
+
+function show(res) {
+  $("result").hidden = false;
+  const bars = $("bars");
+  bars.replaceChildren();
+  if (!res.speech) {
+    $("label").textContent = "no speech (" + res.duration.toFixed(1) + " s)";
+  } else {
+    $("label").textContent = res.label + " (" + res.duration.toFixed(1) + " s)";
+    for (const [lab, p] of Object.entries(res.probs)) {
+      const row = el("div", "row bar");
+      row.dataset.label = lab;
+      const track = el("span", "track"), fill = el("span", "fill");
+      fill.style.width = (100 * p).toFixed(1) + "%";
+      fill.style.display = "block";
+      fill.style.background = color(lab);
+      track.appendChild(fill);
+      row.append(el("span", "name", lab), track, el("span", "value", (100 * p).toFixed(1) + " %"));
+      bars.appendChild(row);
+    }
+  }
+  const tl = $("timeline");
+  tl.hidden = !(res.windows && res.windows.length);
+  if (tl.hidden) return;
+  const svg = tl.querySelector("svg"), total = res.duration;
+  svg.setAttribute("viewBox", "0 0 1000 70");
+  svg.replaceChildren();
+  const n = res.windows.length;
+  res.windows.forEach((w, i) => {
+    // each window owns the span up to the next window's start (hop), the last one to its end
+    const end = i + 1 < n ? res.windows[i + 1].start : w.end;
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    rect.setAttribute("x", 1000 * w.start / total);
+    rect.setAttribute("width", Math.max(1, 1000 * (end - w.start) / total));
+    rect.setAttribute("y", 10); rect.setAttribute("height", 40);
+    rect.setAttribute("fill", w.speech ? color(w.label) : "#ddd");
+    rect.setAttribute("class", w.speech ? "segment" : "segment nospeech");
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.speech ? w.label : "no speech"}`;
+    rect.appendChild(title);
+    svg.appendChild(rect);
+  });
+  const legend = tl.querySelector(".legend");
+  legend.replaceChildren(...labels.map(l => {
+    const item = el("span"), swatch = el("i");
+    swatch.style.background = color(l);
+    item.append(swatch, document.createTextNode(l));
+    return item;
+  }));
+}
+
+const drop = $("drop");
+drop.addEventListener("click", () => $("file").click());
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  const f = e.dataTransfer.files[0];
+  if (f) send(f, f.name);
+});
+$("file").addEventListener("change", (e) => { const f = e.target.files[0]; if (f) send(f, f.name); });
+
+// Recording: raw PCM from the microphone, encoded as a 16-bit WAV here (no codec on the server).
+let rec = null;
+$("record").addEventListener("click", async () => {
+  if (rec) { rec.stop(); return; }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const ctx = new AudioContext();
+    const src = ctx.createMediaStreamSource(stream);
+    const node = ctx.createScriptProcessor(4096, 1, 1);
+    const chunks = [];
+    node.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    src.connect(node); node.connect(ctx.destination);
+    $("record").textContent = "Stop";
+    status("Recording …");
+    rec = { stop: () => {
+      node.disconnect(); src.disconnect(); stream.getTracks().forEach(t => t.stop());
+      const wav = encodeWav(chunks, ctx.sampleRate); ctx.close();
+      rec = null; $("record").textContent = "Record";
+      send(wav, "recording.wav");
+    } };
+  } catch (e) { status("no microphone: " + e, true); }
+});
+
+function encodeWav(chunks, rate) {
+  const n = chunks.reduce((a, c) => a + c.length, 0);
+  const buf = new ArrayBuffer(44 + 2 * n), v = new DataView(buf);
+  const str = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
+  str(0, "RIFF"); v.setUint32(4, 36 + 2 * n, true); str(8, "WAVE"); str(12, "fmt ");
+  v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
+  v.setUint32(24, rate, true); v.setUint32(28, 2 * rate, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true);
+  str(36, "data"); v.setUint32(40, 2 * n, true);
+  let o = 44;
+  for (const c of chunks) for (const x of c) { v.setInt16(o, Math.max(-1, Math.min(1, x)) * 32767, true); o += 2; }
+  return new Blob([buf], { type: "audio/wav" });
+}
