@@ -45,7 +45,7 @@ def read_weights_header(path, max_params: int = MAX_PARAMS) -> dict[str, tuple]:
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
             if size < 8 or not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
-                raise ConfigError(f"{path}: not a safetensors file (header length {n})")
+                raise ConfigError(f"{path}: unreadable weights (not a safetensors file: header length {n})")
             header = json.loads(f.read(n).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: unreadable weights ({type(e).__name__})") from None
