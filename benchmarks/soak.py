@@ -6,7 +6,8 @@
 Starts the server as a subprocess (the CLI, default settings), then sends `--requests` POSTs
 from `--concurrency` threads, drawn (seeded) from: real speech files, FLAC bombs (8 channels,
 96 kHz, 120 s of constant audio: ~100 KB that decode to 368 MB), WAV headers claiming 1 Hz,
-text files, oversized uploads (26 MB), and near-silence (1e-4 dither). A second thread probes
+text files, oversized uploads (26 MB), and near-silence (1e-4 dither); clients honour 503 +
+Retry-After (up to 10 tries, latency counted from the first). A second thread probes
 /health every 0.1 s throughout. Reports answers by kind and status code, latency p50/p99 of the
 good requests, /health latency p50/p99/max, the server's RSS after start-up and its peak
 (VmHWM), and how many good requests were lost (anything but 200). Writes JSON; prints a table.
@@ -96,7 +97,7 @@ def main():
     requests.post(url + "/predict", files={"file": ("warm.wav", speech[0].read_bytes())})  # warm-up, not counted
     rss_start = rss_mb(server.pid, "VmRSS")
 
-    health, stop = [], threading.Event()
+    health, stop, retries = [], threading.Event(), Counter()
 
     def probe():
         while not stop.is_set():
@@ -110,11 +111,17 @@ def main():
         name, data = (speech[i % len(speech)].name, speech[i % len(speech)].read_bytes()) if kind == "speech" \
             else payloads[kind]
         t0 = time.perf_counter()
-        try:
-            r = requests.post(url + "/predict", files={"file": (name, data)}, timeout=120)
-            code = r.status_code
-        except requests.RequestException as e:
-            code = type(e).__name__
+        for _ in range(10):  # clients honour 503 + Retry-After (a full queue)
+            try:
+                r = requests.post(url + "/predict", files={"file": (name, data)}, timeout=120)
+                code = r.status_code
+            except requests.RequestException as e:
+                code = type(e).__name__
+                break
+            if code != 503:
+                break
+            retries[kind] += 1
+            time.sleep(float(r.headers.get("retry-after", 1)) / 4)
         return kind, code, time.perf_counter() - t0
 
     prober = threading.Thread(target=probe, daemon=True)
@@ -137,7 +144,7 @@ def main():
               "concurrency": args.concurrency, "wall_seconds": round(wall, 1), "answers": by_kind,
               "good_p50_ms": round(1000 * float(np.percentile(good, 50)), 1) if good else None,
               "good_p99_ms": round(1000 * float(np.percentile(good, 99)), 1) if good else None,
-              "good_lost": n_speech - len(good),
+              "good_lost": n_speech - len(good), "retries_after_503": dict(retries),
               "health": {"n": len(h), "non_200": sum(c != 200 for _, c in health),
                          "p50_ms": round(1000 * float(np.percentile(h, 50)), 1),
                          "p99_ms": round(1000 * float(np.percentile(h, 99)), 1), "max_ms": round(1000 * max(h), 1)},

@@ -6,7 +6,7 @@ from emotionnas.models.layer_mix import LayerMix
 from emotionnas.models.rnn_branch import RNNBranch
 from emotionnas.space.recipe import gru_recipe
 
-KINDS = ["rnn", "lstm", "gru", "linear_probe", "mlp", "recipe:lstm", "recipe:gru"]
+KINDS = ["rnn", "lstm", "gru", "linear", "mlp", "recipe:lstm", "recipe:gru"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -16,8 +16,8 @@ def test_branch_contract_and_padding_invariance(kind, pooling, mean_skip):
     torch.manual_seed(0)
     m = RNNBranch(kind, 6, hidden=5, layers=2 if kind == "lstm" else 1, n_classes=3,
                   n_layers_in=3, pooling=pooling, mean_skip=mean_skip).eval()
-    width = 6 if kind == "linear_probe" else 5
-    assert m.out_dim == width * (2 if pooling == "meanstd" else 1) + 6 * (mean_skip and kind != "linear_probe")
+    width = 6 if kind == "linear" else 5
+    assert m.out_dim == width * (2 if pooling == "meanstd" else 1) + 6 * (mean_skip and kind != "linear")
     x = torch.randn(2, 3, 7, 6)
     lengths = torch.tensor([7, 4])
     x[1, :, 4:] = 0

@@ -14,9 +14,7 @@ from emotionnas.errors import ConfigError
 
 
 # The vocabulary of the pipeline-wide space (space/pipeline.py builds candidates from it).
-DEEP_MODELS = ("none", "linear", "mlp", "rnn", "gru", "lstm", "cell")
 POOLINGS = ("attention", "mean", "meanstd")
-SPECTROGRAM_MODELS = ("none", "darts", "emodarts", "resnet*")
 FUSIONS = ("ism", "concat", "sum", "max", "min")
 
 
@@ -160,8 +158,13 @@ class SpaceConfig:
     fusion: list[str] = field(default_factory=lambda: ["concat"])
 
     def __post_init__(self):
-        for name, allowed in (("deep", DEEP_MODELS), ("pooling", POOLINGS), ("spectrogram", SPECTROGRAM_MODELS),
-                              ("fusion", FUSIONS)):
+        # the family names (deep, spectrogram) are checked against space/families.py when the
+        # space is enumerated (space.pipeline.check_space; the run checks them at its start)
+        for name in ("deep", "spectrogram"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"space.{name}: expected a non-empty list of family names, got {values!r}")
+        for name, allowed in (("pooling", POOLINGS), ("fusion", FUSIONS)):
             values = getattr(self, name)
             if not isinstance(values, list) or not values or any(v not in allowed for v in values):
                 raise ConfigError(f"space.{name}: expected a non-empty list from {allowed}, got {values!r}")

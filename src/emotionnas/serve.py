@@ -30,7 +30,7 @@ from importlib import resources
 from emotionnas.data.audio import AudioLimits
 from emotionnas.errors import AudioError, ConfigError, EmotionNASError, scrub
 
-SERVE_LIMITS = AudioLimits(max_seconds=300.0, max_bytes=25 * 1024 * 1024, max_decoded_mb=512.0)
+SERVE_LIMITS = AudioLimits(max_seconds=300.0, max_bytes=25 * 1024 * 1024, max_decoded_mb=256.0)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 API_KEY_ENV = "EMOTIONNAS_API_KEY"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -48,7 +48,7 @@ class ServeSettings:
     limits: AudioLimits = SERVE_LIMITS
     window: float = 3.0               # timeline window (s) for audio longer than one window
     hop: float = 1.0
-    queue: int = 4                    # requests decoding, running or waiting; more -> 503
+    queue: int = 8                    # requests decoding, running or waiting; more -> 503 (each holds its upload)
     timeout: float = 60.0             # seconds per request (decode + inference); more -> 503
     allow_hosts: tuple = LOOPBACK_HOSTS  # Host header names accepted ("*": any)
     api_key: str | None = None

@@ -10,19 +10,21 @@ from torch import nn
 
 from emotionnas.errors import ConfigError
 from emotionnas.features.inputs import InputSpec
+from emotionnas.space.families import family
 from emotionnas.space.genotype import Genotype
 from emotionnas.space.model_spec import (MODEL_FORMAT_VERSION, Dims, Member, ModelSpec,  # noqa: F401
                                          needs_genotype, needs_recipe)
 from emotionnas.space.pipeline import Candidate
 from emotionnas.space.recipe import validate_recipe
 
-def _spectrogram_branch(c: Candidate, dims: Dims, genotype: dict | None, source: str):
+def spectrogram_branch(c: Candidate, dims: Dims, arch: dict, source: str):
+    """Builder of the spectrogram families darts, emodarts, resnet* (space/families.py)."""
     if c.spectrogram == "resnet*":
         from emotionnas.models.resnet import resnet_star
         return resnet_star(dims.n_classes)
-    if genotype is None:
+    if arch.get("genotype") is None:
         raise ConfigError(f"{source}: spectrogram {c.spectrogram!r} needs a searched genotype")
-    g = Genotype.from_dict(genotype, f"{source}: genotype")
+    g = Genotype.from_dict(arch["genotype"], f"{source}: genotype")
     if c.spectrogram == "emodarts":
         from emotionnas.models.emodarts import EmoDARTS
         return EmoDARTS(g, dims.cnn_C, dims.cnn_layers, dims.n_classes)
@@ -30,14 +32,14 @@ def _spectrogram_branch(c: Candidate, dims: Dims, genotype: dict | None, source:
     return CNNBranch(g, dims.cnn_C, dims.cnn_layers, dims.n_classes)
 
 
-def _deep_branch(c: Candidate, dims: Dims, recipe: dict | None, source: str):
+def deep_branch(c: Candidate, dims: Dims, arch: dict, source: str):
+    """Builder of the frame-model families linear, mlp, rnn, gru, lstm, cell (space/families.py)."""
     from emotionnas.models.rnn_branch import RNNBranch
-    if c.deep == "cell":
-        if recipe is None:
-            raise ConfigError(f"{source}: deep 'cell' needs a searched recipe")
-        kind = validate_recipe(recipe, f"{source}: recipe")
-    else:
-        kind = {"linear": "linear_probe"}.get(c.deep, c.deep)
+    kind = c.deep
+    if family(c.deep).needs == "recipe":
+        if arch.get("recipe") is None:
+            raise ConfigError(f"{source}: deep {c.deep!r} needs a searched recipe")
+        kind = validate_recipe(arch["recipe"], f"{source}: recipe")
     n_in = dims.deep_layers_total if c.layers == "all" else len(c.layers)
     return RNNBranch(kind, dims.deep_dim, hidden=c.hidden, n_classes=dims.n_classes, n_layers_in=n_in,
                      dropout=c.dropout, pooling=c.pooling)
@@ -45,10 +47,11 @@ def _deep_branch(c: Candidate, dims: Dims, recipe: dict | None, source: str):
 
 def build_model(c: Candidate, dims: Dims, genotype: dict | None = None, recipe: dict | None = None,
                 source: str = "candidate") -> nn.Module:
-    """The network of candidate `c`; its call signature follows `c.streams`:
-    (spec,), (deep, lengths) or (spec, deep, lengths)."""
-    spec = _spectrogram_branch(c, dims, genotype, source) if c.spectrogram != "none" else None
-    deep = _deep_branch(c, dims, recipe, source) if c.deep != "none" else None
+    """The network of candidate `c`, each stream built by its family's builder; its call
+    signature follows `c.streams`: (spec,), (deep, lengths) or (spec, deep, lengths)."""
+    arch = {"genotype": genotype, "recipe": recipe}
+    spec = family(c.spectrogram).build(c, dims, arch, source) if c.spectrogram != "none" else None
+    deep = family(c.deep).build(c, dims, arch, source) if c.deep != "none" else None
     if spec is None:
         return deep
     if deep is None:

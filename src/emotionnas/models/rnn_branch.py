@@ -26,7 +26,7 @@ from emotionnas.models.pooling import AttentionPooling
 from emotionnas.space.recipe import CLASSIC, load_recipe, validate_recipe
 from emotionnas.space.recipe_cell import RecipeRNN
 
-KINDS = ("rnn", "lstm", "gru", "linear_probe", "mlp", "recipe")
+KINDS = ("rnn", "lstm", "gru", "linear", "mlp", "recipe")
 POOLINGS = ("attention", "mean", "meanstd")
 _TORCH_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -40,7 +40,7 @@ class RNNBranch(nn.Module):
 
     Args:
         recipe_or_kind: "rnn" | "lstm" | "gru" (torch modules, packed sequences),
-            "linear_probe" (masked mean over frames + linear), a recipe dict,
+            "linear" (masked mean over frames + linear), a recipe dict,
             "recipe:<rnn|lstm|gru>" (a classic cell run as a recipe), or a path
             to a recipe.json.
         input_dim: D, feature size of the encoder.
@@ -68,7 +68,7 @@ class RNNBranch(nn.Module):
         kind, recipe = self._resolve(recipe_or_kind)
         if pooling not in POOLINGS:
             raise ConfigError(f"RNNBranch: pooling must be one of {POOLINGS}, got {pooling!r}")
-        if kind == "linear_probe" and pooling == "attention":
+        if kind == "linear" and pooling == "attention":
             pooling = "mean"
         self.kind, self.recipe, self.pooling = kind, recipe, pooling
         self.hidden, self.layers = hidden, layers
@@ -79,7 +79,7 @@ class RNNBranch(nn.Module):
             input_proj = hidden if kind == "recipe" and _recipe_needs_projection(recipe) else None
         self.proj = nn.Linear(input_dim, int(input_proj)) if input_proj else None
         rnn_in = int(input_proj) if input_proj else input_dim
-        if kind == "linear_probe":
+        if kind == "linear":
             self.seq = None
             self.out_dim = rnn_in
         elif kind == "mlp":
@@ -108,7 +108,7 @@ class RNNBranch(nn.Module):
             return "recipe", load_recipe(spec)
         if isinstance(spec, str) and spec.startswith("recipe:") and spec[7:] in CLASSIC:
             return "recipe", CLASSIC[spec[7:]]()
-        if spec in ("rnn", "lstm", "gru", "linear_probe", "mlp"):
+        if spec in ("rnn", "lstm", "gru", "linear", "mlp"):
             return spec, None
         raise ConfigError(f"RNNBranch: unknown kind {spec!r} (use one of {KINDS[:4]}, "
                           "a recipe dict, 'recipe:<rnn|lstm|gru>' or a recipe .json path)")
@@ -136,7 +136,7 @@ class RNNBranch(nn.Module):
         frames, lengths = self._frames(x, lengths)
         mask = lengths_to_mask(lengths, frames.shape[1])
         m = mask.unsqueeze(-1).to(frames.dtype)
-        if self.kind == "linear_probe":
+        if self.kind == "linear":
             out = frames
         elif self.kind == "mlp":
             out = self.seq(frames)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from emotionnas.errors import ConfigError
+from emotionnas.space.families import family
 from emotionnas.space.genotype import Genotype
 from emotionnas.space.pipeline import Candidate
 from emotionnas.space.recipe import validate_recipe
@@ -31,11 +32,13 @@ class Dims:
 
 
 def needs_genotype(c: Candidate) -> bool:
-    return c.spectrogram in ("darts", "emodarts")
+    """Reads a searched DARTS genotype (its spectrogram family needs one)."""
+    return c.spectrogram != "none" and family(c.spectrogram).needs == "genotype"
 
 
 def needs_recipe(c: Candidate) -> bool:
-    return c.deep == "cell"
+    """Reads a searched recurrent-cell recipe (its deep family needs one)."""
+    return c.deep != "none" and family(c.deep).needs == "recipe"
 
 
 MAX_LABEL_CHARS = 64
@@ -180,7 +183,7 @@ class ModelSpec:
             if recipe is not None:
                 validate_recipe(recipe, f"{where}.recipe")
             elif needs_recipe(cand):
-                raise ConfigError(f"{where}.recipe: a 'cell' member needs a recipe")
+                raise ConfigError(f"{where}.recipe: a {cand.deep!r} member needs a recipe")
             stats = m.get("spec_stats")
             if not isinstance(stats, list) or len(stats) != 2:
                 raise ConfigError(f"{where}.spec_stats: expected [mean, std]")

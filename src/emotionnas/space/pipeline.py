@@ -23,8 +23,9 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 
-from emotionnas.config import DEEP_MODELS, FUSIONS, POOLINGS, SPECTROGRAM_MODELS
+from emotionnas.config import FUSIONS, POOLINGS
 from emotionnas.errors import ConfigError
+from emotionnas.space.families import family, names
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,9 @@ class Candidate:
     fusion: str = "concat"
 
     def __post_init__(self):
-        if self.deep not in DEEP_MODELS:
-            raise ConfigError(f"candidate.deep: {self.deep!r} is not one of {DEEP_MODELS}")
-        if self.spectrogram not in SPECTROGRAM_MODELS:
-            raise ConfigError(f"candidate.spectrogram: {self.spectrogram!r} is not one of {SPECTROGRAM_MODELS}")
+        for stream in ("deep", "spectrogram"):
+            if getattr(self, stream) not in names(stream):
+                raise ConfigError(f"candidate.{stream}: {getattr(self, stream)!r} is not one of {names(stream)}")
         if self.deep == "none" and self.spectrogram == "none":
             raise ConfigError("candidate: needs at least one stream (deep or spectrogram)")
         if self.pooling not in POOLINGS:
@@ -71,8 +71,8 @@ class Candidate:
 
     @property
     def expensive(self) -> bool:
-        """Trains a CNN on spectrograms (minutes on a CPU, not seconds)."""
-        return self.spectrogram != "none"
+        """Minutes on a CPU, not seconds (a family of cost class "expensive", e.g. a CNN)."""
+        return any(name != "none" and family(name).cost == "expensive" for name in (self.deep, self.spectrogram))
 
     @property
     def name(self) -> str:
@@ -82,7 +82,7 @@ class Candidate:
             parts.append(self.spectrogram)
         if self.deep != "none":
             layers = "all" if self.layers == "all" else ".".join(map(str, self.layers))
-            width = "" if self.deep == "linear" else str(self.hidden)
+            width = str(self.hidden) if family(self.deep).width else ""
             deep = f"{self.deep}{width}-L{layers}-p{self.frame_pool}-{self.pooling}"
             if self.dropout != 0.2:
                 deep += f"-d{self.dropout:g}"
@@ -138,9 +138,18 @@ def layer_windows(scores, widths=(1, 2), top: int = 3) -> list[tuple[int, ...]]:
     return wins[:top]
 
 
+def check_space(space) -> None:
+    """The families a `SpaceConfig` names are registered, each for its stream."""
+    for stream in ("deep", "spectrogram"):
+        bad = [v for v in getattr(space, stream) if v not in names(stream)]
+        if bad:
+            raise ConfigError(f"space.{stream}: {bad} not among the registered families {names(stream)}")
+
+
 def enumerate_space(space, windows) -> list[Candidate]:
     """Every candidate of a `SpaceConfig` over the given layer windows (plus "all" when the
     space allows a learned mix), in a fixed order."""
+    check_space(space)
     layer_options = list(windows) + (["all"] if space.layer_mix else [])
     out: dict[str, Candidate] = {}
     for deep, spec in itertools.product(space.deep, space.spectrogram):
@@ -148,12 +157,12 @@ def enumerate_space(space, windows) -> list[Candidate]:
             continue
         fusions = space.fusion if deep != "none" and spec != "none" else [space.fusion[0]]
         pools = space.pooling if deep != "none" else ["attention"]
-        hiddens = space.hidden if deep not in ("none", "linear") else [space.hidden[-1]]
+        hiddens = space.hidden if deep != "none" and family(deep).width else [space.hidden[-1]]
         lays = layer_options if deep != "none" else [layer_options[0]]
         for layers, fp, pool, hid, drop, fusion in itertools.product(lays, space.frame_pool, pools, hiddens,
                                                                      space.dropout, fusions):
-            if deep == "linear" and pool == "attention":
-                pool = "mean"  # a linear probe has no frame model to attend with
+            if deep != "none" and not family(deep).frame_model and pool == "attention":
+                pool = "mean"  # e.g. a linear probe: no frame model to attend with
             c = Candidate(deep, layers, fp, pool, hid, drop, spec, fusion)
             out.setdefault(c.key, c)
     return list(out.values())

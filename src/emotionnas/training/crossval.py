@@ -31,7 +31,8 @@ from emotionnas.errors import ConfigError
 from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
 from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers, corpus_fingerprint
-from emotionnas.space.pipeline import Candidate, baselines, enumerate_space, layer_windows
+from emotionnas.space.families import family
+from emotionnas.space.pipeline import Candidate, baselines, check_space, enumerate_space, layer_windows
 from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchTask, cached_search, layer_probe, run_search_task,
                                              search_speakers, speaker_indices, stage_seed)
@@ -140,7 +141,7 @@ class Run:
         return g
 
     def search_task(self, g: Group) -> SearchTask | None:
-        kinds = {c.spectrogram for c in g.pool.values() if needs_genotype(c)}
+        kinds = {family(c.spectrogram).search for c in g.pool.values() if needs_genotype(c)}
         rnn = any(needs_recipe(c) for c in g.pool.values())
         if len(kinds) > 1:
             raise ConfigError("space.spectrogram: choose 'darts' or 'emodarts', not both (one cell search per group)")
@@ -308,6 +309,7 @@ def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: 
     t_start = time.perf_counter()
     if restart:
         rundir.clear()
+    check_space(cfg.space)  # family names, before any work
     rundir.claim(cfg)
     torch.set_num_threads(cfg.threads)
     data = DataRef.from_config(cfg)
