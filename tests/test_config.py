@@ -17,7 +17,7 @@ def test_yaml_round_trip_and_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("override,msg", [
-    ("space.deep=[transformer]", "space.deep"),
+    ("space.deep=transformer", "space.deep"),
     ("space.hidden=[big]", "expected int"),
     ("space.pooling=attention", "expected a list"),
     ("cnn.search.C=8", "unknown key"),        # typed sections: no silent override of cnn.C
@@ -28,6 +28,18 @@ def test_typed_sections_refuse_bad_values(override, msg):
     from emotionnas.config import apply_overrides
     with pytest.raises(ConfigError, match=msg):
         apply_overrides(RunConfig(), [override])
+
+
+def test_unregistered_family_names_are_refused_before_the_run_starts(tmp_path):
+    from emotionnas.config import apply_overrides
+    from emotionnas.space.pipeline import check_space
+    from emotionnas.training.crossval import run_crossval
+    cfg = apply_overrides(RunConfig(), ["space.deep=[gru, transformer]"])
+    with pytest.raises(ConfigError, match=r"space.deep: \['transformer'\] not among the registered families"):
+        check_space(cfg.space)
+    with pytest.raises(ConfigError, match="space.deep"):
+        run_crossval(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
+    assert not (tmp_path / "run").exists()  # refused before the folder is claimed
 
 
 @pytest.mark.parametrize("text,msg", [

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import EmotionNASError
+from emotionnas.space.families import FAMILIES, family
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
 
@@ -122,11 +123,12 @@ def cmd_search(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
     layers = (2, 3)
-    if a.kind == "rnn":
+    searched = family(SEARCH_ALIASES.get(a.kind, a.kind))
+    if searched.needs == "recipe":
         idx = np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)])
         layers = tuple(layer_windows(select_layers(fs, idx, 1, cfg.seed)["scores"], [2], 1)[0])
     task = SearchTask(data, fold.to_dict(), cfg.to_dict(), str(out),
-                      {"cnn": "darts", "emodarts": "emodarts"}.get(a.kind), a.kind == "rnn", layers,
+                      searched.search if searched.needs == "genotype" else None, searched.needs == "recipe", layers,
                       threads=cfg.threads)  # measured: a second thread does not speed the CNN search up
     t0 = time.perf_counter()
     record = run_search_task(task)
@@ -265,6 +267,9 @@ def demo_config(root: str, cache_dir: str):
     return cfg
 
 
+SEARCH_ALIASES = {"cnn": "darts", "rnn": "cell"}  # the names of earlier releases
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emotionnas", description="NAS for speech emotion recognition")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -302,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_features)
 
     sp = sub.add_parser("search", help="architecture search on one fold's training speakers")
-    sp.add_argument("kind", choices=["cnn", "emodarts", "rnn"])
+    sp.add_argument("kind", choices=[n for n, f in FAMILIES.items() if f.searched] + list(SEARCH_ALIASES),
+                    help="a searched family (cnn = darts, rnn = cell)")
     run_args(sp)
     sp.add_argument("--fold", type=int, required=True)
     sp.add_argument("--out", required=True)

@@ -46,6 +46,37 @@ def _check(path: Path, torch_fn, inputs: dict, what: str, atol: float = 1e-4) ->
     return err
 
 
+def export_member(net, spec, dims, spec_size: tuple[int, int], path: Path, opset: int, gen, candidate=None):
+    """One network as an ONNX graph at `path`, checked against torch on other random inputs.
+    `spec`: its InputSpec (streams, layers). -> (input names, max abs error)."""
+    from emotionnas.space.families import family
+    for name in (candidate.deep, candidate.spectrogram) if candidate is not None else ():
+        if name != "none" and not family(name).onnx:
+            raise ConfigError(f"family {name!r} has no ONNX export")
+    net.eval()
+    for module in net.modules():
+        if hasattr(module, "use_export_graph"):
+            module.use_export_graph()
+    names, example, check, axes = [], [], [], {}
+    if "spectrogram" in spec.streams:
+        f, t = spec_size
+        names.append("spectrogram")
+        example.append(torch.randn(1, 1, f, t, generator=gen))
+        check.append(torch.randn(1, 1, f, t, generator=gen))
+    if "deep" in spec.streams:
+        n_layers = dims.deep_layers_total if spec.layers is None else len(spec.layers)
+        names += ["deep", "lengths"]
+        example += [torch.randn(1, n_layers, 17, dims.deep_dim, generator=gen), torch.tensor([17])]
+        check += [torch.randn(1, n_layers, 9, dims.deep_dim, generator=gen), torch.tensor([9])]
+        axes["deep"] = {2: "T"}
+    try:
+        torch.onnx.export(net, tuple(example), str(path), input_names=names, output_names=["logits"],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+    except Exception as e:  # noqa: BLE001 - said in one line
+        raise ConfigError(f"cannot be exported to ONNX ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    return names, _check(path, net, dict(zip(names, check)), str(path.name))
+
+
 def export_onnx(model_dir, opset: int = 17) -> dict:
     """Write the ONNX graphs of the model folder `model_dir`; returns what onnx.json holds."""
     import warnings
@@ -73,31 +104,13 @@ def export_onnx(model_dir, opset: int = 17) -> dict:
             info["max_error"]["encoder"] = _check(path, graph, {"mel": torch.randn(1, enc.net.n_mels, 173, generator=gen)},
                                                   "encoder")
         for i, (net, spec, m) in enumerate(zip(rec.model.nets, rec.model.specs, rec.spec.members)):
-            net.eval()
-            for module in net.modules():
-                if hasattr(module, "use_export_graph"):
-                    module.use_export_graph()
-            names, example, check, axes = [], [], [], {}
-            if "spectrogram" in spec.streams:
-                f, t = rec.spec_cfg.out_freq, rec.spec_cfg.out_time
-                names.append("spectrogram")
-                example.append(torch.randn(1, 1, f, t, generator=gen))
-                check.append(torch.randn(1, 1, f, t, generator=gen))
-            if "deep" in spec.streams:
-                n_layers = rec.spec.dims.deep_layers_total if spec.layers is None else len(spec.layers)
-                d = rec.spec.dims.deep_dim
-                names += ["deep", "lengths"]
-                example += [torch.randn(1, n_layers, 17, d, generator=gen), torch.tensor([17])]
-                check += [torch.randn(1, n_layers, 9, d, generator=gen), torch.tensor([9])]
-                axes["deep"] = {2: "T"}
             path = out / f"member{i}.onnx"
             try:
-                torch.onnx.export(net, tuple(example), str(path), input_names=names, output_names=["logits"],
-                                  dynamic_axes=axes, opset_version=opset, dynamo=False)
-            except Exception as e:  # noqa: BLE001 - said in one line, naming the member
-                raise ConfigError(f"member {i} ({m.name}): cannot be exported to ONNX "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-            info["max_error"][f"member{i}"] = _check(path, net, dict(zip(names, check)), f"member {i} ({m.name})")
+                names, err = export_member(net, spec, rec.spec.dims, (rec.spec_cfg.out_freq, rec.spec_cfg.out_time),
+                                           path, opset, gen, m.candidate)
+            except ConfigError as e:
+                raise ConfigError(f"member {i} ({m.name}): {e}") from None
+            info["max_error"][f"member{i}"] = err
             info["members"].append({"file": f"{ONNX_DIR}/member{i}.onnx", "inputs": names})
     atomic_write_json(Path(model_dir) / ONNX_JSON, info)
     return info
