@@ -169,15 +169,31 @@ class FeatureCache:
         at a time); each entry is written as soon as its batch is done."""
         from tqdm import tqdm
 
+        self._prepare_folder(stream)
+        report = ExtractionReport(stream.name, total=len(utterances))
+        out: dict[str, np.ndarray] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(utterances), desc=f"features:{stream.name}", disable=not progress, unit="file")
+        todo = self._collect_cached(utterances, stream, report, out, bar)
+        todo.sort(key=lambda item: (getattr(item[0], "duration", 0.0) or 0.0, item[0].path))
+        for start in range(0, len(todo), batch):
+            chunk, waves = self._load_waves(todo[start:start + batch], report, bar)
+            arrays = self._compute(stream, waves, chunk, report)
+            self._store(stream, chunk, waves, arrays, report, out, bar)
+        bar.close()
+        report.wall_seconds = time.perf_counter() - t0
+        return out, report
+
+    def _prepare_folder(self, stream: Stream) -> None:
+        """Create the stream's folder and its config.json (once)."""
         folder = self.root / stream.folder
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / "config.json").exists():
             atomic_write_json(folder / "config.json", stream.config)
-        report = ExtractionReport(stream.name, total=len(utterances))
-        out: dict[str, np.ndarray] = {}
-        t0 = time.perf_counter()
+
+    def _collect_cached(self, utterances, stream: Stream, report: ExtractionReport, out: dict, bar) -> list:
+        """Put every valid cached entry into `out`; return [(utterance, entry path)] still to compute."""
         todo = []
-        bar = tqdm(total=len(utterances), desc=f"features:{stream.name}", disable=not progress, unit="file")
         for u in utterances:
             try:
                 path = self.entry_path(stream, u.path)
@@ -194,34 +210,39 @@ class FeatureCache:
             if path.exists():
                 report.rebuilt += 1
             todo.append((u, path))
-        todo.sort(key=lambda item: (getattr(item[0], "duration", 0.0) or 0.0, item[0].path))
-        for start in range(0, len(todo), batch):
-            chunk, waves = [], []
-            for u, path in todo[start:start + batch]:
-                try:
-                    waves.append(load_audio(u.path))
-                    chunk.append((u, path))
-                except AudioError as e:
-                    report.errors.append(str(e))
-                    bar.update(1)
-            arrays = self._compute(stream, waves, chunk, report)
-            for (u, path), wave, arr in zip(chunk, waves, arrays):
+        return todo
+
+    @staticmethod
+    def _load_waves(items, report: ExtractionReport, bar) -> tuple[list, list]:
+        """Audio of a batch: ([(utterance, entry path)] that loaded, their waves); bad audio is listed."""
+        chunk, waves = [], []
+        for u, path in items:
+            try:
+                waves.append(load_audio(u.path))
+                chunk.append((u, path))
+            except AudioError as e:
+                report.errors.append(str(e))
                 bar.update(1)
-                if arr is None:
-                    continue
-                if not stream.valid(arr):
-                    report.errors.append(f"{u.path}: {stream.name} features of shape {arr.shape}, "
-                                         f"expected {stream.shape} (None: any)")
-                    continue
-                buf = io.BytesIO()
-                np.save(buf, arr, allow_pickle=False)
-                atomic_write_bytes(path, buf.getvalue())
-                report.computed += 1
-                report.audio_seconds += len(wave) / 16000
-                out[u.path] = arr
-        bar.close()
-        report.wall_seconds = time.perf_counter() - t0
-        return out, report
+        return chunk, waves
+
+    @staticmethod
+    def _store(stream: Stream, chunk, waves, arrays, report: ExtractionReport, out: dict, bar) -> None:
+        """Write each computed array of a batch to its entry (atomically) and into `out`;
+        an array of the wrong shape is listed, not written."""
+        for (u, path), wave, arr in zip(chunk, waves, arrays):
+            bar.update(1)
+            if arr is None:
+                continue
+            if not stream.valid(arr):
+                report.errors.append(f"{u.path}: {stream.name} features of shape {arr.shape}, "
+                                     f"expected {stream.shape} (None: any)")
+                continue
+            buf = io.BytesIO()
+            np.save(buf, arr, allow_pickle=False)
+            atomic_write_bytes(path, buf.getvalue())
+            report.computed += 1
+            report.audio_seconds += len(wave) / 16000
+            out[u.path] = arr
 
     @staticmethod
     def _compute(stream: Stream, waves, chunk, report) -> list:

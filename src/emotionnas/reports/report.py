@@ -108,23 +108,22 @@ def selection_table(summary: dict, top: int = 12) -> str:
                                  "survived", "in ensemble"])
 
 
-def write_report(run_dir) -> Path:
-    run = RunDir(run_dir)
-    results = run.read_results()
-    notes: list[str] = []
-    config = _yaml(run.config)
-    env = read_json_or_none(run.environment)
-    timing = run.read_timing() or {}
-    n_folds = len(results["folds"])
+def _summary_lines(results: dict) -> list[str]:
+    """Title, the synthetic-data warning and what was run (corpus, classes, protocol)."""
     lines = [f"# emotionnas run: {results['corpus']}\n"]
     if results.get("synthetic"):
         lines.append("> **Synthetic demo corpus**: these numbers show that the pipeline runs, nothing more.\n")
     lines.append(f"{results['n_utterances']} utterances, {results['n_speakers']} speakers, "
                  f"{len(results['label_names'])} classes ({', '.join(results['label_names'])}); "
-                 f"{PROTOCOLS.get(results['protocol'], results['protocol'])}, {n_folds} folds. "
+                 f"{PROTOCOLS.get(results['protocol'], results['protocol'])}, {len(results['folds'])} folds. "
                  "Every fold's test speakers were scored once, at the end, by a model selected and trained "
                  "without them.\n")
-    lines.append("## Result\n")
+    return lines
+
+
+def _result_lines(results: dict, timing: dict) -> list[str]:
+    """The headline scores and, when the run was timed, its wall time."""
+    lines = ["## Result\n"]
     lines.append(f"**Searched ensemble: UA {fmt(results['ua'], results['ua_std'])}, "
                  f"WA {fmt(results['wa'], results['wa_std'])}, macro-F1 {fmt(results['macro_f1'], results['macro_f1_std'])}** "
                  f"(mean ± std over folds).\n")
@@ -132,17 +131,31 @@ def write_report(run_dir) -> Path:
         lines.append(f"Wall time {timing.get('total_seconds', 0) / 60:.1f} min (searches "
                      f"{timing.get('search_seconds', 0) / 60:.1f}, selection {timing.get('selection_seconds', 0) / 60:.1f}, "
                      f"refits {timing.get('refit_seconds', 0) / 60:.1f}) with {timing.get('workers', 1)} worker(s).\n")
+    return lines
+
+
+def _baselines_lines(results: dict, run: RunDir) -> list[str]:
+    """The baselines section (empty without baselines); writes tables/baselines.md."""
     bt = baselines_table(results)
-    if bt:
-        lines += ["## Searched vs hand-designed baselines\n",
-                  "Same folds, features and training speakers; each baseline's epoch chosen by the same inner "
-                  "cross-validation. Paired over folds (Wilcoxon signed-rank on the per-fold UA differences).\n", bt]
-        atomic_write_text(run.tables / "baselines.md", bt)
+    if not bt:
+        return []
+    atomic_write_text(run.tables / "baselines.md", bt)
+    return ["## Searched vs hand-designed baselines\n",
+            "Same folds, features and training speakers; each baseline's epoch chosen by the same inner "
+            "cross-validation. Paired over folds (Wilcoxon signed-rank on the per-fold UA differences).\n", bt]
+
+
+def _folds_lines(results: dict, run: RunDir) -> list[str]:
+    """The per-fold section; writes tables/folds.md."""
     ft = folds_table(results)
     atomic_write_text(run.tables / "folds.md", ft)
-    lines += ["## Per fold\n", ft]
+    return ["## Per fold\n", ft]
+
+
+def _selection_intro_lines(results: dict) -> list[str]:
+    """How candidates were selected, and how noisy that selection is."""
     spread = results.get("selection_spread") or {}
-    lines.append("## How the models were chosen\n")
+    lines = ["## How the models were chosen\n"]
     lines.append("Inside each selection group (the speakers of no test fold of the group), every candidate was "
                  "trained once without each inner speaker group and scored on it, so every search speaker was "
                  "validated exactly once; candidates were halved after the first inner folds; the ensemble "
@@ -151,39 +164,70 @@ def write_report(run_dir) -> Path:
         lines.append(f"Selection noise: one validation speaker's UA varies with the speaker by "
                      f"**±{spread['single_speaker_ua_std']:.1f}** (std over search speakers); the inner-CV score "
                      f"has a standard error of **±{spread['inner_cv_ua_se']:.1f}**.\n")
-    for s in results["searches"]:
-        summary = read_json_or_none(run.selection_summary(s["group"])) or {}
-        lines.append(f"### {s['group']} (held out {', '.join(s['held_out_speakers'])}; folds "
-                     f"{', '.join(str(i) for i in s['folds'])})\n")
-        if s.get("layer_scores"):
-            lines.append("Encoder-layer probe UA (layer 0…): " + ", ".join(f"{v:.0f}" for v in s["layer_scores"]) + "\n")
-        lines.append(f"{s['n_candidates']} candidates, {s['n_full']} scored on every inner fold; ensemble of "
-                     f"k = {s['ensemble_k']}: " + ", ".join(f"`{m['name']}` (epoch {m['epoch']})" for m in s["members"])
-                     + ". Out-of-fold UA of the top-1…k ensembles: "
-                     + ", ".join(f"{u:.1f}" for u in summary.get("ensemble_uas", [])) + ".\n")
-        if summary:
-            st = selection_table(summary)
-            atomic_write_text(run.tables / f"selection_{safe_component(s['group'])}.md", st)
-            lines.append(st)
-        lines += _cells(s, run, notes)
-        lines.append("")
-    lines.append("## Figures\n")
-    lines += _figures(results, run, notes)
+    return lines
+
+
+def _search_lines(s: dict, run: RunDir, notes: list[str]) -> list[str]:
+    """One selection group: its candidates and ensemble, the selection table
+    (written to tables/selection_<group>.md) and the drawings of its searched cells."""
+    summary = read_json_or_none(run.selection_summary(s["group"])) or {}
+    lines = [f"### {s['group']} (held out {', '.join(s['held_out_speakers'])}; folds "
+             f"{', '.join(str(i) for i in s['folds'])})\n"]
+    if s.get("layer_scores"):
+        lines.append("Encoder-layer probe UA (layer 0…): " + ", ".join(f"{v:.0f}" for v in s["layer_scores"]) + "\n")
+    lines.append(f"{s['n_candidates']} candidates, {s['n_full']} scored on every inner fold; ensemble of "
+                 f"k = {s['ensemble_k']}: " + ", ".join(f"`{m['name']}` (epoch {m['epoch']})" for m in s["members"])
+                 + ". Out-of-fold UA of the top-1…k ensembles: "
+                 + ", ".join(f"{u:.1f}" for u in summary.get("ensemble_uas", [])) + ".\n")
+    if summary:
+        st = selection_table(summary)
+        atomic_write_text(run.tables / f"selection_{safe_component(s['group'])}.md", st)
+        lines.append(st)
+    lines += _cells(s, run, notes)
     lines.append("")
+    return lines
+
+
+def _notes_lines(results: dict, notes: list[str]) -> list[str]:
+    """The findings of `tables.check_results` and the figures not drawn (empty if none)."""
     findings = tables.check_results(results)
-    if findings or notes:
-        lines.append("## Notes\n")
-        lines += [f"- {x}" for x in findings + notes]
-        lines.append("")
-    lines.append("## Reproduce\n")
+    if not (findings or notes):
+        return []
+    return ["## Notes\n", *[f"- {x}" for x in findings + notes], ""]
+
+
+def _reproduce_lines(results: dict, env: dict | None, config: dict | None) -> list[str]:
+    """The command that made the run, where its configuration is, and the limitations."""
+    lines = ["## Reproduce\n"]
     if env and env.get("command"):
         lines += ["```bash", "emotionnas " + " ".join(str(env["command"]).split()[1:]), "```\n"]
     if config:
         lines.append(f"`config.yaml` beside this report holds the whole configuration "
                      f"(seed {config.get('seed')}); `environment.json` the versions and git revision.\n")
     lines.append("**Limitations.** " + ("The data are synthetic. " if results.get("synthetic") else "")
-                 + f"With {n_folds} folds the ± is itself a rough estimate; UA from other papers is comparable "
-                   "only under the same corpus, label set and folds; wall times depend on the machine's load.\n")
+                 + f"With {len(results['folds'])} folds the ± is itself a rough estimate; UA from other papers is "
+                   "comparable only under the same corpus, label set and folds; wall times depend on the machine's load.\n")
+    return lines
+
+
+def write_report(run_dir) -> Path:
+    run = RunDir(run_dir)
+    results = run.read_results()
+    notes: list[str] = []
+    config = _yaml(run.config)
+    env = read_json_or_none(run.environment)
+    timing = run.read_timing() or {}
+    lines = _summary_lines(results) + _result_lines(results, timing)
+    lines += _baselines_lines(results, run)
+    lines += _folds_lines(results, run)
+    lines += _selection_intro_lines(results)
+    for s in results["searches"]:
+        lines += _search_lines(s, run, notes)
+    lines.append("## Figures\n")
+    lines += _figures(results, run, notes)
+    lines.append("")
+    lines += _notes_lines(results, notes)
+    lines += _reproduce_lines(results, env, config)
     atomic_write_text(run.report, "\n".join(lines))
     return run.report
 

@@ -119,12 +119,24 @@ class RecipeCell(nn.Module):
         """The step loop as TorchScript source. `export`: outputs written into a preallocated
         tensor instead of a stacked list (same numbers; the form the ONNX exporter turns into a
         correct Loop)."""
-        H, r = self.hidden, self.recipe
+        var = self._variable_names()
+        lines = self._prologue(export)
+        lines += ["        " + b for b in self._step_body(var, export)]
+        lines.append(f"    return {'outs' if export else 'torch.stack(outs)'}, ["
+                     + ", ".join(f"h{k}" for k in range(self.n_states)) + "]")
+        return "\n".join(lines) + "\n"
+
+    def _variable_names(self) -> dict[str, str]:
+        """Generated variable of every input and node (never a recipe string)."""
         var = {"x": "xr"}
         for k in range(self.n_states):
             var[f"h_prev_{k}"] = f"h{k}"
         for i, name in enumerate(self._order):
             var[name] = f"v{i}"
+        return var
+
+    def _prologue(self, export: bool) -> list[str]:
+        """The signature, the initial states, the output buffer and the loop header."""
         lines = [
             "def run(xp: Tensor, xr: Tensor, mask: Tensor, hs: List[Tensor], wh: List[Tensor],",
             "        wn: List[Tensor], bn: Tensor) -> Tuple[Tensor, List[Tensor]]:",
@@ -139,6 +151,11 @@ class RecipeCell(nn.Module):
         lines.append("    masks = mask.unbind(0)")
         lines.append("    xrs = xr.unbind(0)")
         lines.append("    for t in range(len(xps)):")
+        return lines
+
+    def _step_body(self, var: dict[str, str], export: bool) -> list[str]:
+        """The statements of one time step (unindented): projections, nodes, masked state update."""
+        H = self.hidden
         body = ["m = masks[t]"]
         if self._x_slot:
             body.append(f"xpt = xps[t].split({H}, 1)")
@@ -149,44 +166,48 @@ class RecipeCell(nn.Module):
             if self.w_h[k].shape[0] > 0:
                 body.append(f"ph{k} = torch.mm(h{k}, wh[{k}]).split({H}, 1)")
         for name in self._order:
-            node = r[name]
-            op, ins = node["op"], node["input"]
-            a = [var[i] for i in ins]
-            if op == "linear":
-                terms = []
-                for inp in ins:
-                    if inp == "x":
-                        s = self._x_slot[name]
-                        terms.append(f"xpt[{s}]")
-                    elif inp.startswith("h_prev_"):
-                        k = int(inp[len("h_prev_"):])
-                        s = self._h_slot[(name, k)]
-                        terms.append(f"ph{k}[{s}]")
-                    else:
-                        terms.append(f"torch.mm({var[inp]}, wn[{self._n_slot[(name, inp)]}])")
-                if "x" not in ins:  # x-linears have their bias folded into xp
-                    terms.append(f"bn[{self._b_slot[name]}]")
-                expr = " + ".join(terms)
-            elif op == "blend":
-                expr = f"{a[0]} * {a[1]} + (1.0 - {a[0]}) * {a[2]}"
-            elif op == "elementwise_prod":
-                expr = " * ".join(a)
-            elif op == "elementwise_sum":
-                expr = " + ".join(a)
-            elif op == "activation_tanh":
-                expr = f"torch.tanh({a[0]})"
-            elif op == "activation_sigm":
-                expr = f"torch.sigmoid({a[0]})"
-            else:  # activation_leaky_relu, slope 0.01 as torch's default
-                expr = f"torch.where({a[0]} > 0, {a[0]}, 0.01 * {a[0]})"
-            body.append(f"{var[name]} = {expr}")
+            body.append(f"{var[name]} = {self._node_expr(name, var)}")
         for k in range(self.n_states):
             body.append(f"h{k} = torch.where(m, {var[f'h_new_{k}']}, h{k})")
         body.append("outs[t] = h0" if export else "outs.append(h0)")
-        lines += ["        " + b for b in body]
-        lines.append(f"    return {'outs' if export else 'torch.stack(outs)'}, ["
-                     + ", ".join(f"h{k}" for k in range(self.n_states)) + "]")
-        return "\n".join(lines) + "\n"
+        return body
+
+    def _node_expr(self, name: str, var: dict[str, str]) -> str:
+        """The TorchScript expression computing node `name`."""
+        node = self.recipe[name]
+        op, ins = node["op"], node["input"]
+        a = [var[i] for i in ins]
+        if op == "linear":
+            return self._linear_expr(name, ins, var)
+        if op == "blend":
+            return f"{a[0]} * {a[1]} + (1.0 - {a[0]}) * {a[2]}"
+        if op == "elementwise_prod":
+            return " * ".join(a)
+        if op == "elementwise_sum":
+            return " + ".join(a)
+        if op == "activation_tanh":
+            return f"torch.tanh({a[0]})"
+        if op == "activation_sigm":
+            return f"torch.sigmoid({a[0]})"
+        # activation_leaky_relu, slope 0.01 as torch's default
+        return f"torch.where({a[0]} > 0, {a[0]}, 0.01 * {a[0]})"
+
+    def _linear_expr(self, name: str, ins: list[str], var: dict[str, str]) -> str:
+        """Linear node `name`: the sum of its precomputed input projections and its bias."""
+        terms = []
+        for inp in ins:
+            if inp == "x":
+                s = self._x_slot[name]
+                terms.append(f"xpt[{s}]")
+            elif inp.startswith("h_prev_"):
+                k = int(inp[len("h_prev_"):])
+                s = self._h_slot[(name, k)]
+                terms.append(f"ph{k}[{s}]")
+            else:
+                terms.append(f"torch.mm({var[inp]}, wn[{self._n_slot[(name, inp)]}])")
+        if "x" not in ins:  # x-linears have their bias folded into xp
+            terms.append(f"bn[{self._b_slot[name]}]")
+        return " + ".join(terms)
 
     def use_export_graph(self) -> None:
         """Run the export form of the loop from now on (for `torch.onnx.export`)."""
