@@ -36,7 +36,7 @@ def write_wav(path, wave, sr=16000, subtype="PCM_16"):
 def tiny_run(tmp_path_factory, demo_root):
     """A finished 2-fold demo run (with baselines), its report and an exported model."""
     from emotionnas.cli import demo_config
-    from emotionnas.export import export_run
+    from emotionnas.recognizer.export import export_run
     from emotionnas.reports.report import write_report
     from emotionnas.training.crossval import run_crossval
     tmp = tmp_path_factory.mktemp("tiny_run")

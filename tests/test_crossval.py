@@ -151,7 +151,7 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     import soundfile as sf
 
     from emotionnas.data.audio import load_audio
-    from emotionnas.export import export_run
+    from emotionnas.recognizer.export import export_run
     from emotionnas.features.cache import FeatureCache, deep_stream, spectrogram_stream
     from emotionnas.recognizer import Recognizer
     from emotionnas.training.tasks import DataRef

@@ -6,7 +6,7 @@ import pytest
 
 from emotionnas.cli import main
 from emotionnas.errors import ConfigError
-from emotionnas.evaluate import label_mapping
+from emotionnas.recognizer.evaluate import label_mapping
 
 
 def test_label_mapping_renames_and_drops():

@@ -76,7 +76,7 @@ def test_every_family_builds_trains_saves_and_loads(name):
 @pytest.mark.parametrize("name", sorted(n for n, f in FAMILIES.items() if f.onnx))
 def test_every_family_that_says_onnx_exports_equal_to_torch(name, tmp_path):
     pytest.importorskip("onnxruntime")
-    from emotionnas.onnx_export import export_member
+    from emotionnas.recognizer.onnx_export import export_member
     c = candidate_for(name)
     net = build(c)
     names_, err = export_member(net, input_spec(c), DIMS, SPEC_SIZE, tmp_path / "m.onnx", 17,

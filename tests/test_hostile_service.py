@@ -23,7 +23,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from emotionnas.recognizer import Recognizer  # noqa: E402
-from emotionnas.serve import ServeSettings, check_exposure, create_app, host_name  # noqa: E402
+from emotionnas.recognizer.serve import ServeSettings, check_exposure, create_app, host_name  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
 
@@ -224,7 +224,7 @@ def test_page_has_a_csp_and_inserts_data_only_as_text(rec):
     r = client_for(rec).get("/")
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and r.headers["x-content-type-options"] == "nosniff"
-    page = resources.files("emotionnas")
+    page = resources.files("emotionnas.recognizer")
     for name in ("page.html", "page.js"):
         text = page.joinpath(name).read_text()
         assert not re.search(r"\.innerHTML\s*=|insertAdjacentHTML|outerHTML\s*=|document\.write", text), name

@@ -3,7 +3,7 @@
     0 errors, config, rundir, metrics, utils   (the ground: values, paths, scores)
     1 data        2 features        3 space (cells, recipes, the pipeline space as data)
     4 models      5 search          6 training
-    7 reports     8 recognizer, export, evaluate, serve          9 cli, __main__
+    7 reports     8 recognizer (model folder, backends, export, evaluate, serve)     9 cli, __main__
 
 Every import is counted, also those inside functions. ARCHITECTURE.md states the same rule.
 """
@@ -15,7 +15,7 @@ import emotionnas
 FLOORS = [
     (0, ("errors", "config", "rundir", "metrics", "utils", "")),
     (1, ("data",)), (2, ("features",)), (3, ("space",)), (4, ("models",)), (5, ("search",)),
-    (6, ("training",)), (7, ("reports",)), (8, ("model_folder", "recognizer", "export", "evaluate", "serve", "onnx_backend", "onnx_export")),
+    (6, ("training",)), (7, ("reports",)), (8, ("recognizer",)),
     (9, ("cli", "__main__")),
 ]
 ROOT = Path(emotionnas.__file__).parent
@@ -77,9 +77,7 @@ MAX_FUNCTION_LINES = 60
 # Functions allowed to be longer, by (module, qualified name).
 LONG_FUNCTIONS_ALLOWED = {
     ("emotionnas.cli", "build_parser"),  # the argument parser: one add_argument per line, nothing to split
-    ("emotionnas.evaluate", "evaluate_model"),  # being split in issue 17
     ("emotionnas.search.rnn.search", "search_rnn"),  # being split in issue 17
-    ("emotionnas.serve", "create_app"),  # being split in issue 17
 }
 
 

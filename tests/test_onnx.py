@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from emotionnas.errors import ConfigError  # noqa: E402
-from emotionnas.onnx_export import export_onnx  # noqa: E402
+from emotionnas.recognizer.onnx_export import export_onnx  # noqa: E402
 from emotionnas.recognizer import Recognizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

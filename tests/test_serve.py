@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from emotionnas.recognizer import Recognizer  # noqa: E402
-from emotionnas.serve import create_app  # noqa: E402
+from emotionnas.recognizer.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")

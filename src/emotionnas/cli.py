@@ -145,10 +145,10 @@ def cmd_report(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from emotionnas.export import export_run
+    from emotionnas.recognizer.export import export_run
     print(f"exported {export_run(a.run_dir, a.out)}")
     if a.onnx:
-        from emotionnas.onnx_export import export_onnx
+        from emotionnas.recognizer.onnx_export import export_onnx
         info = export_onnx(a.out)
         print("onnx: " + ", ".join(f"{k} (max |onnx - torch| {v:.1e})" for k, v in info["max_error"].items()))
     return 0
@@ -194,7 +194,7 @@ def cmd_predict(a) -> int:
 def cmd_serve(a) -> int:
     from dataclasses import replace
 
-    from emotionnas.serve import LOOPBACK_HOSTS, SERVE_LIMITS, ServeSettings, serve
+    from emotionnas.recognizer.serve import LOOPBACK_HOSTS, SERVE_LIMITS, ServeSettings, serve
     if a.max_seconds <= 0 or a.max_mb <= 0 or a.queue < 1 or a.timeout <= 0:
         raise EmotionNASError("--max-seconds, --max-mb, --timeout must be > 0 and --queue >= 1")
     limits = replace(SERVE_LIMITS, max_seconds=a.max_seconds, max_bytes=int(a.max_mb * 2 ** 20))
@@ -209,7 +209,7 @@ def cmd_serve(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from emotionnas.evaluate import evaluate_model
+    from emotionnas.recognizer.evaluate import evaluate_model
     mapping = dict(item.split("=", 1) for item in (a.map.split(",") if a.map else []) if "=" in item)
     res = evaluate_model(a.model, a.name, a.root, a.out, mapping=mapping, cache_dir=a.cache,
                          progress=not a.quiet, **_corpus_options(a.option))
@@ -224,7 +224,7 @@ def cmd_demo(a) -> int:
     """Synthetic corpus -> run -> export -> predict, in a few minutes on a laptop CPU."""
     from emotionnas.config import RunConfig, apply_overrides
     from emotionnas.data.demo import make_demo_corpus
-    from emotionnas.export import export_run
+    from emotionnas.recognizer.export import export_run
     from emotionnas.recognizer import Recognizer
     from emotionnas.training.crossval import run_crossval
 
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plot", help="with --windows and one FILE: draw the timeline into this PNG")
     sp.set_defaults(func=cmd_predict)
 
-    from emotionnas.serve import SERVE_LIMITS as L, ServeSettings
+    from emotionnas.recognizer.serve import SERVE_LIMITS as L, ServeSettings
     d = ServeSettings()
     sp = sub.add_parser("serve", help="HTTP service with a page: POST /predict, GET /health, GET /",
                         description=f"Limits (defaults): {d.describe()}. Refusals are one-line 4xx naming the "

@@ -1,7 +1,6 @@
-"""A trained ensemble as a recognizer with plain verbs.
+"""The torch backend: a trained ensemble as a recognizer with plain verbs.
 
-    rec = Recognizer.load("model/")                    # torch
-    rec = Recognizer.load("model/", backend="onnx")    # onnxruntime, torch never imported
+    rec = Recognizer.load("model/")                    # torch (emotionnas.recognizer.load picks a backend)
     rec.predict("utt.wav")          # {"label": "angry", "probs": {"angry": 0.8, ...}}
     rec.predict(wave, sample_rate=44100)
     rec.predict_windows(wave, window=3.0, hop=1.0)     # emotion over time
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError, EmotionNASError
-from emotionnas.model_folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
+from emotionnas.recognizer.folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
                                      read_weights_header)
 from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
 
@@ -55,11 +54,9 @@ class Recognizer(BaseRecognizer):
 
     @classmethod
     def load(cls, model_dir, encoder=None, backend: str = "torch"):
-        if backend == "onnx":
-            from emotionnas.onnx_backend import OnnxRecognizer
-            return OnnxRecognizer.load(model_dir)
-        if backend != "torch":
-            raise ConfigError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if backend != "torch":  # kept for callers of earlier releases: Recognizer.load(M, backend="onnx")
+            from emotionnas.recognizer import load
+            return load(model_dir, backend)
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 

@@ -132,76 +132,93 @@ def upload_name(filename: str | None) -> str:
 
 def create_app(recognizer, settings: ServeSettings | None = None, **overrides):
     """The ASGI app. `overrides`: fields of ServeSettings, or `max_bytes` / `max_seconds`."""
-    from fastapi import FastAPI, File, UploadFile
-    from fastapi.responses import JSONResponse, Response
+    from fastapi import FastAPI
 
-    s = settings or ServeSettings()
+    s = _settings(settings or ServeSettings(), overrides)
+    recognizer.limits = s.limits
+    app = FastAPI(title="emotionnas", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotionnas-infer")  # not re-entrant
+    app.state.busy = 0
+    _add_assets(app)
+    _add_health(app, recognizer, s)
+    _add_predict(app, recognizer, s)
+    if s.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(s.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key"])
+    return Guard(app, s)
+
+
+def _settings(s: ServeSettings, overrides: dict) -> ServeSettings:
     limit_fields = {k: overrides.pop(k) for k in ("max_bytes", "max_seconds") if k in overrides}
     if limit_fields:
         s = ServeSettings(**{**s.__dict__, "limits": AudioLimits(**{**s.limits.__dict__, **limit_fields})})
-    if overrides:
-        s = ServeSettings(**{**s.__dict__, **overrides})
-    recognizer.limits = s.limits
-    app = FastAPI(title="emotionnas", docs_url=None, redoc_url=None, openapi_url=None)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotionnas-infer")  # the model is not re-entrant
-    busy = {"n": 0}
-    assets = {path: (resources.files("emotionnas").joinpath(f).read_bytes(), kind) for path, (f, kind) in ASSETS.items()}
+    return ServeSettings(**{**s.__dict__, **overrides}) if overrides else s
 
-    def error(status: int, reason: str, headers=None):
-        return JSONResponse({"error": reason}, status_code=status, headers=headers)
 
+def _error(status: int, reason: str, headers=None):
+    from fastapi.responses import JSONResponse
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+
+def _add_assets(app) -> None:
+    from fastapi.responses import Response
+    files = resources.files("emotionnas.recognizer")
+    assets = {path: (files.joinpath(f).read_bytes(), kind) for path, (f, kind) in ASSETS.items()}
     for path in ASSETS:
         def asset(path=path):
             body, kind = assets[path]
             return Response(body, media_type=kind)
         app.add_api_route(path, asset, methods=["GET"], include_in_schema=False)
 
+
+def _add_health(app, recognizer, s: ServeSettings) -> None:
     @app.get("/health")
-    async def health():
+    async def health():  # on the event loop: never waits for inference
         return {"status": "ok", "labels": recognizer.labels, "members": [m.name for m in recognizer.spec.members],
-                "window": s.window, "hop": s.hop, "busy": busy["n"],
+                "window": s.window, "hop": s.hop, "busy": app.state.busy,
                 "limits": {"max_bytes": s.limits.max_bytes, "max_seconds": s.limits.max_seconds,
                            "min_rate": s.limits.min_rate, "max_rate": s.limits.max_rate,
                            "max_channels": s.limits.max_channels}}
 
-    def work(data: bytes, name: str, deadline: float) -> dict:
+
+def _add_predict(app, recognizer, s: ServeSettings) -> None:
+    from fastapi import File, UploadFile
+
+    def work(data: bytes, name: str, deadline: float) -> dict:  # in the worker thread
         wave = recognizer.load_wave(io.BytesIO(data), name=name)
         duration = len(wave) / 16000
         out = {"file": name, "duration": round(duration, 3), **recognizer._result(wave)}
         out["windows"] = recognizer.predict_windows(wave, s.window, s.hop, deadline) if duration > s.window else []
         return out
 
+    def finished(_):
+        app.state.busy -= 1
+
     @app.post("/predict")
     async def predict(file: UploadFile = File(None)):
         if file is None:
-            return error(400, "no audio: send the file as multipart field 'file'")
+            return _error(400, "no audio: send the file as multipart field 'file'")
         name = upload_name(file.filename)
         data = await file.read(s.limits.max_bytes + 1)
         if len(data) > s.limits.max_bytes:
-            return error(413, f"{name}: upload too big (limit {s.limits.max_bytes / 2 ** 20:g} MB)")
+            return _error(413, f"{name}: upload too big (limit {s.limits.max_bytes / 2 ** 20:g} MB)")
         if not data:
-            return error(400, f"{name}: empty file")
-        if busy["n"] >= s.queue:
-            return error(503, "busy: too many requests in progress, retry later", {"Retry-After": "2"})
-        busy["n"] += 1
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(pool, work, data, name, time.monotonic() + s.timeout)
-        future.add_done_callback(lambda _: busy.__setitem__("n", busy["n"] - 1))
+            return _error(400, f"{name}: empty file")
+        if app.state.busy >= s.queue:
+            return _error(503, "busy: too many requests in progress, retry later", {"Retry-After": "2"})
+        app.state.busy += 1
+        future = asyncio.get_running_loop().run_in_executor(app.state.pool, work, data, name,
+                                                            time.monotonic() + s.timeout)
+        future.add_done_callback(finished)
         try:
             return await asyncio.wait_for(asyncio.shield(future), s.timeout + 1)
         except (asyncio.TimeoutError, TimeoutError):
-            return error(503, f"{name}: took longer than the {s.timeout:g} s limit", {"Retry-After": "5"})
+            return _error(503, f"{name}: took longer than the {s.timeout:g} s limit", {"Retry-After": "5"})
         except AudioError as e:
-            return error(413 if e.limit else 400, str(e))
+            return _error(413 if e.limit else 400, str(e))
         except EmotionNASError as e:
-            return error(400, scrub(str(e), name))
-
-    app.state.pool = pool
-    if s.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
-        app.add_middleware(CORSMiddleware, allow_origins=list(s.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "X-API-Key"])
-    return Guard(app, s)
+            return _error(400, scrub(str(e), name))
 
 
 def check_exposure(host: str, api_key: str | None, no_auth: bool) -> None:
@@ -215,7 +232,7 @@ def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, settings: ServeS
           no_auth: bool = False) -> None:
     import uvicorn
 
-    from emotionnas.recognizer import Recognizer
+    from emotionnas.recognizer.torch_backend import Recognizer
     s = settings or ServeSettings()
     if s.api_key is None and os.environ.get(API_KEY_ENV):
         s = ServeSettings(**{**s.__dict__, "api_key": os.environ[API_KEY_ENV]})

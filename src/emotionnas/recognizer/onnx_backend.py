@@ -14,7 +14,7 @@ import numpy as np
 from emotionnas.errors import ConfigError
 from emotionnas.features import numpy_frontend as fe
 from emotionnas.features.spectrogram import compute_spectrograms
-from emotionnas.model_folder import BaseRecognizer, read_model_spec
+from emotionnas.recognizer.folder import BaseRecognizer, read_model_spec
 
 ONNX_JSON = "onnx.json"
 

@@ -13,7 +13,7 @@ import torch
 
 from emotionnas.errors import ConfigError
 from emotionnas.space.model_spec import Dims, Member, ModelSpec, needs_genotype, needs_recipe
-from emotionnas.recognizer import MODEL_JSON, MODEL_WEIGHTS
+from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
 from emotionnas.space.pipeline import Candidate
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json

@@ -81,7 +81,7 @@ def export_onnx(model_dir, opset: int = 17) -> dict:
     """Write the ONNX graphs of the model folder `model_dir`; returns what onnx.json holds."""
     import warnings
 
-    from emotionnas.recognizer import Recognizer
+    from emotionnas.recognizer.torch_backend import Recognizer
     rec = Recognizer.load(model_dir)
     out = Path(model_dir) / ONNX_DIR
     out.mkdir(parents=True, exist_ok=True)

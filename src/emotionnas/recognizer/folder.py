@@ -104,18 +104,49 @@ class BaseRecognizer:
     def is_speech(self, wave: np.ndarray) -> bool:
         return self.gate is None or self.gate.is_speech(wave)
 
-    def _result(self, wave: np.ndarray) -> dict:
-        """{"label", "probs", "speech"}; no speech (see data/speech_gate.py) -> label and probs None."""
+    def _result(self, wave: np.ndarray, top_k: int | None = None) -> dict:
+        """{"label", "probs", "speech"} (+ "top_k": [{"label", "score"}] best first); no speech
+        (see data/speech_gate.py) -> label and probs None."""
         if not self.is_speech(wave):
-            return {"label": None, "probs": None, "speech": False}
+            out = {"label": None, "probs": None, "speech": False}
+            return {**out, "top_k": []} if top_k else out
         p = self.predict_proba(wave)
-        return {"label": self.labels[int(p.argmax())],
-                "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}, "speech": True}
+        out = {"label": self.labels[int(p.argmax())],
+               "probs": {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}, "speech": True}
+        if top_k:
+            order = np.argsort(-p, kind="stable")[:top_k]
+            out["top_k"] = [{"label": self.labels[i], "score": round(float(p[i]), 4)} for i in order]
+        return out
 
-    def predict(self, audio, sample_rate: int | None = None) -> dict:
+    def predict(self, audio, sample_rate: int | None = None, top_k: int | None = None) -> dict:
         """A file path or a waveform array -> {"label": str | None, "probs": {label: p} | None,
-        "speech": bool}."""
-        return self._result(self.load_wave(audio, sample_rate))
+        "speech": bool} (+ "top_k" when asked)."""
+        return self._result(self.load_wave(audio, sample_rate), top_k)
+
+    def predict_batch(self, inputs, sample_rate: int | None = None, top_k: int | None = None) -> list[dict]:
+        """Paths and/or arrays -> one result per input, in order: {"input", ...predict()} or,
+        for an input that cannot be used, {"input", "error"} (a batch never stops at one bad file)."""
+        out = []
+        for i, item in enumerate(inputs):
+            name = str(item) if isinstance(item, (str, Path)) else f"<array {i}>"
+            try:
+                out.append({"input": name, **self.predict(item, sample_rate, top_k)})
+            except EmotionNASError as e:
+                out.append({"input": name, "error": str(e)})
+        return out
+
+    def predict_proba_batch(self, inputs, sample_rate: int | None = None, progress: bool = False):
+        """Paths and/or arrays -> (probabilities (N, C) with NaN rows for unusable inputs,
+        [error lines]); no speech gate (for scoring a corpus: every utterance is classified)."""
+        from tqdm import tqdm
+        probs = np.full((len(inputs), len(self.labels)), np.nan, np.float32)
+        errors = []
+        for i, item in enumerate(tqdm(inputs, desc="predict", unit="file", disable=not progress)):
+            try:
+                probs[i] = self.predict_proba(self.load_wave(item, sample_rate))
+            except EmotionNASError as e:
+                errors.append(str(e))
+        return probs, errors
 
     classify_file = predict
 
