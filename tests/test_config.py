@@ -66,10 +66,22 @@ def test_bad_override():
         apply_overrides(RunConfig(), ["corpus.x=1"])
 
 
-def test_shipped_configs_load_and_differ_from_defaults():
-    from pathlib import Path
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-    assert configs, "configs/ ships at least one config"
-    for path in configs:
-        cfg = RunConfig.from_yaml(path)
-        assert cfg.to_dict() != RunConfig().to_dict(), f"{path.name} changes nothing"
+def test_shipped_presets_load_and_differ_from_defaults():
+    from emotionnas.config import PRESETS
+    assert set(PRESETS) == {"demo", "paper"}
+    for name in PRESETS:
+        cfg = RunConfig.preset(name)
+        assert cfg.to_dict() != RunConfig().to_dict(), f"{name} changes nothing"
+    paper = RunConfig.preset("paper")
+    assert paper.space.fusion == ["ism"] and paper.features.spectrogram_size == 140 and paper.cnn.C == 6
+    assert RunConfig.preset("demo", ["train.epochs=2"]).train.epochs == 2
+    with pytest.raises(ConfigError, match="unknown preset"):
+        RunConfig.preset("fast")
+
+
+def test_config_flag_takes_a_preset_name_or_a_file(tmp_path):
+    from emotionnas.cli import _config_file_or_preset
+    assert _config_file_or_preset("paper").to_dict() == RunConfig.preset("paper").to_dict()
+    p = tmp_path / "mine.yaml"
+    p.write_text("train:\n  epochs: 3\n")
+    assert _config_file_or_preset(str(p)).train.epochs == 3

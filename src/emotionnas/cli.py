@@ -64,9 +64,17 @@ def cmd_features(a) -> int:
     return 0
 
 
+def _config_file_or_preset(name: str):
+    """--config: a YAML file, or the name of a shipped preset (demo, paper)."""
+    from emotionnas.config import PRESETS, RunConfig
+    if name in PRESETS and not Path(name).exists():
+        return RunConfig.preset(name)
+    return RunConfig.from_yaml(name)
+
+
 def _load_run_config(a):
     from emotionnas.config import RunConfig, apply_overrides
-    cfg = RunConfig.from_yaml(a.config) if a.config else RunConfig()
+    cfg = _config_file_or_preset(a.config) if a.config else RunConfig()
     cfg.corpus, cfg.root = a.name, str(Path(a.root).resolve())
     if getattr(a, "protocol", None):
         cfg.protocol = a.protocol
@@ -247,23 +255,10 @@ def cmd_demo(a) -> int:
 
 
 def demo_config(root: str, cache_dir: str):
-    """Small but complete: the real pipeline with short schedules, a small space and budget."""
+    """The demo preset (presets/demo.yaml) on the corpus at `root`, caching into `cache_dir`."""
     from emotionnas.config import RunConfig
-    cfg = RunConfig(corpus="demo", root=root, protocol="loso", search_groups=2)
-    cfg.features.cache_dir = cache_dir
-    cfg.features.encoder = "whisper-tiny.en"
-    cfg.features.spectrogram_size = 32
-    cfg.cnn.C, cfg.cnn.layers = 4, 3
-    cfg.cnn.search.epochs, cfg.cnn.search.warmup_epochs, cfg.cnn.search.proxy_size = 2, 1, 16
-    cfg.rnn.search.epochs, cfg.rnn.search.hidden, cfg.rnn.search.warmup_epochs = 2, 16, 1
-    cfg.space.deep = ["linear", "gru", "cell"]
-    cfg.space.hidden = [32]
-    cfg.space.pooling = ["attention", "meanstd"]
-    cfg.space.spectrogram = ["none", "darts"]
-    cfg.selection.inner_folds, cfg.selection.budget, cfg.selection.first_rung_folds = 2, 8, 1
-    cfg.selection.max_ensemble = 3
-    cfg.train.epochs, cfg.train.cnn_epochs = 6, 3
-    cfg.workers = 1
+    cfg = RunConfig.preset("demo")
+    cfg.root, cfg.features.cache_dir = root, cache_dir
     return cfg
 
 

@@ -49,7 +49,7 @@ class FeatureConfig:
     encoder: str = "whisper-base"     # registry name, Hugging Face id or local path
     deep_pool: int = 2                # the cache stores encoder frames average-pooled: 50 Hz -> 25 Hz
     # Spectrogram side (paper: 140). On a 2-core CPU a CNN trained at 140 x 140 costs minutes
-    # per epoch; 70 x 70 is 4x cheaper (BENCHMARKS.md). configs/paper.yaml has 140.
+    # per epoch; 70 x 70 is 4x cheaper (BENCHMARKS.md). the paper preset (presets/paper.yaml) has 140.
     spectrogram_size: int = 70
     spectrogram_mel: int | None = None  # e.g. 64: the spectrogram stream as log-mel (option; default linear, as the paper)
 
@@ -197,6 +197,9 @@ class SelectionConfig:
             raise ConfigError("selection: budget, eta, max_ensemble and smooth_epochs must be >= 1")
 
 
+PRESETS = ("demo", "paper")
+
+
 @dataclass
 class RunConfig:
     corpus: str = "demo"
@@ -259,6 +262,15 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "RunConfig":
         return _build(cls, data or {}, source)
+
+    @classmethod
+    def preset(cls, name: str, overrides=()) -> "RunConfig":
+        """A shipped preset (src/emotionnas/presets/NAME.yaml: demo, paper)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; presets: {list(PRESETS)}")
+        from importlib import resources
+        with resources.as_file(resources.files("emotionnas.presets").joinpath(f"{name}.yaml")) as path:
+            return cls.from_yaml(path, overrides)
 
     @classmethod
     def from_yaml(cls, path, overrides=()) -> "RunConfig":
