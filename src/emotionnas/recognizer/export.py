@@ -15,6 +15,7 @@ from emotionnas.errors import ConfigError
 from emotionnas.space.model_spec import Dims, Member, ModelSpec, needs_genotype, needs_recipe
 from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
+from emotionnas.training.tasks import DataRef
 from emotionnas.space.pipeline import Candidate
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
@@ -43,7 +44,8 @@ def export_run(run_dir, out_dir) -> Path:
         state |= {f"m{j}.{k}": v for k, v in torch.load(weights, weights_only=True).items()}
     spec = ModelSpec(tuple(results["label_names"]), tuple(members),
                      Dims(len(results["label_names"]), feats["deep_dim"], feats["deep_layers_total"], cfg.cnn.C,
-                          cfg.cnn.layers), feats["encoder"], feats["deep_pool"], feats["spectrogram"])
+                          cfg.cnn.layers), cfg.features.encoder, cfg.features.deep_pool,
+                     DataRef.from_config(cfg).spectrogram_config().to_dict())  # feature settings: the run's config
     meta = {**spec.to_dict(), "source": {
         "run": str(run.root.resolve()), "fold": fold["name"], "corpus": results["corpus"],
         "protocol": results["protocol"], "synthetic": results.get("synthetic", False),
