@@ -47,3 +47,32 @@ def tiny_run(tmp_path_factory, demo_root):
     write_report(tmp / "run")
     export_run(tmp / "run", tmp / "model")
     return tmp / "run", tmp / "model"
+
+
+def check_search_outputs(out_dir, cell, warmup_epochs: int) -> dict:
+    """The outputs both cell searches share (search/loop.py): the log and record format, the
+    checkpoint, and the derive rule (the result is the last epoch's cell). Returns the log."""
+    import json
+
+    import torch
+
+    from emotionnas.search.loop import FORMAT, LOG, LOG_KEYS, RECORD_KEYS, RULE, STATE
+    out_dir = Path(out_dir)
+    log = json.loads((out_dir / LOG).read_text())
+    assert tuple(log) == LOG_KEYS and log["format"] == FORMAT and log["rule"] == RULE == "last epoch"
+    records = log["epochs"]
+    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+    for r in records:
+        assert tuple(r) == RECORD_KEYS
+        assert r["alpha_step"] == (r["epoch"] > warmup_epochs)
+        assert (r["alpha_loss"] is None) == (not r["alpha_step"])
+        assert 0 <= r["val_ua"] <= 100 and 0 <= r["val_wa"] <= 100 and r["val_loss"] >= 0
+        assert isinstance(r["arch"], dict) and isinstance(r["cell"], dict)
+        json.dumps(r["cell"])  # plain data
+    assert log["result_epoch"] == len(records)
+    if records:
+        assert records[-1]["cell"] == cell  # the derive rule: the last epoch's cell
+    state = torch.load(out_dir / STATE, weights_only=True)
+    assert state["format"] == FORMAT and state["epoch"] == len(records)
+    assert json.loads(state["log"]) == records
+    return log

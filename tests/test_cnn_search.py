@@ -9,14 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import check_search_outputs
 from emotionnas.errors import ConfigError
-from emotionnas.search.cnn.architect import Architect, beta_decay
+from emotionnas.search.architect import Architect
+from emotionnas.search.loop import weight_step
 from emotionnas.space.cnn_cells import MixedOp, SearchCell, reduction_layers
 from emotionnas.space.genotype import Genotype, derive_cell, derive_genotype, edge_index, n_edges
 from emotionnas.space.cnn_ops import OPS, PRIMITIVES, AvgPool3x3, FactorizedReduce
 from emotionnas.config import CNNSearchConfig
-from emotionnas.search.cnn.search import SearchJob, search_cnn, weight_step
-from emotionnas.search.cnn.supernet import SuperNet
+from emotionnas.search.cnn.search import SearchJob, search_cnn
+from emotionnas.search.cnn.supernet import SuperNet, beta_decay
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -138,12 +140,12 @@ def test_alpha_step_uses_only_val_split_and_weight_step_never_moves_alpha():
     weights0 = [p.detach().clone() for p in net.weight_parameters()]
     alphas0 = [a.detach().clone() for a in net.arch_parameters()]
     x_nan = torch.full_like(x_val, float("nan"))  # poison: any use of the train split shows up
-    arch.step(x_val, y_val, x_nan, y_val)
+    arch.step((x_val,), y_val, (x_nan,), y_val)
     assert all(torch.equal(a, b) for a, b in zip(weights0, net.weight_parameters()))
     assert all(torch.isfinite(a).all() and not torch.equal(a, b) for a, b in zip(net.arch_parameters(), alphas0))
     alphas1 = [a.detach().clone() for a in net.arch_parameters()]
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1, momentum=0.9)
-    weight_step(net, w_opt, x_val, y_val, 5.0)
+    weight_step(net, w_opt, (x_val,), y_val, 5.0)
     assert all(torch.equal(a, b) for a, b in zip(net.arch_parameters(), alphas1))
     assert all(a.grad is None for a in net.arch_parameters())
     assert not all(torch.equal(a, b) for a, b in zip(weights0, net.weight_parameters()))
@@ -154,10 +156,10 @@ def test_second_order_and_partial_channels_and_beta_decay():
     net = SuperNet(4, 3, 3, PRIMITIVES, partial_channels=2)
     assert len(net.arch_parameters()) == 4  # α and edge β, normal and reduce
     x, y = _toy()
-    arch = Architect(net, arch_lr=0.01, arch_weight_decay=0.0, unrolled=True)
+    arch = Architect(net, arch_lr=0.01, arch_weight_decay=0.0, unrolled=True, regulariser=beta_decay)
     before = [a.detach().clone() for a in net.arch_parameters()]
     weights0 = [p.detach().clone() for p in net.weight_parameters()]
-    arch.step(x[:8], y[:8], x[8:], y[8:], w_lr=0.05, reg_lambda=1.0)
+    arch.step((x[:8],), y[:8], (x[8:],), y[8:], w_lr=0.05, reg_lambda=1.0)
     assert all(not torch.equal(a, b) for a, b in zip(net.arch_parameters(), before))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(weights0, net.weight_parameters()))
     # β-decay's gradient is softmax(α): it pushes the largest α down the most.
@@ -172,36 +174,62 @@ def _cfg(**kw):
     return SearchJob(CNNSearchConfig(**{**base, **kw}), **{"C": 4, "layers": 3, "seed": 3, **job})
 
 
-def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path):
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(n):
+    def hook(done, record):
+        if done == n:
+            raise Interrupt
+    return hook
+
+
+def _without_time(log):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]
+
+
+def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path, capsys):
     x_tr, y_tr = _toy(16, 8, 1)
     x_val, y_val = _toy(16, 8, 2)
     full = tmp_path / "full"
     g_full = search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), full, progress=False)
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_two(epoch, record):
-        if epoch == 1:
-            raise Interrupt
-
+    log_full = check_search_outputs(full, json.loads(g_full.to_json()), warmup_epochs=1)
+    assert Genotype.load(full / "genotype.json") == g_full
     part = tmp_path / "part"
-    with pytest.raises(Interrupt):
-        search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=stop_after_two)
+    with pytest.raises(Interrupt):  # killed after two of three epochs
+        search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=_stop_after(2))
     assert len(json.loads((part / "search_log.json").read_text())["epochs"]) == 2
     ran = []
     g_part = search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False,
-                        on_epoch_end=lambda e, r: ran.append(e))
-    assert ran == [2] and g_part == g_full
+                        on_epoch_end=lambda done, r: ran.append(done))
+    assert ran == [3] and g_part == g_full
+    log_part = check_search_outputs(part, json.loads(g_part.to_json()), warmup_epochs=1)
+    assert _without_time(log_part) == _without_time(log_full)
     s_full = torch.load(full / "search_state.pt", weights_only=True)
     s_part = torch.load(part / "search_state.pt", weights_only=True)
     for k, v in s_full["model"].items():
         assert torch.equal(v, s_part["model"][k]), k
-    log = json.loads((part / "search_log.json").read_text())["epochs"]
-    assert [r["epoch"] for r in log] == [0, 1, 2] and not log[0]["alpha_step"] and log[1]["alpha_step"]
-    assert Genotype.load(part / "genotype.json") == g_full
-    with pytest.raises(ConfigError, match="search_state.pt"):
+    # a finished search re-run derives the same cell without training
+    assert search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=_stop_after(1)) == g_full
+    with pytest.raises(ConfigError, match="search_state.pt: written with a different config"):
         search_cnn(x_tr, y_tr, x_val, y_val, _cfg(C=8), part, progress=False)
+    with pytest.raises(ConfigError, match="different config .epochs=3"):  # the lr schedule depends on it
+        search_cnn(x_tr, y_tr, x_val, y_val, _cfg(epochs=4), part, progress=False)
+    # a truncated checkpoint is reported and the search starts over, to the same result
+    (part / "search_state.pt").write_bytes((part / "search_state.pt").read_bytes()[:17])
+    assert search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False) == g_full
+    assert "unreadable checkpoint" in capsys.readouterr().err
+    torch.save({"epoch": 1, "model": {}}, part / "search_state.pt")  # readable, another format
+    with pytest.raises(ConfigError, match="not a search state of format"):
+        search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False)
+
+
+def test_zero_epochs_derives_the_untrained_supernet(tmp_path):
+    x, y = _toy(8, 8, 1)
+    g = search_cnn(x, y, x, y, _cfg(epochs=0, warmup_epochs=0), tmp_path, progress=False)
+    log = check_search_outputs(tmp_path, json.loads(g.to_json()), warmup_epochs=0)
+    assert log["epochs"] == [] and log["result_epoch"] == 0
 
 
 def test_warmup_freezes_alpha_and_emodarts_search_runs(tmp_path):

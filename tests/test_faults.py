@@ -148,7 +148,7 @@ def test_truncated_and_corrupt_files_are_rebuilt(setup, demo_root):
     record = sorted((rd.search_dir(group) / "selection").glob("*.npz"))[0]
     record.write_bytes(b"PK\x03\x04" + b"\x00" * 64)                  # a broken zip
     _truncate(rd.search_record(group))                               # search result cut short
-    _truncate(rd.search_dir(group) / "rnn" / "checkpoint.pt")       # and its search checkpoint
+    _truncate(rd.search_dir(group) / "rnn" / "search_state.pt")     # and its search checkpoint
     entry = next((tmp / "cache").rglob("*.npy"))
     _truncate(entry, 40)                                             # a feature-cache entry
     rd.results.unlink()

@@ -1,9 +1,9 @@
 import inspect
-import json
 
 import pytest
 import torch
 
+from conftest import check_search_outputs
 from emotionnas.errors import ConfigError
 from emotionnas.space.recipe import load_recipe, validate_recipe
 from emotionnas.config import RNNSearchConfig
@@ -66,34 +66,58 @@ def _data(n, seed, layers=3, T=12, D=6):
 CFG = dict(hidden=8, n_nodes=3, warmup_epochs=1, batch_size=16)
 
 
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(n):
+    def hook(done, record):
+        if done == n:
+            raise Interrupt
+    return hook
+
+
+def _without_time(log):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]
+
+
 def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
     tr, va = _data(48, 0), _data(16, 1)
     full = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "full", progress=False)
-    # "interrupted" after 2 epochs, then resumed (and extended) to 4
-    search_rnn(*tr, *va, RNNSearchConfig(epochs=2, **CFG), tmp_path / "part", progress=False)
-    resumed = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "part", progress=False)
-    assert resumed == full
     assert load_recipe(tmp_path / "full" / "recipe.json") == full
-    log_full = json.loads((tmp_path / "full" / "search_log.json").read_text())
-    log_part = json.loads((tmp_path / "part" / "search_log.json").read_text())
-    assert [e["epoch"] for e in log_part["epochs"]] == [1, 2, 3, 4]
-    for a, b in zip(log_full["epochs"], log_part["epochs"]):
-        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
-        torch.testing.assert_close(torch.tensor(a["arch_weights"]["alpha"]),
-                                   torch.tensor(b["arch_weights"]["alpha"]), atol=1e-6, rtol=0)
-        assert a["arch_weights"]["alpha"] != log_full["epochs"][0]["arch_weights"]["alpha"] or a["epoch"] <= 1
-    ck = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
-    assert ck["epoch"] == 4
-    with pytest.raises(ConfigError, match="different config"):
+    log_full = check_search_outputs(tmp_path / "full", full, warmup_epochs=1)
+    assert log_full["epochs"][-1]["arch"]["alpha"] != log_full["epochs"][0]["arch"]["alpha"]  # α moved
+    # killed after 3 of 4 epochs, then resumed
+    with pytest.raises(Interrupt):
+        search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "kill", progress=False,
+                   on_epoch_end=_stop_after(3))
+    ran = []
+    killed = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "kill", progress=False,
+                        on_epoch_end=lambda done, r: ran.append(done))
+    # run for 2 epochs, then extended to 4 (epochs is the one resume-free field: the lr is constant)
+    search_rnn(*tr, *va, RNNSearchConfig(epochs=2, **CFG), tmp_path / "part", progress=False)
+    extended = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "part", progress=False)
+    assert ran == [4] and killed == extended == full
+    for run in ("kill", "part"):
+        log = check_search_outputs(tmp_path / run, full, warmup_epochs=1)
+        assert _without_time(log) == _without_time(log_full), run
+    s_full = torch.load(tmp_path / "full" / "search_state.pt", weights_only=True)
+    s_kill = torch.load(tmp_path / "kill" / "search_state.pt", weights_only=True)
+    for k, v in s_full["model"].items():
+        assert torch.equal(v, s_kill["model"][k]), k
+    with pytest.raises(ConfigError, match="search_state.pt: written with a different config .hidden"):
         search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **{**CFG, "hidden": 4}), tmp_path / "full",
                    progress=False)
+    with pytest.raises(ConfigError, match="holds 4 epochs, more than the 2 asked for"):
+        search_rnn(*tr, *va, RNNSearchConfig(epochs=2, **CFG), tmp_path / "full", progress=False)
 
 
 def test_search_sees_only_the_tensors_it_is_given(tmp_path, monkeypatch):
     # the contract: tensors in, no speakers, no corpus, no paths other than out_dir
     params = list(inspect.signature(search_rnn).parameters)
-    assert params == ["x_tr", "len_tr", "y_tr", "x_val", "len_val", "y_val", "cfg", "out_dir", "seed", "progress"]
+    assert params == ["x_tr", "len_tr", "y_tr", "x_val", "len_val", "y_val", "cfg", "out_dir", "seed", "progress",
+                      "on_epoch_end"]
     monkeypatch.chdir(tmp_path)
     tr, va = _data(20, 0, layers=1), _data(12, 1, layers=1)
     tr = (tr[0][:, 0], tr[1], tr[2])  # (N, T, D) input is accepted too

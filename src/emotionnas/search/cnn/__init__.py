@@ -1,5 +1,6 @@
 """DARTS cell search over spectrograms (EmotionNAS Sec. 2.2) and emoDARTS.
 
-ops.py (OPS registry) -> cells.py -> supernet.py -> architect.py (bi-level step)
--> search.py (``search_cnn``, resumable) ; genotype.py holds the result as data.
+space/cnn_ops.py (OPS registry) -> space/cnn_cells.py -> supernet.py -> search.py
+(``search_cnn``: what the CNN search gives the shared loop of search/loop.py; α step in
+search/architect.py); space/genotype.py holds the result as data.
 """

@@ -112,3 +112,11 @@ class SuperNet(nn.Module):
         w = self.op_weights()
         return derive_genotype(w["normal"].numpy(), w["reduce"].numpy(), self.primitives,
                                self.nodes, max_skip)
+
+
+def beta_decay(model) -> torch.Tensor:
+    """β-DARTS regulariser (Ye et al. 2022): mean over edges (and cell types) of
+    logsumexp(α_edge). Its gradient is softmax(α): it pulls the dominant α down and keeps
+    parameter-free ops from running away."""
+    alphas = [model.alphas_normal, model.alphas_reduce]
+    return torch.cat([torch.logsumexp(a, dim=-1) for a in alphas]).mean()

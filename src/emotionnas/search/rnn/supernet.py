@@ -5,7 +5,7 @@ of the deep branch. Here the space is a fixed DAG of K nodes. The candidates a
 node may read are ``x`` (projected to H once for all frames), ``h_prev_k`` and
 every earlier node. Each node has three input *slots* (a, b, c), each a softmax
 mixture (beta) over its candidates, and a softmax mixture (alpha) over the 7
-recipe ops applied to the slots:
+recipe ops (space/recipe.py OPS) applied to the slots:
 
   linear(a, b) | blend(g=c, a, b) | prod(a, b) | sum(a, b) | tanh(a) | sigm(a) | leaky_relu(a)
 
@@ -27,10 +27,22 @@ from emotionnas.models.layer_mix import LayerMix
 from emotionnas.features.inputs import lengths_to_mask
 from emotionnas.models.pooling import AttentionPooling
 from emotionnas.features.inputs import pool_frames
-from emotionnas.space.recipe import prune_recipe, validate_recipe
+from emotionnas.space.recipe import OPS, prune_recipe, validate_recipe
 
-SEARCH_OPS = ("linear", "blend", "elementwise_prod", "elementwise_sum",
-              "activation_tanh", "activation_sigm", "activation_leaky_relu")
+# What each recipe op (space/recipe.py OPS, the one table of the space) computes on the slots
+# (a, b, c) of node i, as a mixture candidate; alpha's columns follow OPS.
+_MIXED = {
+    "linear": lambda cell, i, a, b, c: torch.addmm(cell.lin_b[i], torch.cat([a, b], 1), cell.lin_w[i]),
+    "blend": lambda cell, i, a, b, c: c * a + (1.0 - c) * b,
+    "elementwise_prod": lambda cell, i, a, b, c: a * b,
+    "elementwise_sum": lambda cell, i, a, b, c: a + b,
+    "activation_tanh": lambda cell, i, a, b, c: torch.tanh(a),
+    "activation_sigm": lambda cell, i, a, b, c: torch.sigmoid(a),
+    "activation_leaky_relu": lambda cell, i, a, b, c: F.leaky_relu(a, 0.01),
+}
+if set(_MIXED) != set(OPS):  # pragma: no cover - a new recipe op needs its mixed form here
+    raise ImportError(f"search/rnn/supernet.py: mixed ops {sorted(_MIXED)} differ from recipe OPS {sorted(OPS)}")
+_OP_FNS = tuple(_MIXED[op] for op in OPS)
 
 
 class SuperCell(nn.Module):
@@ -51,7 +63,7 @@ class SuperCell(nn.Module):
         J = len(self.base) + n_nodes - 1
         self.lin_w = nn.Parameter(torch.empty(n_nodes, 2 * hidden, hidden))
         self.lin_b = nn.Parameter(torch.zeros(n_nodes, hidden))
-        self.alpha = nn.Parameter(1e-3 * torch.randn(n_nodes, len(SEARCH_OPS)))
+        self.alpha = nn.Parameter(1e-3 * torch.randn(n_nodes, len(OPS)))
         self.beta = nn.Parameter(1e-3 * torch.randn(n_nodes, 3, J))
         self.gamma = nn.Parameter(1e-3 * torch.randn(n_states, n_nodes))
         valid = torch.zeros(n_nodes, 1, J, dtype=torch.bool)
@@ -87,15 +99,7 @@ class SuperCell(nn.Module):
             for i in range(self.n_nodes):
                 cand = torch.stack(states, 0)  # (J_i, B, H)
                 a, bb, c = torch.einsum("sj,jbh->sbh", beta[i, :, : len(states)], cand).unbind(0)
-                ops = torch.stack([
-                    torch.addmm(self.lin_b[i], torch.cat([a, bb], 1), self.lin_w[i]),
-                    c * a + (1.0 - c) * bb,
-                    a * bb,
-                    a + bb,
-                    torch.tanh(a),
-                    torch.sigmoid(a),
-                    F.leaky_relu(a, 0.01),
-                ], 0)
+                ops = torch.stack([fn(self, i, a, bb, c) for fn in _OP_FNS], 0)
                 states.append(torch.einsum("o,obh->bh", alpha[i], ops))
             nodes = torch.stack(states[len(self.base):], 0)  # (K, B, H)
             new = torch.einsum("sk,kbh->sbh", gamma, nodes).unbind(0)
@@ -121,7 +125,7 @@ class SuperCell(nn.Module):
         names = list(self.base) + [f"node_{i}" for i in range(self.n_nodes)]
         recipe: dict = {}
         for i in range(self.n_nodes):
-            op = SEARCH_OPS[int(w["alpha"][i].argmax())]
+            op = OPS[int(w["alpha"][i].argmax())]
             n_cand = len(self.base) + i
             order = [[int(j) for j in torch.argsort(w["beta"][i, s, :n_cand], descending=True)]
                      for s in range(3)]

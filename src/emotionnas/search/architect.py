@@ -1,17 +1,20 @@
-"""The bi-level DARTS update of the architecture parameters (Liu et al. 2019, Sec. 2.3).
+"""The bi-level DARTS update of the architecture parameters (Liu et al. 2019, Sec. 2.3),
+shared by both cell searches (search/loop.py calls it; the supernets only provide
+``arch_parameters()`` / ``weight_parameters()`` and ``forward(*inputs)``).
 
 α (and PC-DARTS β) are updated on a *validation* batch, the network weights on a
 *training* batch, alternately. First order: ∇_α L_val(w, α). Second order
 (``unrolled=True``): ∇_α L_val(w', α) with w' = w − ξ ∇_w L_train(w, α), whose
 Hessian-vector term is a finite difference (DARTS Eq. 7-8).
 
-Collapse guard (optional): β-DARTS "beta-decay" regularisation (Ye et al. 2022) adds
-``λ · mean_edges logsumexp(α_edge)`` to the α loss; its gradient is softmax(α), which
-pulls the dominant α down and keeps parameter-free ops from running away.
+Collapse guard (optional): a ``regulariser(model) -> scalar`` (the CNN search passes
+β-DARTS "beta-decay", Ye et al. 2022) is added to the α loss times ``reg_lambda``.
+The optimizer is DARTS's: Adam with β1 = 0.5.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,53 +36,55 @@ def only_grad_for(params, all_params):
             p.requires_grad_(True)
 
 
-def beta_decay(model) -> torch.Tensor:
-    """β-DARTS regulariser: mean over edges (and cell types) of logsumexp(α_edge)."""
-    alphas = [model.alphas_normal, model.alphas_reduce]
-    return torch.cat([torch.logsumexp(a, dim=-1) for a in alphas]).mean()
-
-
 class Architect:
-    def __init__(self, model, arch_lr: float, arch_weight_decay: float, unrolled: bool = False):
+    def __init__(self, model, arch_lr: float, arch_weight_decay: float, unrolled: bool = False,
+                 loss_weight: torch.Tensor | None = None,
+                 regulariser: Callable[[torch.nn.Module], torch.Tensor] | None = None):
         self.model = model
         self.unrolled = unrolled
-        # DARTS: Adam with β1 = 0.5 for α.
+        self.loss_weight = loss_weight
+        self.regulariser = regulariser
         self.optimizer = torch.optim.Adam(model.arch_parameters(), lr=arch_lr, betas=(0.5, 0.999),
                                           weight_decay=arch_weight_decay)
 
-    def _val_loss(self, x, y, reg_lambda: float, params=None):
-        logits = self.model(x) if params is None else functional_call(self.model, params, (x,))
-        loss = F.cross_entropy(logits, y)
-        if reg_lambda > 0:
-            loss = loss + reg_lambda * beta_decay(self.model)
+    def _loss(self, inputs: tuple, y, params=None):
+        logits = self.model(*inputs) if params is None else functional_call(self.model, params, inputs)
+        return F.cross_entropy(logits, y, weight=self.loss_weight)
+
+    def _val_loss(self, inputs, y, reg_lambda: float, params=None):
+        loss = self._loss(inputs, y, params)
+        if reg_lambda > 0 and self.regulariser is not None:
+            loss = loss + reg_lambda * self.regulariser(self.model)
         return loss
 
-    def step(self, x_val, y_val, x_tr=None, y_tr=None, w_lr: float = 0.0, w_weight_decay: float = 0.0,
-             reg_lambda: float = 0.0) -> float:
-        """One α update; returns the validation loss (without the regulariser)."""
+    def step(self, val: tuple, y_val, train: tuple | None = None, y_tr=None, w_lr: float = 0.0,
+             w_weight_decay: float = 0.0, reg_lambda: float = 0.0) -> float:
+        """One α update on the validation batch ``model(*val)``; ``train`` / ``y_tr`` (the
+        training batch) are read only when unrolled. Returns the validation loss (without the
+        regulariser)."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.unrolled:
-            loss = self._unrolled_grads(x_val, y_val, x_tr, y_tr, w_lr, w_weight_decay, reg_lambda)
+            loss = self._unrolled_grads(val, y_val, train, y_tr, w_lr, w_weight_decay, reg_lambda)
         else:
             with only_grad_for(self.model.arch_parameters(), self.model.parameters()):
-                loss_t = self._val_loss(x_val, y_val, reg_lambda)
+                loss_t = self._val_loss(val, y_val, reg_lambda)
                 loss_t.backward()
             loss = loss_t.item()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)  # no stale α gradient survives the step
         return loss
 
-    def _unrolled_grads(self, x_val, y_val, x_tr, y_tr, xi, wd, reg_lambda) -> float:
+    def _unrolled_grads(self, val, y_val, train, y_tr, xi, wd, reg_lambda) -> float:
         model = self.model
         arch = model.arch_parameters()
         arch_ids = {id(a) for a in arch}
         names = [n for n, p in model.named_parameters() if id(p) not in arch_ids]
         weights = [p for n, p in model.named_parameters() if id(p) not in arch_ids]
         # w' = w - ξ (∇w L_train + wd·w): one virtual SGD step (DARTS uses the real lr as ξ).
-        g_tr = torch.autograd.grad(F.cross_entropy(model(x_tr), y_tr), weights, allow_unused=True)
+        g_tr = torch.autograd.grad(self._loss(train, y_tr), weights, allow_unused=True)
         w_virtual = {n: (w - xi * ((g if g is not None else 0) + wd * w)).detach().requires_grad_(True)
                      for n, w, g in zip(names, weights, g_tr)}
-        loss = self._val_loss(x_val, y_val, reg_lambda, params=w_virtual)
+        loss = self._val_loss(val, y_val, reg_lambda, params=w_virtual)
         grads = torch.autograd.grad(loss, arch + list(w_virtual.values()), allow_unused=True)
         d_alpha = [g if g is not None else torch.zeros_like(a) for g, a in zip(grads[: len(arch)], arch)]
         d_w = [g if g is not None else torch.zeros_like(w) for g, w in zip(grads[len(arch):], weights)]
@@ -90,7 +95,7 @@ class Architect:
             with torch.no_grad():
                 for w, g in zip(weights, d_w):
                     w.add_(sign * r * g)
-            hvp.append(torch.autograd.grad(F.cross_entropy(model(x_tr), y_tr), arch, allow_unused=True))
+            hvp.append(torch.autograd.grad(self._loss(train, y_tr), arch, allow_unused=True))
         with torch.no_grad():
             for w, g in zip(weights, d_w):
                 w.add_(r * g)
