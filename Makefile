@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch from local disk first, pinned: never let an unpinned torch pull CUDA.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[whisper,tiny,dask,serve,onnx,test]"
+	$(BIN)/pip install -q -e ".[whisper,tiny,dask,serve,onnx,vad,test]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -23,7 +23,6 @@ import numpy as np
 from emotionnas.errors import EmotionNASError
 from emotionnas.space.families import FAMILIES, family
 
-AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
 
 
 def _corpus_options(items) -> dict:
@@ -162,41 +161,33 @@ def cmd_export(a) -> int:
     return 0
 
 
-def _audio_files(paths) -> list[Path]:
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS)
-        else:
-            files.append(p)
-    return files
-
-
 def cmd_predict(a) -> int:
-    from emotionnas.recognizer import Recognizer
-    rec = Recognizer.load(a.model, backend=a.backend)  # model.json validated as data: bad -> one line
-    files = _audio_files(a.inputs)
-    if a.plot and (len(files) != 1 or not a.windows):
-        raise EmotionNASError("--plot draws the timeline of one file: give one FILE and --windows")
-    bad = 0
-    for f in files:
+    from emotionnas.recognizer import load
+    from emotionnas.recognizer.outputs import Writer, expand_inputs
+    from emotionnas.recognizer.segments import predict_segments
+    rec = load(a.model, backend=a.backend)  # model.json validated as data: bad -> one line
+    items = expand_inputs(a.inputs)
+    mode = a.segments or ("fixed" if a.windows else None)
+    if a.plot and (len(items) != 1 or not mode):
+        raise EmotionNASError("--plot draws the timeline of one file: give one FILE and --segments or --windows")
+    out, bad = Writer(a.format, rec.labels, sys.stdout), 0
+    for uid, path in items:
         try:
-            if a.windows:
-                wave = rec.load_wave(f)
-                rows = rec.predict_windows(wave, a.windows, a.hop)
-                for row in rows:
-                    print(json.dumps({"file": str(f), **row}), flush=True)
+            if mode:
+                rows = predict_segments(rec, path, mode, a.windows or 3.0, a.hop, top_k=a.top_k)
+                for r in rows:
+                    out.row(uid, {k: v for k, v in r.items() if k not in ("start", "end")}, r["start"], r["end"])
                 if a.plot:
                     from emotionnas.reports.plots import plot_timeline
-                    print(f"timeline: {plot_timeline(rows, rec.labels, a.plot, title=Path(f).name)}", file=sys.stderr)
+                    print(f"timeline: {plot_timeline(rows, rec.labels, a.plot, title=path.name)}", file=sys.stderr)
                 continue
-            out = rec.predict(f)
+            res = rec.predict(path, top_k=a.top_k)
         except EmotionNASError as e:
             print(f"skipped: {e}", file=sys.stderr)
             bad += 1
             continue
-        print(json.dumps({"file": str(f), **out}), flush=True)
-    return 1 if bad and bad == len(files) else 0
+        out.row(uid, res)
+    return 1 if bad and bad == len(items) else 0
 
 
 def cmd_serve(a) -> int:
@@ -335,10 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)")
     sp.add_argument("--model", required=True)
     sp.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    sp.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
-    sp.add_argument("--windows", type=float, metavar="SECONDS", help="emotion over time: windows of this length")
+    sp.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, or list files (.txt/.scp: "
+                    "a path or `id path` per line)")
+    sp.add_argument("--segments", choices=["vad", "fixed"], help="long audio: one row per spoken stretch (vad, "
+                    "Silero VAD) or per window (fixed, see --windows/--hop)")
+    sp.add_argument("--windows", type=float, metavar="SECONDS", help="fixed windows of this length (default 3)")
     sp.add_argument("--hop", type=float, default=1.0, help="seconds between window starts (default 1.0)")
-    sp.add_argument("--plot", help="with --windows and one FILE: draw the timeline into this PNG")
+    sp.add_argument("--plot", help="with --segments/--windows and one FILE: draw the timeline into this PNG")
+    sp.add_argument("--format", choices=["jsonl", "csv", "hf"], default="jsonl",
+                    help="jsonl (default), csv (file,start,end,label,score,<classes>), hf ([{label, score}])")
+    sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores")
     sp.set_defaults(func=cmd_predict)
 
     from emotionnas.recognizer.serve import SERVE_LIMITS as L, ServeSettings

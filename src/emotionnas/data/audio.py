@@ -61,30 +61,40 @@ DEFAULT_LIMITS = AudioLimits()
 MAX_SECONDS = DEFAULT_LIMITS.max_seconds
 
 
-def _decode(blocks, sr: int, channels: int, name: str, limits: AudioLimits, target_sr: int) -> np.ndarray:
-    """(frames, channels) float32 blocks -> mono float32 at `target_sr`, validated and clipped."""
+def _mono_blocks(blocks, sr: int, channels: int, name: str, limits: AudioLimits, target_sr: int):
+    """(frames, channels) float32 blocks -> mono float32 blocks at `target_sr`, clipped to
+    [-1, 1], the limits counted as they come. Raises AudioError for NaN/inf, empty, too short."""
     stream = None
     if sr != target_sr:
         import soxr
         stream = soxr.ResampleStream(sr, target_sr, 1, dtype="float32", quality="HQ")
-    out, frames = [], 0
+    frames = 0
     for block in blocks:
         frames += len(block)
         limits.check_decoded(name, sr, channels, frames)
         mono = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float32)
         if not np.all(np.isfinite(mono)):
             raise AudioError(name, "audio contains NaN or infinite samples")
-        out.append(stream.resample_chunk(mono) if stream is not None else np.array(mono, np.float32))
+        out = stream.resample_chunk(mono) if stream is not None else mono
+        if len(out):
+            yield np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
     if stream is not None:
-        out.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        if len(tail):
+            yield np.clip(tail, -1.0, 1.0).astype(np.float32, copy=False)
     if frames == 0:
         raise AudioError(name, "empty audio (0 samples)")
-    wave = np.concatenate(out).astype(np.float32, copy=False)
     if frames < MIN_SECONDS * sr:
         raise AudioError(name, f"too short ({frames / sr:.3f} s < {MIN_SECONDS} s)")
+
+
+def _decode(blocks, sr: int, channels: int, name: str, limits: AudioLimits, target_sr: int) -> np.ndarray:
+    """(frames, channels) float32 blocks -> one mono float32 array at `target_sr`, validated."""
+    parts = list(_mono_blocks(blocks, sr, channels, name, limits, target_sr))
+    wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if not np.any(wave):
         raise AudioError(name, "silent audio (all samples are zero)")
-    return np.clip(wave, -1.0, 1.0)
+    return wave
 
 
 def _as_float_frames(wave: np.ndarray, name: str, max_channels: int) -> np.ndarray:
@@ -140,6 +150,18 @@ def load_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = Non
     NaN/inf, all-zero audio and anything over a limit. Clipped audio is accepted (it is still
     speech) but values are kept within [-1, 1].
     """
+    parts = list(stream_audio(path, target_sr, max_seconds, name, limits))
+    wave = np.concatenate(parts)
+    if not np.any(wave):
+        raise AudioError(name or (str(path) if isinstance(path, (str, Path)) else "upload"),
+                         "silent audio (all samples are zero)")
+    return wave
+
+
+def stream_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = None, name: str | None = None,
+                 limits: AudioLimits = DEFAULT_LIMITS):
+    """Like `load_audio`, as a generator of mono `target_sr` float32 blocks (~4 s each): an hour
+    of audio is read in bounded memory. The header is checked before the first block."""
     import soundfile as sf
 
     if max_seconds is not None:
@@ -165,7 +187,7 @@ def load_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = Non
             raise AudioError(name, "empty audio (0 samples)")
         try:
             blocks = f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            return _decode(blocks, f.samplerate, f.channels, name, limits, target_sr)
+            yield from _mono_blocks(blocks, f.samplerate, f.channels, name, limits, target_sr)
         except AudioError:
             raise
         except Exception as e:

@@ -189,12 +189,13 @@ def plot_timeline(windows: list[dict], labels, path, title: str | None = None) -
     fig = _new_figure(max(6.0, min(14.0, 2.0 + 0.25 * len(windows))), 4.0)
     ax = fig.add_axes([0.08, 0.30, 0.74, 0.60])
     strip = fig.add_axes([0.08, 0.12, 0.74, 0.08], sharex=ax)
-    for k, lab in enumerate(labels):
-        ax.plot(centres, [100 * w["probs"][lab] for w in windows], color=f"C{k % 10}", lw=1.6, label=lab,
-                marker="o" if len(windows) < 40 else None, ms=3)
+    for k, lab in enumerate(labels):  # windows without speech (probs None) leave gaps
+        ax.plot(centres, [100 * w["probs"][lab] if w.get("probs") else np.nan for w in windows], color=f"C{k % 10}",
+                lw=1.6, label=lab, marker="o" if len(windows) < 40 else None, ms=3)
     for i, w in enumerate(windows):
-        end = windows[i + 1]["start"] if i + 1 < len(windows) else w["end"]
-        strip.axvspan(w["start"], end, color=f"C{list(labels).index(w['label']) % 10}", lw=0)
+        end = windows[i + 1]["start"] if i + 1 < len(windows) and windows[i + 1]["start"] < w["end"] else w["end"]
+        colour = f"C{list(labels).index(w['label']) % 10}" if w.get("label") is not None else "0.85"
+        strip.axvspan(w["start"], end, color=colour, lw=0)
     ax.set_ylabel("probability (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
