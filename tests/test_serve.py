@@ -112,7 +112,7 @@ def server(rec):
     thread.join(5)
 
 
-def _browser():
+def _browser(extra_flags=()):
     webdriver = pytest.importorskip("selenium.webdriver")
     chromium, driver = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or \
         "/usr/bin/chromedriver"
@@ -122,7 +122,7 @@ def _browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", *extra_flags):
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(driver), options=opts)
 
@@ -173,3 +173,33 @@ def test_cli_emotion_over_time_and_timeline_plot(tiny_run, tmp_path, capsys):
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["start"] for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0, 4.5] and rows[-1]["end"] == 7.5
     assert png.stat().st_size > 5000
+
+
+def test_page_streams_the_microphone_live(server, rec, tmp_path):
+    """A fake microphone fed from real speech (EmoDB when present, else the demo corpus): the
+    page sends a chunk every second and draws each answer on the live timeline."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from conftest import EMODB
+    files = sorted((EMODB / "wav").glob("*.wav"))[:3]
+    if not files:
+        pytest.skip("no EmoDB for the fake microphone")
+    speech = np.concatenate([sf.read(str(f), dtype="float32")[0] for f in files])
+    mic = tmp_path / "mic.wav"
+    sf.write(str(mic), speech, 16000, subtype="PCM_16")
+    browser = _browser(("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                        f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"))
+    try:
+        browser.get(server + "/")
+        wait = WebDriverWait(browser, 60)
+        browser.find_element(By.ID, "record").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#live rect.live")) >= 3)
+        live = browser.find_elements(By.CSS_SELECTOR, "#live rect.live")
+        spoken = [r.get_attribute("data-label") for r in live if "speech" in r.get_attribute("class").split()]
+        assert spoken and all(lab in rec.labels for lab in spoken), [r.get_attribute("class") for r in live]
+        assert browser.find_element(By.ID, "livelabel").text.startswith("now: ")
+        browser.find_element(By.ID, "record").click()  # stop: the whole recording is sent once
+        wait.until(lambda b: b.find_element(By.ID, "label").text != "")
+        assert browser.find_element(By.ID, "record").text == "Record"
+    finally:
+        browser.quit()

@@ -21,7 +21,12 @@ function loadHealth() {
     if (r.status === 401) { $("auth").hidden = false; status("this service needs an API key", true); return; }
     const h = await r.json();
     labels = h.labels;
-    $("model").textContent = "Model: " + labels.length + " emotions (" + labels.join(", ") + ")";
+    const m = h.model || {};
+    let text = "Model: " + labels.length + " emotions (" + labels.join(", ") + ")";
+    if (m.corpus) text += "; trained on " + m.corpus + (m.synthetic ? " (SYNTHETIC demo data)" : "");
+    if (m.trained_speakers) text += ", " + m.trained_speakers + " speakers";
+    if (typeof m.expected_ua === "number") text += "; expected UA " + m.expected_ua.toFixed(1) + " % (cross-validated)";
+    $("model").textContent = text;
   }).catch(e => status("service unreachable: " + e, true));
 }
 loadHealth();
@@ -36,7 +41,7 @@ async function send(blob, name) {
   const form = new FormData();
   form.append("file", blob, name);
   try {
-    const r = await fetch("/predict", { method: "POST", body: form, headers: authHeaders() });
+    const r = await fetch("/predict?segments=vad", { method: "POST", body: form, headers: authHeaders() });
     const body = await r.json();
     if (!r.ok) { status(body.error || ("error " + r.status), true); return; }
     status("");
@@ -65,15 +70,16 @@ function show(res) {
     }
   }
   const tl = $("timeline");
-  tl.hidden = !(res.windows && res.windows.length);
+  const spans = (res.segments && res.segments.length) ? res.segments : (res.windows || []);
+  tl.hidden = !spans.length;
   if (tl.hidden) return;
   const svg = tl.querySelector("svg"), total = res.duration;
   svg.setAttribute("viewBox", "0 0 1000 70");
   svg.replaceChildren();
-  const n = res.windows.length;
-  res.windows.forEach((w, i) => {
-    // each window owns the span up to the next window's start (hop), the last one to its end
-    const end = i + 1 < n ? res.windows[i + 1].start : w.end;
+  const n = spans.length, segs = spans === res.segments;
+  spans.forEach((w, i) => {
+    // a window owns the span up to the next window's start (hop); a speech segment its own span
+    const end = !segs && i + 1 < n ? spans[i + 1].start : w.end;
     const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     rect.setAttribute("x", 1000 * w.start / total);
     rect.setAttribute("width", Math.max(1, 1000 * (end - w.start) / total));
@@ -105,7 +111,10 @@ drop.addEventListener("drop", (e) => {
 });
 $("file").addEventListener("change", (e) => { const f = e.target.files[0]; if (f) send(f, f.name); });
 
-// Recording: raw PCM from the microphone, encoded as a 16-bit WAV here (no codec on the server).
+// Live microphone: raw PCM from the microphone; every second the last WINDOW seconds are
+// encoded as a 16-bit WAV (no codec on the server) and sent; each answer becomes one second
+// of the live timeline. Stop sends the whole recording for one overall result.
+const WINDOW = 3, STEP = 1;
 let rec = null;
 $("record").addEventListener("click", async () => {
   if (rec) { rec.stop(); return; }
@@ -115,11 +124,26 @@ $("record").addEventListener("click", async () => {
     const src = ctx.createMediaStreamSource(stream);
     const node = ctx.createScriptProcessor(4096, 1, 1);
     const chunks = [];
-    node.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    let samples = 0, inFlight = false;
+    node.onaudioprocess = (e) => { const c = new Float32Array(e.inputBuffer.getChannelData(0)); chunks.push(c); samples += c.length; };
     src.connect(node); node.connect(ctx.destination);
     $("record").textContent = "Stop";
-    status("Recording …");
+    status("Listening live …");
+    startLive();
+    const timer = setInterval(async () => {
+      if (inFlight || samples < ctx.sampleRate * 0.5) return;
+      inFlight = true;
+      const now = samples / ctx.sampleRate;
+      const wav = encodeWav(lastSeconds(chunks, Math.round(WINDOW * ctx.sampleRate)), ctx.sampleRate);
+      try {
+        const r = await fetch("/predict", { method: "POST", body: formOf(wav, "live.wav"), headers: authHeaders() });
+        const body = await r.json();
+        if (r.ok) addLive(Math.max(0, now - STEP), now, body);
+      } catch (e) { status("request failed: " + e, true); }
+      inFlight = false;
+    }, STEP * 1000);
     rec = { stop: () => {
+      clearInterval(timer);
       node.disconnect(); src.disconnect(); stream.getTracks().forEach(t => t.stop());
       const wav = encodeWav(chunks, ctx.sampleRate); ctx.close();
       rec = null; $("record").textContent = "Record";
@@ -127,6 +151,43 @@ $("record").addEventListener("click", async () => {
     } };
   } catch (e) { status("no microphone: " + e, true); }
 });
+
+function formOf(blob, name) { const f = new FormData(); f.append("file", blob, name); return f; }
+
+function lastSeconds(chunks, n) {
+  const out = [];
+  let have = 0;
+  for (let i = chunks.length - 1; i >= 0 && have < n; i--) { out.unshift(chunks[i]); have += chunks[i].length; }
+  return out;
+}
+
+let live = [];
+function startLive() {
+  live = [];
+  $("live").hidden = false;
+  $("live").querySelector("svg").replaceChildren();
+  $("livelabel").textContent = "";
+}
+
+function addLive(start, end, res) {
+  live.push({ start, end, label: res.label, speech: res.speech });
+  $("livelabel").textContent = res.speech ? "now: " + res.label : "now: no speech";
+  const svg = $("live").querySelector("svg"), total = Math.max(10, end);
+  svg.setAttribute("viewBox", "0 0 1000 70");
+  svg.replaceChildren(...live.map(w => {
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    rect.setAttribute("x", 1000 * w.start / total);
+    rect.setAttribute("width", Math.max(1, 1000 * (w.end - w.start) / total));
+    rect.setAttribute("y", 10); rect.setAttribute("height", 40);
+    rect.setAttribute("fill", w.speech ? color(w.label) : "#ddd");
+    rect.setAttribute("class", w.speech ? "live speech" : "live nospeech");
+    rect.dataset.label = w.speech ? w.label : "";
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `${w.start.toFixed(0)}–${w.end.toFixed(0)} s: ${w.speech ? w.label : "no speech"}`;
+    rect.appendChild(title);
+    return rect;
+  }));
+}
 
 function encodeWav(chunks, rate) {
   const n = chunks.reduce((a, c) => a + c.length, 0);

@@ -4,7 +4,9 @@
                     probabilities as bars and, for audio longer than one window, a timeline
     GET  /health    {"status", "labels", "members", "window", "hop", "limits"}; answers at once
     POST /predict   multipart upload (field `file`) -> {"file", "label", "probs", "speech",
-                    "duration", "windows"}; no speech -> "label": null, "speech": false
+                    "duration", "windows"}; no speech -> "label": null, "speech": false;
+                    `?segments=vad` adds "segments": one row per spoken stretch (Silero VAD),
+                    the rows of `emotionnas predict --segments vad`
 
 Built to be attacked (docs/robustness.md, "Service"):
 - uploads: Content-Length required and bounded before the body is read, and counted while it
@@ -176,7 +178,7 @@ def _add_health(app, recognizer, s: ServeSettings) -> None:
     @app.get("/health")
     async def health():  # on the event loop: never waits for inference
         return {"status": "ok", "labels": recognizer.labels, "members": [m.name for m in recognizer.spec.members],
-                "window": s.window, "hop": s.hop, "busy": app.state.busy,
+                "model": recognizer.spec.card, "window": s.window, "hop": s.hop, "busy": app.state.busy,
                 "limits": {"max_bytes": s.limits.max_bytes, "max_seconds": s.limits.max_seconds,
                            "min_rate": s.limits.min_rate, "max_rate": s.limits.max_rate,
                            "max_channels": s.limits.max_channels}}
@@ -185,18 +187,23 @@ def _add_health(app, recognizer, s: ServeSettings) -> None:
 def _add_predict(app, recognizer, s: ServeSettings) -> None:
     from fastapi import File, UploadFile
 
-    def work(data: bytes, name: str, deadline: float) -> dict:  # in the worker thread
+    def work(data: bytes, name: str, deadline: float, segments: str) -> dict:  # in the worker thread
         wave = recognizer.load_wave(io.BytesIO(data), name=name)
         duration = len(wave) / 16000
         out = {"file": name, "duration": round(duration, 3), **recognizer._result(wave)}
         out["windows"] = recognizer.predict_windows(wave, s.window, s.hop, deadline) if duration > s.window else []
+        if segments == "vad":
+            from emotionnas.recognizer.segments import predict_segments
+            out["segments"] = predict_segments(recognizer, wave, "vad")
         return out
 
     def finished(_):
         app.state.busy -= 1
 
     @app.post("/predict")
-    async def predict(file: UploadFile = File(None)):
+    async def predict(file: UploadFile = File(None), segments: str = "none"):
+        if segments not in ("none", "vad"):
+            return _error(400, "segments: expected 'none' or 'vad'")
         if file is None:
             return _error(400, "no audio: send the file as multipart field 'file'")
         name = upload_name(file.filename)
@@ -209,7 +216,7 @@ def _add_predict(app, recognizer, s: ServeSettings) -> None:
             return _error(503, "busy: too many requests in progress, retry later", {"Retry-After": "2"})
         app.state.busy += 1
         future = asyncio.get_running_loop().run_in_executor(app.state.pool, work, data, name,
-                                                            time.monotonic() + s.timeout)
+                                                            time.monotonic() + s.timeout, segments)
         future.add_done_callback(finished)
         try:
             return await asyncio.wait_for(asyncio.shield(future), s.timeout + 1)

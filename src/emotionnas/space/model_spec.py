@@ -9,7 +9,7 @@ a one-line ConfigError naming the file and the field; nothing in it is ever exec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emotionnas.errors import ConfigError
 from emotionnas.space.families import family
@@ -109,6 +109,28 @@ def _check_spectrogram(spec_cfg: dict, w: str) -> dict:
     return dict(spec_cfg)
 
 
+def _card(src, w: str) -> dict:
+    """The model card fields a page or /health may show, validated as data (others dropped):
+    corpus, synthetic, expected_ua/expected_wa (the run's cross-validated scores), the number
+    of speakers trained on."""
+    if not isinstance(src, dict):
+        return {}
+    out = {}
+    if isinstance(src.get("corpus"), str):
+        out["corpus"] = check_label(src["corpus"], f"{w}: source.corpus")
+    if isinstance(src.get("synthetic"), bool):
+        out["synthetic"] = src["synthetic"]
+    for key, name in (("cv_ua", "expected_ua"), ("cv_wa", "expected_wa")):
+        if src.get(key) is not None:
+            out[name] = _num(src[key], f"{w}: source.{key}", 0.0, 100.0)
+    speakers = src.get("trained_speakers")
+    if speakers is not None:
+        if not isinstance(speakers, list) or len(speakers) > 100_000 or not all(isinstance(x, str) for x in speakers):
+            raise ConfigError(f"{w}: source.trained_speakers: expected a list of speaker ids")
+        out["trained_speakers"] = len(speakers)
+    return out
+
+
 @dataclass(frozen=True)
 class Member:
     """One network of the exported ensemble: its candidate, searched cells and input stats."""
@@ -135,6 +157,7 @@ class ModelSpec:
     deep_pool: int
     spectrogram: dict
     source: str = "model.json"
+    card: dict = field(default_factory=dict)  # what the model is (from model.json "source"), validated
 
     def to_dict(self) -> dict:
         return {"format_version": MODEL_FORMAT_VERSION, "label_names": list(self.label_names),
@@ -195,7 +218,8 @@ class ModelSpec:
             members.append(Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix))
         deep_pool = _int(meta, "deep_pool", 1, 64, w)
         spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
-        return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source)
+        return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source,
+                   _card(meta.get("source"), w))
 
 
 __all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]
