@@ -64,6 +64,8 @@ def test_every_family_builds_trains_saves_and_loads(name):
     net.eval()
     with torch.no_grad():
         before = net(*x)
+        emb = net.embed(*x)  # the vector the classifier reads (predict --embeddings)
+    assert emb.ndim == 2 and emb.shape[0] == 3 and torch.isfinite(emb).all()
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     again = build(c)

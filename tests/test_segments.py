@@ -108,3 +108,29 @@ def test_batch_api_and_list_inputs(tiny_run, demo_root, tmp_path):
     assert "error" in out[2] and "/nonexistent.wav" in out[2]["error"]
     probs, errors = rec.predict_proba_batch([wavs[0], "/nonexistent.wav"])
     assert np.isnan(probs[1]).all() and np.isclose(probs[0].sum(), 1, atol=1e-5) and len(errors) == 1
+
+
+@pytest.mark.slow
+def test_embeddings_are_what_the_members_classify(tiny_run, demo_root, tmp_path, capsys):
+    import torch
+
+    from emotionnas.cli import main
+    from emotionnas.recognizer import load
+    rec = load(tiny_run[1])
+    wavs = sorted((demo_root / "wav").glob("*.wav"))[:2]
+    out = tmp_path / "emb.npy"
+    assert main(["predict", "--model", str(tiny_run[1]), *map(str, wavs), "--embeddings", str(out)]) == 0
+    emb = np.load(out)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["rows"] == [str(w) for w in wavs] and len(meta["members"]) == len(rec.spec.members)
+    assert emb.shape[0] == 2 and not np.allclose(emb[0], emb[1])
+    np.testing.assert_array_equal(emb[0], rec.embeddings(rec.load_wave(wavs[0])))
+    net = rec.model.nets[0]  # the first member's head applied to its slice gives its logits
+    spec, deep = rec.features(rec.load_wave(wavs[0]))
+    from emotionnas.features.inputs import model_inputs
+    inputs = model_inputs(rec.model.specs[0], spec, deep)
+    head = getattr(net, "head", None) or net.classifier
+    with torch.no_grad():
+        vec = net.embed(*inputs)
+        np.testing.assert_allclose(head(vec).numpy(), net(*inputs).numpy(), atol=1e-6)
+    assert np.allclose(emb[0, :vec.shape[1]], vec.numpy()[0])

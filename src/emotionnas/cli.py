@@ -170,7 +170,7 @@ def cmd_predict(a) -> int:
     mode = a.segments or ("fixed" if a.windows else None)
     if a.plot and (len(items) != 1 or not mode):
         raise EmotionNASError("--plot draws the timeline of one file: give one FILE and --segments or --windows")
-    out, bad = Writer(a.format, rec.labels, sys.stdout), 0
+    out, bad, vectors = Writer(a.format, rec.labels, sys.stdout), 0, []
     for uid, path in items:
         try:
             if mode:
@@ -182,11 +182,16 @@ def cmd_predict(a) -> int:
                     print(f"timeline: {plot_timeline(rows, rec.labels, a.plot, title=path.name)}", file=sys.stderr)
                 continue
             res = rec.predict(path, top_k=a.top_k)
+            if a.embeddings:
+                vectors.append((uid, rec.embeddings(rec.load_wave(path))))
         except EmotionNASError as e:
             print(f"skipped: {e}", file=sys.stderr)
             bad += 1
             continue
         out.row(uid, res)
+    if a.embeddings:
+        from emotionnas.recognizer.outputs import save_embeddings
+        print(f"embeddings: {save_embeddings(a.embeddings, vectors, rec)}", file=sys.stderr)
     return 1 if bad and bad == len(items) else 0
 
 
@@ -336,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["jsonl", "csv", "hf"], default="jsonl",
                     help="jsonl (default), csv (file,start,end,label,score,<classes>), hf ([{label, score}])")
     sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores")
+    sp.add_argument("--embeddings", metavar="OUT.npy", help="also save the vectors the members classify (one row "
+                    "per file, members concatenated; OUT.json names the rows and members; torch backend)")
     sp.set_defaults(func=cmd_predict)
 
     from emotionnas.recognizer.serve import SERVE_LIMITS as L, ServeSettings

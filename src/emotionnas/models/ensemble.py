@@ -36,6 +36,15 @@ class Ensemble(nn.Module):
             raise RuntimeError(f"unexpected weights\n{extra[:3]}")
 
     @torch.no_grad()
+    def embeddings(self, spectrograms: np.ndarray | None, deep_arrays) -> list[np.ndarray]:
+        """Per member, the (N, d) vectors its classifier reads (`net.embed`)."""
+        out = []
+        for net, spec in zip(self.nets, self.specs):
+            net.eval()
+            out.append(net.embed(*model_inputs(spec, spectrograms, deep_arrays)).numpy())
+        return out
+
+    @torch.no_grad()
     def predict_proba(self, spectrograms: np.ndarray | None, deep_arrays) -> np.ndarray:
         """(N, n_classes) mean probabilities over members for N utterances' features."""
         probs = []

@@ -32,5 +32,7 @@ class TwoStreamModel(nn.Module):
         x1, x2 = (e_spec, e_deep) if self.dominant == "deep" else (e_deep, e_spec)
         return self.fusion(x1, x2)
 
+    embed = fuse  # the vector the head classifies, as every family's `embed`
+
     def forward(self, spec, deep, lengths):
         return self.head(self.fuse(spec, deep, lengths))

@@ -87,3 +87,19 @@ def to_csv_text(rows: list[dict], labels, file: str) -> str:
     for r in rows:
         w.row(file, r, r["start"], r["end"])
     return buf.getvalue()
+
+
+def save_embeddings(path, vectors: list[tuple[str, "object"]], rec) -> Path:
+    """(N, D) float32 at `path` (.npy) and, beside it, .json naming the rows and the members."""
+    import numpy as np
+
+    from emotionnas.utils.io import atomic_write_bytes, atomic_write_json
+    if not hasattr(rec, "embeddings"):
+        raise EmotionNASError("--embeddings needs the torch backend (the ONNX graphs output logits only)")
+    path = Path(path).with_suffix(".npy")
+    buf = io.BytesIO()
+    np.save(buf, np.stack([v for _, v in vectors]) if vectors else np.zeros((0, 0), np.float32))
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_json(path.with_suffix(".json"), {"rows": [uid for uid, _ in vectors],
+                                                  "members": [m.name for m in rec.spec.members]})
+    return path

@@ -102,6 +102,11 @@ class Recognizer(BaseRecognizer):
             return spec, None
         return spec, [deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())]
 
+    def embeddings(self, wave: np.ndarray) -> np.ndarray:
+        """The vectors the members classify, concatenated in member order: (sum of dims,)."""
+        spec, deep = self.features(wave)
+        return np.concatenate([e[0] for e in self.model.embeddings(spec, deep)]).astype(np.float32)
+
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
         """Mono 16 kHz float32 waveform -> class probabilities (n_classes,), mean over members."""
         spec, deep = self.features(wave)
