@@ -35,7 +35,7 @@ def test_cross_fitted_plan_never_searches_on_a_folds_test_speakers():
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, demo_root):
     """A 2-fold demo run with baselines, every task recorded (serial executor, in-process)."""
-    import emotionnas.training.crossval as cv
+    import emotionnas.training.run as cv  # the run (its stages) calls run_task
     tmp = tmp_path_factory.mktemp("run")
     cfg = demo_config(str(demo_root), str(tmp / "cache"))
     cfg.max_folds, cfg.baselines = 2, True

@@ -116,7 +116,8 @@ def cmd_search(a) -> int:
     from emotionnas.data.folds import make_folds
     from emotionnas.search.layers import select_layers
     from emotionnas.space.pipeline import layer_windows
-    from emotionnas.training.cell_search import SearchTask, run_search_task, speaker_indices
+    from emotionnas.training.cell_search import SearchSettings, SearchTask, run_search_task
+    from emotionnas.training.run_helpers import speaker_indices
     from emotionnas.training.tasks import DataRef
     from emotionnas.utils.io import atomic_write_json, atomic_write_text
     cfg = _load_run_config(a)
@@ -134,8 +135,9 @@ def cmd_search(a) -> int:
     if searched.needs == "recipe":
         idx = np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)])
         layers = tuple(layer_windows(select_layers(fs, idx, 1, cfg.seed)["scores"], [2], 1)[0])
-    task = SearchTask(data, fold.to_dict(), cfg.to_dict(), str(out),
-                      searched.search if searched.needs == "genotype" else None, searched.needs == "recipe", layers,
+    task = SearchTask(data=data, fold=fold, settings=SearchSettings.from_config(cfg), out_dir=str(out),
+                      cnn_kind=searched.search if searched.needs == "genotype" else None,
+                      rnn=searched.needs == "recipe", layers=layers,
                       threads=cfg.threads)  # measured: a second thread does not speed the CNN search up
     t0 = time.perf_counter()
     record = run_search_task(task)

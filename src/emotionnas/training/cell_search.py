@@ -12,40 +12,47 @@ exactly the same speakers.
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from emotionnas.config import CNNConfig, RNNConfig, RunConfig
 from emotionnas.data.folds import Fold
 from emotionnas.errors import ConfigError, LeakageError
 from emotionnas.features.inputs import deep_inputs, spectrogram_inputs, spectrogram_stats
 from emotionnas.rundir import RESTART_HINT
+from emotionnas.training.run_helpers import speaker_indices, stage_seed
+from emotionnas.training.tasks import DataRef
 from emotionnas.utils.io import atomic_write_json, read_json_or_none
 from emotionnas.utils.seed import seed_everything
 
 
-def stage_seed(seed: int, *parts) -> int:
-    """A task's seed from the run seed and the task's name parts (stable across processes)."""
-    return (seed * 1_000_003 + zlib.crc32("/".join(map(str, parts)).encode())) % (2**31)
-
-
-def speaker_indices(speakers: np.ndarray, names) -> np.ndarray:
-    return np.flatnonzero(np.isin(speakers, list(names)))
-
-
 @dataclass(frozen=True)
+class SearchSettings:
+    """What a group's cell searches read of the run's config (not the whole config)."""
+    seed: int
+    cnn: CNNConfig          # cells, channels and the DARTS / emoDARTS search settings
+    rnn: RNNConfig          # the recipe search settings, or a user-supplied recipe
+    frame_pool: int         # deep frames pooled for the recipe search (the space's first frame_pool)
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> "SearchSettings":
+        return cls(seed=cfg.seed, cnn=cfg.cnn, rnn=cfg.rnn, frame_pool=cfg.space.frame_pool[0])
+
+
+@dataclass(frozen=True, kw_only=True)
 class SearchTask:
     """Cell searches of one group: picklable, run by `run_search_task` in any process."""
-    data: object            # training.tasks.DataRef
-    fold: dict              # the group's search fold (train / val / excluded speakers)
-    cfg: dict               # RunConfig.to_dict()
+    data: DataRef
+    fold: Fold                          # the group's search fold (train / val / excluded speakers)
+    settings: SearchSettings
     out_dir: str
-    cnn_kind: str | None    # "darts" | "emodarts" | None
+    cnn_kind: Literal["darts", "emodarts"] | None
     rnn: bool
-    layers: tuple
+    layers: tuple[int, ...]
     threads: int = 1        # torch threads: 1 beside other workers; a lone search may use every core
 
 
@@ -66,14 +73,13 @@ def run_search_task(task: SearchTask) -> dict:
 
 
 def _search(task: SearchTask) -> dict:
-    from emotionnas.config import RunConfig
     from emotionnas.search.cnn.search import SearchJob, search_cnn
     from emotionnas.search.rnn.search import search_rnn
     from emotionnas.space.recipe import load_recipe
 
-    cfg = RunConfig.from_dict(task.cfg)
+    cfg = task.settings
     fs = task.data.load()
-    fold = Fold.from_dict(task.fold)
+    fold = task.fold
     out_dir = Path(task.out_dir)
     speakers = search_speakers(fs.speakers, fold)
     if set(speakers["train"] + speakers["val"]) & set(fold.test):
@@ -95,7 +101,7 @@ def _search(task: SearchTask) -> dict:
     elif task.rnn:
         seed = stage_seed(cfg.seed, "search-rnn", fold.name)
         seed_everything(seed)
-        pool = cfg.space.frame_pool[0]
+        pool = cfg.frame_pool
         x_tr, l_tr = deep_inputs([fs.deep[i] for i in tr], list(task.layers), pool)
         x_va, l_va = deep_inputs([fs.deep[i] for i in va], list(task.layers), pool)
         recipe = search_rnn(x_tr, l_tr, torch.as_tensor(fs.labels[tr]), x_va, l_va, torch.as_tensor(fs.labels[va]),

@@ -1,360 +1,38 @@
 """`run_crossval`: corpus -> honestly selected models -> per-fold test scores.
 
-Read top to bottom:
-  1. bind the run folder to the config and the corpus fingerprint (resume or refuse)
-  2. features from the cache (extracted once, in this process)
-  3. speaker-independent folds; folds are dealt into selection groups, and group g's
-     search speakers are those of no fold of the group (its test speakers never reach it)
-  4. per group: encoder-layer probe, cell searches (DARTS, recipe), a candidate pool
-     (the baselines + a seeded sample of the space), inner cross-validation with
-     successive halving, an ensemble of the top k           -> training/selection.py
-  5. per fold: the group's ensemble (and, with `baselines`, each baseline) refit on all
+Read top to bottom (the stages are methods of `Run`, training/run.py):
+  1. start: bind the run folder to the config and the corpus fingerprint (resume or refuse);
+     features from the cache (extracted once, in this process); speaker-independent folds
+  2. groups: folds are dealt into selection groups, and group g's search speakers are those of
+     no fold of the group (its test speakers never reach it); per group an encoder-layer probe
+     and a candidate pool (the baselines + a seeded sample of the space)
+  3. searches: the groups' cell searches (DARTS, recipe)
+  4. selection: inner cross-validation with successive halving, an ensemble of the top k
+                                                             -> training/selection.py
+  5. refit: per fold, the group's ensemble (and, with `baselines`, each baseline) refit on all
      the fold's training speakers for its chosen epochs; one evaluation on the test speakers
-  6. results.json (the report is written from the run folder by reports/report.py)
+  6. summary: results.json (the report is written from the run folder by reports/report.py)
 Independent work runs as tasks on an executor (training/executor.py); each task's result is
 written atomically as it arrives, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
-import io
-import time
-from concurrent.futures import as_completed
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
 import torch
 
 from emotionnas.config import RunConfig
-from emotionnas.data.folds import Fold, make_folds, save_folds, search_fold_for_group
-from emotionnas.errors import ConfigError
-from emotionnas.metrics import scores
-from emotionnas.models.build import Dims, needs_genotype, needs_recipe
-from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers, corpus_fingerprint
-from emotionnas.space.families import family
-from emotionnas.space.pipeline import Candidate, baselines, check_space, enumerate_space, layer_windows
-from emotionnas.training import selection as sel
-from emotionnas.training.cell_search import (SearchTask, cached_search, layer_probe, run_search_task,
-                                             search_speakers, speaker_indices, stage_seed)
-from emotionnas.training.executor import make_executor
-from emotionnas.training.summary import summarize
-from emotionnas.training.tasks import DataRef, TrainTask, run_task
-from emotionnas.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
-from emotionnas.utils.io import load_checkpoint, read_json_or_none
-from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
+from emotionnas.training.run import Group, Run
+from emotionnas.training.run_helpers import fingerprint_of, plan_searches
 
-
-def fingerprint_of(fs, folds, cfg: RunConfig) -> dict:
-    """Utterance ids (relative to the corpus root) with content hashes, speakers, labels,
-    protocol and folds."""
-    root = Path(cfg.root).resolve()
-
-    def uid(path: str) -> str:
-        p = Path(path).resolve()
-        return str(p.relative_to(root)) if p.is_relative_to(root) else p.name
-
-    rows = [(uid(u.path), h, u.speaker, u.label) for u, h in zip(fs.table.utterances, fs.content_hashes)]
-    return corpus_fingerprint(rows, fs.label_names, folds, cfg.protocol, cfg.corpus, cfg.corpus_options)
-
-
-def plan_searches(folds: list[Fold], cfg: RunConfig, all_speakers) -> list[tuple[Fold, list[int]]]:
-    """[(search fold, indices of the CV folds that use its selection)].
-
-    Folds are dealt round-robin into G groups; group g's search fold excludes the test
-    speakers of all its folds. G = number of folds (search_groups 0 or search_per_fold)
-    is one selection per fold."""
-    G = len(folds) if (cfg.search_per_fold or cfg.search_groups == 0) else min(cfg.search_groups, len(folds))
-    if G < 2 and len(folds) > 1:
-        raise ConfigError(f"search_groups={cfg.search_groups}: needs at least 2 groups (one selection may not "
-                          "see every fold's test speakers), or 0 for one per fold")
-    if G == len(folds):
-        return [(Fold(f"search-{f.name}", f.train, f.val, f.test), [i]) for i, f in enumerate(folds)]
-    plans = []
-    for g in range(G):
-        members = list(range(g, len(folds), G))
-        excluded = sorted({s for i in members for s in folds[i].test})
-        sf = search_fold_for_group(all_speakers, excluded, n_val=cfg.n_val, seed=cfg.seed)
-        plans.append((Fold(f"group{g}", sf.train, sf.val, sf.test), members))
-    return plans
-
-
-@dataclass
-class Group:
-    fold: Fold                        # search fold: train/val speakers searched on, test = excluded
-    members: list[int]                # outer folds that use this group's selection
-    idx: np.ndarray                   # utterances of the search speakers
-    inner: list[np.ndarray] = field(default_factory=list)  # positions into idx, one array per inner fold
-    probe: dict = field(default_factory=dict)
-    arch: dict = field(default_factory=dict)
-    pool: dict = field(default_factory=dict)        # key -> Candidate
-    baselines: dict = field(default_factory=dict)   # name -> Candidate
-    records: dict = field(default_factory=dict)     # (key, k) -> val probs (E, n, C)
-    summary: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.fold.name
-
-
-class Run:
-    """One cross-validated run in progress (state shared by the stages below)."""
-
-    def __init__(self, cfg: RunConfig, run: RunDir, progress: bool, log):
-        self.cfg, self.dir, self.progress, self.log = cfg, run, progress, log
-
-    # ------------------------------------------------------------ tasks
-    def map(self, jobs, desc: str):
-        """Run (key, fn, arg) jobs on the executor; yield (key, result) as they finish."""
-        if not jobs:
-            return
-        from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc=desc, disable=not self.progress, unit="task")
-        futures = {self.executor.submit(fn, arg): key for key, fn, arg in jobs}
-        for f in as_completed(futures):
-            bar.update(1)
-            yield futures[f], f.result()
-        bar.close()
-
-    def task(self, kind, cand: Candidate, group: Group, train, predict, seed, epochs=None) -> TrainTask:
-        return TrainTask(kind, self.data, cand.to_dict(), tuple(int(i) for i in train), tuple(int(i) for i in predict),
-                         seed, self.cfg.train.to_dict(), self.dims, group.arch.get("genotype"),
-                         group.arch.get("recipe"), epochs)
-
-    # ------------------------------------------------------------ stage A: probe, pool, cell searches
-    def prepare_group(self, search_fold: Fold, members: list[int]) -> Group:
-        fs, cfg = self.fs, self.cfg
-        idx = np.concatenate([speaker_indices(fs.speakers, search_fold.train),
-                              speaker_indices(fs.speakers, search_fold.val)])
-        idx.sort()
-        g = Group(search_fold, members, idx)
-        g.inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds,
-                                  stage_seed(cfg.seed, "inner", search_fold.name), fs.labels[idx])
-        g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
-        windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
-        g.baselines = baselines(windows[0])
-        space = enumerate_space(cfg.space, windows)
-        fixed = {c.key for c in g.baselines.values()}
-        rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
-        rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
-        n_sample = max(0, cfg.selection.budget - len(g.baselines))
-        g.pool = {c.key: c for c in list(g.baselines.values()) + rest[:n_sample]}
-        return g
-
-    def search_task(self, g: Group) -> SearchTask | None:
-        kinds = {family(c.spectrogram).search for c in g.pool.values() if needs_genotype(c)}
-        rnn = any(needs_recipe(c) for c in g.pool.values())
-        if len(kinds) > 1:
-            raise ConfigError("space.spectrogram: choose 'darts' or 'emodarts', not both (one cell search per group)")
-        if not kinds and not rnn:
-            return None
-        layers = tuple(layer_windows(g.probe["scores"], [2], 1)[0])
-        return SearchTask(self.data, g.fold.to_dict(), self.cfg.to_dict(), str(self.dir.search_dir(g.name)),
-                          next(iter(kinds), None), rnn, layers)
-
-    def run_searches(self, groups: list[Group]) -> None:
-        jobs = []
-        for g in groups:
-            task = self.search_task(g)
-            if task is None:
-                continue
-            record = cached_search(self.dir.search_record(g.name), search_speakers(self.fs.speakers, g.fold), self.log)
-            if record is None:
-                jobs.append((g.name, run_search_task, task))
-            else:
-                g.arch = record
-        by_name = {g.name: g for g in groups}
-        for name, record in self.map(jobs, "cell searches"):
-            atomic_write_json(self.dir.search_record(name), record)
-            by_name[name].arch = record
-        for g in groups:
-            for i in g.members:
-                if g.arch:
-                    check_search_speakers(g.arch, self.folds[i], g.name)
-
-    # ------------------------------------------------------------ stages B, C: inner cross-validation
-    def _load_record(self, g: Group, key: str, k: int):
-        path = self.dir.selection_record(g.name, key, k)
-        if not path.exists():
-            return None
-        try:
-            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
-                probs, val = z["val_probs"], z["val_idx"]
-        except Exception:  # noqa: BLE001 - truncated or corrupt: recompute
-            self.log(f"warning: {path}: unreadable record; recomputing it")
-            return None
-        if not np.array_equal(val, g.idx[g.inner[k]]):
-            raise ConfigError(f"{path}: made for other validation utterances (stale); {RESTART_HINT}")
-        return probs
-
-    def evaluate(self, groups: list[Group], wanted) -> None:
-        """Make sure records exist for every (group, key, inner fold) in `wanted`."""
-        jobs = []
-        for g, key, k in wanted:
-            if (key, k) in g.records:
-                continue
-            probs = self._load_record(g, key, k)
-            if probs is not None:
-                g.records[key, k] = probs
-                continue
-            val = g.idx[g.inner[k]]
-            train = np.setdiff1d(g.idx, val)
-            seed = stage_seed(self.cfg.seed, "inner", g.name, key, k)
-            jobs.append(((g.name, key, k), run_task, self.task("evaluate", g.pool[key], g, train, val, seed)))
-        by_name = {g.name: g for g in groups}
-        for (name, key, k), res in self.map(jobs, "inner cross-validation"):
-            g = by_name[name]
-            buf = io.BytesIO()
-            np.savez(buf, val_probs=res["val_probs"], val_idx=g.idx[g.inner[k]],
-                     seconds=np.array(res["seconds"]))
-            atomic_write_bytes(self.dir.selection_record(name, key, k), buf.getvalue())
-            g.records[key, k] = res["val_probs"]
-
-    def curves(self, g: Group, key: str, folds) -> tuple[int, float]:
-        labels = self.fs.labels
-        probs = [g.records[key, k] for k in folds]
-        ys = [labels[g.idx[g.inner[k]]] for k in folds]
-        return sel.choose_epoch(probs, ys, self.fs.n_classes, self.cfg.selection.smooth_epochs)
-
-    def select(self, groups: list[Group]) -> None:
-        cfg = self.cfg.selection
-        first = {g.name: list(range(min(cfg.first_rung_folds, len(g.inner)))) for g in groups}
-        self.evaluate(groups, [(g, key, k) for g in groups for key in g.pool for k in first[g.name]])
-        full = {}
-        for g in groups:
-            rung0 = {key: self.curves(g, key, first[g.name])[1] for key in g.pool}
-            keep = sel.survivors(rung0, cfg.eta)
-            extra = [c.key for c in g.baselines.values()] if self.cfg.baselines else []
-            full[g.name] = (rung0, keep, list(dict.fromkeys(keep + extra)))
-        self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
-        for g in groups:
-            g.summary = self.summarise_group(g, *full[g.name])
-            atomic_write_json(self.dir.selection_summary(g.name), g.summary)
-
-    def summarise_group(self, g: Group, rung0: dict, keep: list, fully: list) -> dict:
-        fs, n = self.fs, len(g.idx)
-        labels, speakers = fs.labels[g.idx], fs.speakers[g.idx]
-        rows, oof = {}, {}
-        every = list(range(len(g.inner)))
-        for key, cand in g.pool.items():
-            row = {"key": key, "name": cand.name, "candidate": cand.to_dict(), "rung0_ua": round(rung0[key], 3),
-                   "survived": key in keep,
-                   "baseline": next((b for b, c in g.baselines.items() if c.key == key), None)}
-            if key in fully:
-                epoch, smoothed = self.curves(g, key, every)
-                probs = sel.oof_probs([g.records[key, k] for k in every], g.inner, n, epoch)
-                oof[key] = probs
-                spk = sel.speaker_scores(probs, labels, speakers, fs.n_classes)
-                fold_uas = [scores(labels[p], probs[p].argmax(1), fs.n_classes)["ua"] for p in g.inner]
-                row.update({"epoch": epoch, "inner_ua": round(scores(labels, probs.argmax(1), fs.n_classes)["ua"], 3),
-                            "smoothed_curve_ua": round(smoothed, 3), "inner_fold_uas": [round(u, 2) for u in fold_uas],
-                            "speaker_ua_std": round(float(np.std(list(spk.values()))), 3),
-                            "inner_fold_se": round(float(np.std(fold_uas) / np.sqrt(len(fold_uas))), 3)})
-            rows[key] = row
-        ranking = sorted(keep, key=lambda k: (-rows[k]["inner_ua"], k))
-        k_best, ens_uas = sel.choose_ensemble([oof[k] for k in ranking], labels, fs.n_classes,
-                                              self.cfg.selection.max_ensemble)
-        return {"group": g.name, "speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
-                "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner],
-                "layer_probe": g.probe, "candidates": list(rows.values()), "ranking": ranking,
-                "ensemble_uas": [round(u, 3) for u in ens_uas], "ensemble_k": k_best,
-                "members": [{"key": k, "name": rows[k]["name"], "epoch": rows[k]["epoch"]} for k in ranking[:k_best]],
-                "baselines": {b: {"key": c.key, "epoch": rows[c.key].get("epoch")} for b, c in g.baselines.items()
-                              if c.key in rows}}
-
-    # ------------------------------------------------------------ stage D: refit and test
-    def refit(self, groups: list[Group]) -> dict:
-        jobs, done = [], {}
-        for g in groups:
-            wanted = {m["key"]: (m["epoch"], True) for m in g.summary["members"]}
-            if self.cfg.baselines:
-                for b in g.summary["baselines"].values():
-                    wanted.setdefault(b["key"], (b["epoch"], False))
-            for i in g.members:
-                fold = self.folds[i]
-                train = np.concatenate([speaker_indices(self.fs.speakers, fold.train),
-                                        speaker_indices(self.fs.speakers, fold.val)])
-                train.sort()
-                test = speaker_indices(self.fs.speakers, fold.test)
-                for key, (epoch, keep_weights) in wanted.items():
-                    seed = stage_seed(self.cfg.seed, "refit", fold.name, key)
-                    identity = {"fold": fold.to_dict(), "key": key, "epoch": epoch, "seed": seed}
-                    path = self.dir.refit_json(i, key)
-                    rec = read_json_or_none(path, self.log)
-                    if rec is not None and rec.get("identity") != identity:
-                        raise ConfigError(f"{path}: computed for another fold, epoch or seed (stale); {RESTART_HINT}")
-                    if rec is not None and (not keep_weights or
-                                            load_checkpoint(self.dir.refit_weights(i, key), self.log) is not None):
-                        done[i, key] = rec
-                        continue
-                    task = self.task("refit", g.pool[key], g, train, test, seed, epoch)
-                    jobs.append(((i, key, keep_weights, identity), run_task, task))
-        for (i, key, keep_weights, identity), res in self.map(jobs, "refit and test"):
-            if keep_weights:
-                atomic_torch_save(self.dir.refit_weights(i, key), res["state"])
-            rec = {"identity": identity, "test_probs": np.round(res["test_probs"], 6).tolist(),
-                   "seconds": res["seconds"], "spec_stats": res["spec_stats"], "n_params": res["n_params"]}
-            atomic_write_json(self.dir.refit_json(i, key), rec)  # last: its presence means complete
-            done[i, key] = rec
-        return done
+__all__ = ["Group", "Run", "fingerprint_of", "plan_searches", "run_crossval"]
 
 
 def run_crossval(cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> dict:
     """The whole cross-validated run into `out_dir`; resumes a killed run of the same config
     and corpus. `restart`: delete the previous run in `out_dir` first."""
     with torch.jit.optimized_execution(False):  # bit-identical recipe cells, resumed or not
-        return _run_crossval(cfg, RunDir(out_dir), progress, log, restart)
-
-
-def _run_crossval(cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: bool) -> dict:
-    t_start = time.perf_counter()
-    if restart:
-        rundir.clear()
-    check_space(cfg.space)  # family names, before any work
-    rundir.claim(cfg)
-    torch.set_num_threads(cfg.threads)
-    data = DataRef.from_config(cfg)
-    fs = data.load(progress, fresh=True)  # serial tasks reuse it
-    folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
-    if cfg.max_folds:
-        folds = folds[: cfg.max_folds]
-    rundir.check_fingerprint(fingerprint_of(fs, folds, cfg))  # before anything is reused or overwritten
-    atomic_write_json(rundir.environment, environment(cfg.seed))
-    if fs.table.errors:
-        atomic_write_text(rundir.skipped, "\n".join(fs.table.errors) + "\n")
-        log(f"skipped {len(fs.table.errors)} bad file(s), listed in {rundir.skipped}")
-    save_folds(folds, rundir.folds)
-
-    r = Run(cfg, rundir, progress, log)
-    r.fs, r.folds = fs, folds
-    r.data = data
-    r.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers)
-    timing = {}
-    r.executor = make_executor(cfg.executor, cfg.workers)
-    try:
-        t0 = time.perf_counter()
-        groups = [r.prepare_group(sf, members) for sf, members in plan_searches(folds, cfg, sorted(set(fs.speakers)))]
-        for g in groups:
-            log(f"{g.name}: {len(set(fs.speakers[g.idx]))} search speakers ({len(g.idx)} utterances), "
-                f"held out {list(g.fold.test)}; {len(g.pool)} candidates")
-        r.run_searches(groups)
-        timing["search_seconds"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        r.select(groups)
-        timing["selection_seconds"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        refits = r.refit(groups)
-        timing["refit_seconds"] = time.perf_counter() - t0
-    finally:
-        r.executor.shutdown()
-    results = summarize(cfg, fs, folds, groups, refits, rundir)
-    timing["total_seconds"] = time.perf_counter() - t_start
-    timing["peak_rss_mb"] = peak_rss_mb()
-    timing["cpu_seconds"] = cpu_seconds()
-    # Timing lives in its own file: results.json must be identical after an interrupted, resumed run.
-    atomic_write_json(rundir.timing, {**timing, "workers": cfg.workers, "executor": cfg.executor})
-    atomic_write_json(rundir.results, results)
-    line = f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f}  macro-F1 {results['macro_f1']:.1f}"
-    for name, b in results.get("baselines", {}).items():
-        line += f" | {name} {b['ua']:.1f}"
-    log(f"{line}  ({len(folds)} folds) -> {rundir.results}")
-    return results
+        with Run.start(cfg, out_dir, progress=progress, log=log, restart=restart) as run:
+            groups = run.groups()
+            run.searches(groups)
+            run.selection(groups)
+            refits = run.refit(groups)
+        return run.summary(groups, refits)

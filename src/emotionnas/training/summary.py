@@ -10,7 +10,7 @@ import numpy as np
 
 from emotionnas.metrics import mean_std, scores
 from emotionnas.rundir import FORMAT_VERSION
-from emotionnas.training.cell_search import speaker_indices
+from emotionnas.training.run_helpers import speaker_indices
 from emotionnas.training.tasks import DataRef
 
 METRICS = ("ua", "wa", "macro_f1")

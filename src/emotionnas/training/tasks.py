@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import torch
 
-from emotionnas.config import TrainConfig
+from emotionnas.config import FeatureConfig, TrainConfig
 from emotionnas.features.inputs import InputSpec, deep_inputs, spectrogram_inputs, spectrogram_stats
 from emotionnas.models.build import Dims, build_model, input_spec
 from emotionnas.space.pipeline import Candidate
@@ -25,26 +26,26 @@ from emotionnas.utils.seed import seed_everything
 
 @dataclass(frozen=True)
 class DataRef:
-    """Where a task's features come from (they must already be in the cache)."""
+    """Where a task's features come from (they must already be in the cache): the corpus and
+    the run's feature settings (a copy of its `FeatureConfig`, declared once in config.py).
+    Hashable (the key of the per-process memo) and picklable (sent to worker processes)."""
     corpus: str
     root: str
-    options: tuple = ()
-    cache_dir: str = "cache"
-    encoder: str = "whisper-base"
-    deep_pool: int = 2
-    spectrogram_size: int = 70
-    spectrogram_mel: int | None = None
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    options: tuple = ()     # the corpus options, as sorted (name, value) pairs
+
+    def __hash__(self) -> int:  # FeatureConfig is a mutable config section: hash its values
+        return hash((self.corpus, self.root, astuple(self.features), self.options))
 
     @classmethod
     def from_config(cls, cfg) -> "DataRef":
-        f = cfg.features
-        return cls(cfg.corpus, str(cfg.root), tuple(sorted(cfg.corpus_options.items())), f.cache_dir, f.encoder,
-                   f.deep_pool, f.spectrogram_size, f.spectrogram_mel)
+        return cls(corpus=cfg.corpus, root=str(cfg.root), features=replace(cfg.features),
+                   options=tuple(sorted(cfg.corpus_options.items())))
 
     def spectrogram_config(self):
         from emotionnas.features.spectrogram import SpectrogramConfig
-        size = self.spectrogram_size
-        return SpectrogramConfig(out_freq=size, out_time=size, mel_bins=self.spectrogram_mel)
+        size = self.features.spectrogram_size
+        return SpectrogramConfig(out_freq=size, out_time=size, mel_bins=self.features.spectrogram_mel)
 
     def load(self, progress: bool = False, fresh: bool = False):
         """The FeatureSet, extracted into the cache if needed; loaded once per process, so the
@@ -56,8 +57,9 @@ class DataRef:
             for key in [k for k in _DEEP if k[0] == self]:
                 del _DEEP[key]
         if self not in _FEATURES:
-            _FEATURES[self] = load_features(self.corpus, self.root, self.cache_dir, encoder=self.encoder,
-                                            deep_pool=self.deep_pool, progress=progress,
+            f = self.features
+            _FEATURES[self] = load_features(self.corpus, self.root, f.cache_dir, encoder=f.encoder,
+                                            deep_pool=f.deep_pool, progress=progress,
                                             spec_cfg=self.spectrogram_config(), **dict(self.options))
         return _FEATURES[self]
 
@@ -89,22 +91,22 @@ def split_inputs(data: DataRef, fs, spec: InputSpec, idx) -> tuple:
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainTask:
     """Train `candidate` on utterances `train`; `kind` "evaluate": record the probabilities of
     `predict` after every epoch (inner cross-validation); "refit": stop after `epochs` and
     return the probabilities of `predict` (the test speakers) and the weights."""
-    kind: str
+    kind: Literal["evaluate", "refit"]
     data: DataRef
-    candidate: dict
-    train: tuple
-    predict: tuple
+    candidate: Candidate
+    train: tuple[int, ...]              # utterance indices into the FeatureSet
+    predict: tuple[int, ...]
     seed: int
-    train_cfg: dict
+    train_cfg: TrainConfig
     dims: Dims
-    genotype: dict | None = None
-    recipe: dict | None = None
-    epochs: int | None = None
+    genotype: dict | None = None        # the group's searched CNN cells (a search record's JSON)
+    recipe: dict | None = None          # the group's searched recurrent cell
+    epochs: int | None = None           # refit: stop after this epoch
 
 
 def schedule(cand: Candidate, cfg: TrainConfig) -> tuple[int, float]:
@@ -124,8 +126,7 @@ def run_task(task: TrainTask) -> dict:
 
 def _run(task: TrainTask) -> dict:
     fs = task.data.load()
-    cand = Candidate.from_dict(task.candidate)
-    cfg = TrainConfig(**task.train_cfg)
+    cand, cfg = task.candidate, task.train_cfg
     train_idx = np.asarray(task.train, dtype=np.int64)
     stats = spectrogram_stats(fs.spectrograms[train_idx]) if cand.spectrogram != "none" else (0.0, 1.0)
     spec = input_spec(cand, stats)
