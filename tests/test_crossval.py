@@ -39,17 +39,24 @@ def demo_run(tmp_path_factory, demo_root):
     tmp = tmp_path_factory.mktemp("run")
     cfg = demo_config(str(demo_root), str(tmp / "cache"))
     cfg.max_folds, cfg.baselines = 2, True
+    import emotionnas.training.final as final_stage
     seen = []
-    original = cv.run_task
+    original, original_final = cv.run_task, cv.Run.final
 
     def spy(task):
         seen.append(task)
         return original(task)
-    cv.run_task = spy
+
+    def final_spy(run):  # marks where the final model's tasks (every speaker, no test) begin
+        seen.append("FINAL")
+        return original_final(run)
+    cv.run_task = final_stage.run_task = spy
+    cv.Run.final = final_spy
     try:
         results = run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
     finally:
-        cv.run_task = original
+        cv.run_task = final_stage.run_task = original
+        cv.Run.final = original_final
     from emotionnas.reports.report import write_report
     write_report(tmp / "run")
     return cfg, tmp / "run", results, seen
@@ -89,14 +96,46 @@ def test_no_test_speaker_reaches_any_selection(demo_run, demo_root):
         rec = json.loads(rd.search_record(group).read_text())
         assert not tested & (set(rec["speakers"]["train"]) | set(rec["speakers"]["val"]))
     group_speakers = {g: set(json.loads(rd.selection_summary(g).read_text())["speakers"]) for g in tested_by_group}
-    evaluate = [t for t in seen if t.kind == "evaluate"]
-    refit = [t for t in seen if t.kind == "refit"]
+    assert seen.count("FINAL") == 1
+    cv_tasks = seen[:seen.index("FINAL")]  # after it: the final model (every speaker, never scored)
+    evaluate = [t for t in cv_tasks if t.kind == "evaluate"]
+    refit = [t for t in cv_tasks if t.kind == "refit"]
     assert evaluate and refit
     for t in evaluate:  # inner CV trains and validates within one group's search speakers
         used = {speakers[i] for i in t.train + t.predict}
         assert any(used <= group_speakers[g] for g in group_speakers)
     for t in refit:
         assert not {speakers[i] for i in t.train} & {speakers[i] for i in t.predict}
+
+
+def test_final_model_is_selected_and_refit_on_every_speaker(demo_run, demo_root, tmp_path):
+    from emotionnas.data.corpora import read_corpus
+    from emotionnas.recognizer import load
+    from emotionnas.recognizer.export import export_run
+    cfg, run, results, seen = demo_run
+    everyone = sorted({u.speaker for u in read_corpus("demo", demo_root).utterances})
+    rd = RunDir(run)
+    final = json.loads(rd.final_record.read_text())
+    assert final["speakers"] == everyone and final["n_utterances"] == results["n_utterances"]
+    summary = json.loads(rd.selection_summary("final").read_text())
+    assert summary["speakers"] == everyone and [m["key"] for m in final["members"]] == \
+        [m["key"] for m in summary["members"]]
+    final_refits = [t for t in seen[seen.index("FINAL"):] if not isinstance(t, str) and t.kind == "refit"]
+    assert len(final_refits) == len(final["members"])
+    assert all(len(t.train) == results["n_utterances"] for t in final_refits)  # every utterance
+    assert 0.05 <= final["temperature"] <= 20 and final["ece_after"] <= final["ece_before"] + 1e-9
+    model = export_run(run, tmp_path / "final-model")
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["source"]["trained_speakers"] == everyone and meta["source"]["model"] == "final"
+    assert meta["temperature"] == final["temperature"] and meta["source"]["cv_ua"] == results["ua"]
+    card = (model / "README.md").read_text()
+    assert "final model" in card and f"{len(everyone)}:" in card and "Calibration" in card
+    rec = load(model)
+    assert rec.spec.card["trained_speakers"] == len(everyone) and rec.spec.temperature == final["temperature"]
+    one = export_run(run, tmp_path / "fold0", fold=0)
+    src = json.loads((one / "model.json").read_text())["source"]
+    assert src["held_out_speakers"] == results["folds"][0]["test_speakers"]
+    assert not set(src["trained_speakers"]) & set(src["held_out_speakers"])
 
 
 def test_interrupted_run_resumes_to_identical_results(demo_run):
@@ -170,5 +209,7 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     np.testing.assert_array_equal(x_spec[0], spec)
     top = rec.max_layer()
     np.testing.assert_array_equal(x_deep[0], deep if top is None else deep[: top + 1])
+    from emotionnas.metrics import temperature_scale
     cached = rec.model.predict_proba(spec[None], [deep])[0]  # the ensemble on the cached training features
-    np.testing.assert_allclose(rec.predict_proba(load_audio(long_wav)), cached, atol=1e-6)
+    calibrated = temperature_scale(cached, rec.spec.temperature)  # the model folder's calibration on top
+    np.testing.assert_allclose(rec.predict_proba(load_audio(long_wav)), calibrated, atol=1e-6)

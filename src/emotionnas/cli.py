@@ -155,7 +155,7 @@ def cmd_report(a) -> int:
 
 def cmd_export(a) -> int:
     from emotionnas.recognizer.export import export_run
-    print(f"exported {export_run(a.run_dir, a.out)}")
+    print(f"exported {export_run(a.run_dir, a.out, fold=a.fold)}")
     if a.onnx:
         from emotionnas.recognizer.onnx_export import export_onnx
         info = export_onnx(a.out)
@@ -328,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_dir")
     sp.add_argument("--out", required=True)
     sp.add_argument("--onnx", action="store_true", help="also write ONNX graphs (encoder + members), checked")
+    sp.add_argument("--fold", type=int, help="fold F's refit ensemble instead of the final model (every speaker)")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)")
@@ -343,8 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["jsonl", "csv", "hf"], default="jsonl",
                     help="jsonl (default), csv (file,start,end,label,score,<classes>), hf ([{label, score}])")
     sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores")
-    sp.add_argument("--embeddings", metavar="OUT.npy", help="also save the vectors the members classify (one row "
-                    "per file, members concatenated; OUT.json names the rows and members; torch backend)")
+    sp.add_argument("--embeddings", metavar="OUT.npy", help="save the vectors the members classify (+ OUT.json)")
     sp.set_defaults(func=cmd_predict)
 
     from emotionnas.recognizer.serve import SERVE_LIMITS as L, ServeSettings

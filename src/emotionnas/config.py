@@ -214,6 +214,7 @@ class RunConfig:
     search_groups: int = 5
     search_per_fold: bool = False     # same as search_groups: 0
     baselines: bool = False           # also refit the hand-designed baselines on every fold
+    final_model: bool = True          # also select and refit on every speaker: the model `export` ships
     max_folds: int | None = None      # run only the first N folds (quick looks; not a full protocol)
     threads: int = 1                  # torch threads per process
     workers: int = 2                  # processes for independent tasks (1 = serial)

@@ -46,3 +46,35 @@ def scores(y_true, y_pred, n_classes: int) -> dict:
 def mean_std(values) -> tuple[float, float]:
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=0))
+
+
+# ---------------------------------------------------------------- calibration
+def temperature_scale(probs, temperature: float) -> np.ndarray:
+    """Probabilities p -> softmax(log p / T) (rows sum to 1; T > 1 softens, T < 1 sharpens);
+    T = 1 returns p unchanged (float32)."""
+    if float(temperature) == 1.0:
+        return np.asarray(probs, np.float32)
+    logp = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)) / float(temperature)
+    logp -= logp.max(axis=-1, keepdims=True)
+    e = np.exp(logp)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def fit_temperature(probs, y_true, grid=np.exp(np.linspace(np.log(0.05), np.log(20.0), 241))) -> float:
+    """The temperature in [0.05, 20] (log grid) with the lowest negative log-likelihood."""
+    y = np.asarray(y_true, dtype=np.int64)
+    nll = [-np.log(np.clip(temperature_scale(probs, t)[np.arange(len(y)), y], 1e-12, 1.0)).mean() for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def expected_calibration_error(probs, y_true, bins: int = 10) -> float:
+    """ECE (%): |accuracy - confidence| over equal-width confidence bins, weighted by count."""
+    p = np.asarray(probs)
+    conf, pred, y = p.max(axis=1), p.argmax(axis=1), np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            total += inside.mean() * abs(float((pred[inside] == y[inside]).mean()) - float(conf[inside].mean()))
+    return 100.0 * total

@@ -133,6 +133,21 @@ class RunDir:
     def refit_weights(self, index: int, key: str) -> Path:
         return self.fold_dir(index) / f"{_stage_name(key)}.pt"
 
+    # the final model: selected and refit on every speaker (training/final.py)
+    @property
+    def final_dir(self) -> Path:
+        return self.root / "final"
+
+    @property
+    def final_record(self) -> Path:
+        return self.final_dir / "final.json"
+
+    def final_weights(self, key: str) -> Path:
+        return self.final_dir / f"{_stage_name(key)}.pt"
+
+    def final_refit_json(self, key: str) -> Path:
+        return self.final_dir / f"{_stage_name(key)}.json"
+
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.root))
 

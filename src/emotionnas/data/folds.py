@@ -37,6 +37,9 @@ PROTOCOLS = ("loso", "loso-session", "iemocap-paper", "kfold")
 _FORMAT = "emotionnas-folds"
 
 
+FINAL = "final"  # the one fold without test speakers: the deployable model's (every speaker searched)
+
+
 @dataclass(frozen=True)
 class Fold:
     name: str
@@ -50,7 +53,7 @@ class Fold:
             if isinstance(value, str):  # a bare string would silently become characters
                 raise LeakageError(f"fold {self.name}: {part} must be a list of speakers, got the string {value!r}")
             speakers = tuple(str(s) for s in value)
-            if not speakers:
+            if not speakers and not (part == "test" and self.name == FINAL):
                 raise LeakageError(f"fold {self.name}: empty {part} speaker set")
             if len(set(speakers)) != len(speakers):
                 raise LeakageError(f"fold {self.name}: a speaker is listed twice in {part}")
@@ -210,6 +213,13 @@ def search_fold_for_group(all_speakers, group: Iterable[str], n_val: int = 1, se
     rest = [s for s in spk if s not in group]
     val = _pick_val(rest, group, n_val, _rng(seed, spk.index(group[0])), sexes)
     return _fold(f"search-without-{'+'.join(group)}", spk, group, val)
+
+
+def final_search_fold(all_speakers, n_val: int = 1, seed: int = 0, sex: Mapping[str, str] | None = None) -> Fold:
+    """The final model's split: every speaker searched (train/val), none held out."""
+    spk, _sessions, sexes = _speaker_info(all_speakers, sex)
+    val = _pick_val(spk, (), n_val, _rng(seed, len(spk)), sexes)
+    return Fold(FINAL, tuple(s for s in spk if s not in val), val, ())
 
 
 # ---------------------------------------------------------------- files and indices

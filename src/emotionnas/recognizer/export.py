@@ -1,9 +1,11 @@
-"""`emotionnas export RUN_DIR --out MODEL_DIR`: a run's ensemble as a self-contained folder.
+"""`emotionnas export RUN_DIR --out MODEL_DIR`: a run's model as a self-contained folder.
 
-A run holds one refit ensemble per fold, each trained on every speaker but that fold's test
-speakers. The exported one is the fold trained on the most utterances (ties: the first);
-choosing by test scores would turn the test speakers into a selection set. The folder holds
-model.safetensors (member weights under `m<i>.` prefixes) and model.json (`ModelSpec`).
+By default the run's final model (training/final.py): selected by the same inner CV over every
+speaker and refit on all of them, calibrated; model.json's `source` lists `trained_speakers`
+and the run's cross-validated UA/WA as the expected accuracy. `--fold F` exports fold F's refit
+ensemble instead (trained without that fold's test speakers). The folder holds
+model.safetensors (member weights under `m<i>.` prefixes), model.json (`ModelSpec`) and a
+model card (README.md).
 """
 from __future__ import annotations
 
@@ -17,44 +19,75 @@ from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
 from emotionnas.training.tasks import DataRef
 from emotionnas.space.pipeline import Candidate
-from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_json_or_none
 
 
-def export_run(run_dir, out_dir) -> Path:
+def export_run(run_dir, out_dir, fold: int | None = None) -> Path:
+    """The run's final model (selected and refit on every speaker) into `out_dir`; with
+    `fold`, that fold's refit ensemble instead (trained without the fold's test speakers)."""
     from safetensors.torch import save
 
     run, out_dir = RunDir(run_dir), Path(out_dir)
-    results = run.read_results()
-    cfg = run.read_config()
-    n_test = [len(f["test_true"]) for f in results["folds"]]
-    best = min(range(len(n_test)), key=lambda i: (n_test[i], i))  # fewest held out = most trained on
-    fold = results["folds"][best]
-    search = next(s for s in results["searches"] if s["group"] == fold["search_group"])
-    candidates = {c["key"]: c["candidate"] for c in read_json(run.selection_summary(search["group"]))["candidates"]}
+    results, cfg = run.read_results(), run.read_config()
+    if fold is None:
+        members, state, where = _final_members(run)
+    else:
+        members, state, where = _fold_members(run, results, fold)
     feats = results["features"]
-    members, state = [], {}
-    for j, m in enumerate(fold["members"]):
-        rec = read_json(run.refit_json(best, m["key"]))
-        weights = run.refit_weights(best, m["key"])
-        if not weights.exists():
-            raise ConfigError(f"{weights}: missing; re-run the same `emotionnas run` command to rebuild it")
-        cand = Candidate.from_dict(candidates[m["key"]])
-        members.append(Member(m["name"], cand, search["genotype"] if needs_genotype(cand) else None,
-                              search["recipe"] if needs_recipe(cand) else None, tuple(rec["spec_stats"]), f"m{j}."))
-        state |= {f"m{j}.{k}": v for k, v in torch.load(weights, weights_only=True).items()}
     spec = ModelSpec(tuple(results["label_names"]), tuple(members),
                      Dims(len(results["label_names"]), feats["deep_dim"], feats["deep_layers_total"], cfg.cnn.C,
                           cfg.cnn.layers), cfg.features.encoder, cfg.features.deep_pool,
-                     DataRef.from_config(cfg).spectrogram_config().to_dict())  # feature settings: the run's config
+                     DataRef.from_config(cfg).spectrogram_config().to_dict(),  # feature settings: the run's config
+                     temperature=where.get("temperature", 1.0))
     meta = {**spec.to_dict(), "source": {
-        "run": str(run.root.resolve()), "fold": fold["name"], "corpus": results["corpus"],
-        "protocol": results["protocol"], "synthetic": results.get("synthetic", False),
+        "run": str(run.root.resolve()), "corpus": results["corpus"], "protocol": results["protocol"],
+        "synthetic": results.get("synthetic", False), **{k: v for k, v in where.items() if k != "temperature"},
         "cv_ua": results["ua"], "cv_ua_std": results["ua_std"], "cv_wa": results["wa"],
-        "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once)"}}
+        "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once): the "
+                "expected accuracy of this model on new speakers"}}
     atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
     atomic_write_json(out_dir / MODEL_JSON, meta)
-    atomic_write_text(out_dir / "README.md", model_card(spec, results, fold, cfg))
+    atomic_write_text(out_dir / "README.md", model_card(spec, results, where, cfg))
     return out_dir
+
+
+def _members(run, group: str, chosen: list[dict], spec_stats, weights_of) -> tuple[list, dict]:
+    search = read_json_or_none(run.search_record(group)) or {}
+    candidates = {c["key"]: c["candidate"] for c in read_json(run.selection_summary(group))["candidates"]}
+    members, state = [], {}
+    for j, m in enumerate(chosen):
+        weights = weights_of(m["key"])
+        if not weights.exists():
+            raise ConfigError(f"{weights}: missing; re-run the same `emotionnas run` command to rebuild it")
+        cand = Candidate.from_dict(candidates[m["key"]])
+        members.append(Member(m["name"], cand, search.get("genotype") if needs_genotype(cand) else None,
+                              search.get("recipe") if needs_recipe(cand) else None, tuple(spec_stats(m)), f"m{j}."))
+        state |= {f"m{j}.{k}": v for k, v in torch.load(weights, weights_only=True).items()}
+    return members, state
+
+
+def _final_members(run):
+    final = read_json_or_none(run.final_record)
+    if final is None:
+        raise ConfigError(f"{run.root}: no final model (final/final.json); re-run the same `emotionnas run` "
+                          "command (final_model: true, the default) or export one fold with --fold F")
+    members, state = _members(run, final["group"], final["members"], lambda m: m["spec_stats"], run.final_weights)
+    return members, state, {"model": "final", "trained_speakers": final["speakers"],
+                            "n_utterances": final["n_utterances"], "temperature": final["temperature"],
+                            "ece_before": final["ece_before"], "ece_after": final["ece_after"]}
+
+
+def _fold_members(run, results: dict, index: int):
+    folds = results["folds"]
+    if not 0 <= index < len(folds):
+        raise ConfigError(f"--fold {index}: this run has folds 0..{len(folds) - 1}")
+    fold = folds[index]
+    members, state = _members(run, fold["search_group"], fold["members"],
+                              lambda m: read_json(run.refit_json(index, m["key"]))["spec_stats"],
+                              lambda key: run.refit_weights(index, key))
+    trained = sorted({s for f in folds for s in f["test_speakers"]} - set(fold["test_speakers"]))
+    return members, state, {"model": f"fold {fold['name']}", "fold": fold["name"], "trained_speakers": trained,
+                            "held_out_speakers": fold["test_speakers"]}
 
 
 CORPUS_TERMS = {
@@ -64,7 +97,7 @@ CORPUS_TERMS = {
 }
 
 
-def model_card(spec: ModelSpec, results: dict, fold: dict, cfg) -> str:
+def model_card(spec: ModelSpec, results: dict, where: dict, cfg) -> str:
     """README.md of a model folder: what it is, how well it did, what it must not be used for."""
     corpus = results["corpus"]
     members = "\n".join(f"- `{m.name}`: encoder layers {m.candidate.layers}, deep model {m.candidate.deep}, "
@@ -75,12 +108,12 @@ def model_card(spec: ModelSpec, results: dict, fold: dict, cfg) -> str:
 {synthetic}
 - **Classes**: {", ".join(spec.label_names)}
 - **Trained on**: {CORPUS_TERMS.get(corpus, corpus)}; {results['n_utterances']} utterances,
-  {results['n_speakers']} speakers; this folder is the ensemble refit for fold `{fold['name']}`
-  (all speakers but {", ".join(fold['test_speakers'])}).
+  {results['n_speakers']} speakers. {_trained(where)}
 - **How well** (speaker-independent cross-validation, {results['protocol']}, {len(results['folds'])} folds,
   each fold's test speakers scored once): UA {results['ua']:.1f} ± {results['ua_std']:.1f},
   WA {results['wa']:.1f} ± {results['wa_std']:.1f}, macro-F1 {results['macro_f1']:.1f} (mean ± std over folds).
-  Expect less on other speakers, languages, microphones and on spontaneous speech.
+  These are this model's expected accuracy on new speakers. Expect less on other languages,
+  microphones and on spontaneous speech.{_calibration(where)}
 - **Inputs**: 16 kHz mono audio; spectrograms {spec.spectrogram.get("out_freq", 140)} x
   {spec.spectrogram.get("out_time", 140)} of the first {spec.spectrogram.get("seconds", 8.0)} s, and
   hidden states of the `{spec.encoder}` encoder (frames pooled by {spec.deep_pool}).
@@ -103,3 +136,20 @@ Emotion labels of speech are uncertain even between human listeners.
   follows that corpus's terms.
 - emotionnas: MIT.
 """
+
+
+def _trained(where: dict) -> str:
+    speakers = ", ".join(where["trained_speakers"])
+    if where["model"] == "final":
+        return (f"This folder is the **final model**: selected by inner cross-validation over every speaker "
+                f"and refit on all of them ({len(where['trained_speakers'])}: {speakers}).")
+    return (f"This folder is the ensemble refit for fold `{where['fold']}`: trained on {speakers}; "
+            f"not on {', '.join(where['held_out_speakers'])}.")
+
+
+def _calibration(where: dict) -> str:
+    if "ece_before" not in where:
+        return ""
+    return (f"\n- **Calibration**: probabilities are temperature-scaled (fit on out-of-fold inner-CV "
+            f"predictions, never a test speaker); expected calibration error {where['ece_before']:.1f} % -> "
+            f"{where['ece_after']:.1f} % out of fold.")

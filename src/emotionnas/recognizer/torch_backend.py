@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError, EmotionNASError
+from emotionnas.metrics import temperature_scale
 from emotionnas.recognizer.folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
                                      read_weights_header)
 from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
@@ -110,4 +111,4 @@ class Recognizer(BaseRecognizer):
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
         """Mono 16 kHz float32 waveform -> class probabilities (n_classes,), mean over members."""
         spec, deep = self.features(wave)
-        return self.model.predict_proba(spec, deep)[0]
+        return temperature_scale(self.model.predict_proba(spec, deep)[0], self.spec.temperature)

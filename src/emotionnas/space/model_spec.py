@@ -157,6 +157,7 @@ class ModelSpec:
     deep_pool: int
     spectrogram: dict
     source: str = "model.json"
+    temperature: float = 1.0          # calibration: probabilities -> softmax(log p / T) (metrics.temperature_scale)
     card: dict = field(default_factory=dict)  # what the model is (from model.json "source"), validated
 
     def to_dict(self) -> dict:
@@ -164,7 +165,8 @@ class ModelSpec:
                 "members": [m.to_dict() for m in self.members],
                 "dims": {"deep_dim": self.dims.deep_dim, "deep_layers_total": self.dims.deep_layers_total,
                          "cnn_C": self.dims.cnn_C, "cnn_layers": self.dims.cnn_layers},
-                "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram}
+                "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram,
+                "temperature": self.temperature}
 
     @classmethod
     def from_meta(cls, meta, source: str = "model.json") -> "ModelSpec":
@@ -218,8 +220,9 @@ class ModelSpec:
             members.append(Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix))
         deep_pool = _int(meta, "deep_pool", 1, 64, w)
         spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
+        temperature = _num(meta.get("temperature", 1.0), f"{w}: temperature", 0.05, 20.0)
         return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source,
-                   _card(meta.get("source"), w))
+                   temperature, _card(meta.get("source"), w))
 
 
 __all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

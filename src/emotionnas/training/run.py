@@ -253,15 +253,17 @@ class Run:
         return epoch, smoothed, sel.oof_probs([g.records[key, k] for k in every], g.inner, len(g.idx), epoch)
 
     @_timed("selection_seconds")
-    def selection(self, groups: list[Group]) -> None:
+    def selection(self, groups: list[Group], baselines: bool | None = None) -> None:
+        """`baselines`: also score every baseline on every inner fold (default: cfg.baselines)."""
         cfg = self.cfg.selection
+        baselines = self.cfg.baselines if baselines is None else baselines
         first = {g.name: list(range(min(cfg.first_rung_folds, len(g.inner)))) for g in groups}
         self.evaluate(groups, [(g, key, k) for g in groups for key in g.pool for k in first[g.name]])
         full = {}
         for g in groups:
             rung0 = {key: self.curves(g, key, first[g.name])[1] for key in g.pool}
             keep = sel.survivors(rung0, cfg.eta)
-            extra = [c.key for c in g.baselines.values()] if self.cfg.baselines else []
+            extra = [c.key for c in g.baselines.values()] if baselines else []
             full[g.name] = (rung0, keep, list(dict.fromkeys(keep + extra)))
         self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
         for g in groups:
@@ -333,6 +335,12 @@ class Run:
             atomic_write_json(self.dir.refit_json(i, key), rec)  # last: its presence means complete
             done[i, key] = rec
         return done
+
+    @_timed("final_seconds")
+    def final(self) -> dict:
+        """The deployable model: selected and refit on every speaker (training/final.py)."""
+        from emotionnas.training.final import final_model
+        return final_model(self)
 
     # ------------------------------------------------------------ results
     def summary(self, groups: list[Group], refits: dict) -> dict:

@@ -1,0 +1,80 @@
+"""The deployable model: selected and refit on every speaker of the corpus.
+
+The cross-validated folds measure how well the *procedure* does on unseen speakers; the model
+to ship is that procedure applied once more to all the data: a selection group whose search
+speakers are every speaker (the same probe, pool, cell searches and inner cross-validation as
+any group), whose ensemble is then refit on every utterance for its chosen epochs. No speaker
+is held out, so there is no test score here; the run's cross-validated UA/WA is the expected
+accuracy (the model card says so).
+
+Calibration: a temperature fit on the ensemble's out-of-fold inner-CV probabilities over every
+speaker (each utterance predicted by members that never trained on its speaker), stored in the
+record and in model.json; the expected calibration error before and after is recorded too.
+
+Resumable like every stage: the group's records live under searches/final/, each member's refit
+under final/ (JSON last: its presence means complete), the summary in final/final.json.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from emotionnas.data.folds import final_search_fold
+from emotionnas.errors import ConfigError
+from emotionnas.metrics import expected_calibration_error, fit_temperature, temperature_scale
+from emotionnas.rundir import RESTART_HINT
+from emotionnas.training.run_helpers import speaker_indices, stage_seed
+from emotionnas.training.tasks import run_task
+from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
+
+
+def final_model(run) -> dict:
+    """Select on every speaker, refit the ensemble on every utterance, calibrate; -> final.json."""
+    cfg, fs = run.cfg, run.fs
+    speakers = sorted(set(fs.speakers.tolist()))
+    fold = final_search_fold(speakers, n_val=cfg.n_val, seed=cfg.seed)
+    g = run.prepare_group(fold, [])
+    run.searches([g])
+    run.selection([g], baselines=False)  # the final model needs no baseline
+    train = np.sort(np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)]))
+    refits = _refit(run, g, train, speakers)
+    oof = np.mean([run.out_of_fold(g, m["key"])[2] for m in g.summary["members"]], axis=0)
+    y = fs.labels[g.idx]
+    temperature = fit_temperature(oof, y)
+    record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(train)),
+              "members": [{**m, "spec_stats": refits[m["key"]]["spec_stats"]} for m in g.summary["members"]],
+              "temperature": round(temperature, 4),
+              "ece_before": round(expected_calibration_error(oof, y), 2),
+              "ece_after": round(expected_calibration_error(temperature_scale(oof, temperature), y), 2),
+              "note": "selected and refit on every speaker; no test speaker exists for this model: its expected "
+                      "accuracy is the run's cross-validated score. Calibration from out-of-fold inner-CV "
+                      "probabilities."}
+    atomic_write_json(run.dir.final_record, record)
+    run.log(f"final model: {len(record['members'])} member(s) refit on all {len(speakers)} speakers "
+            f"({len(train)} utterances); temperature {record['temperature']} (ECE {record['ece_before']} -> "
+            f"{record['ece_after']} %, out of fold) -> {run.dir.final_record}")
+    return record
+
+
+def _refit(run, g, train: np.ndarray, speakers: list[str]) -> dict:
+    jobs, done = [], {}
+    for m in g.summary["members"]:
+        key, epoch = m["key"], m["epoch"]
+        seed = stage_seed(run.cfg.seed, "final", key)
+        identity = {"speakers": speakers, "key": key, "epoch": epoch, "seed": seed}
+        path = run.dir.final_refit_json(key)
+        rec = read_json_or_none(path, run.log)
+        if rec is not None and rec.get("identity") != identity:
+            raise ConfigError(f"{path}: computed for other speakers, epoch or seed (stale); {RESTART_HINT}")
+        if rec is not None and load_checkpoint(run.dir.final_weights(key), run.log) is not None:
+            done[key] = rec
+            continue
+        # `predict` is not used by the final model (no test speakers); one utterance keeps the task shape
+        task = run.task("refit", g.pool[key], g, train, train[:1], seed, epoch)
+        jobs.append(((key, identity), run_task, task))
+    for (key, identity), res in run.map(jobs, "final model"):
+        atomic_torch_save(run.dir.final_weights(key), res["state"])
+        rec = {"identity": identity, "seconds": res["seconds"], "spec_stats": res["spec_stats"],
+               "n_params": res["n_params"]}
+        atomic_write_json(run.dir.final_refit_json(key), rec)
+        done[key] = rec
+    return done
