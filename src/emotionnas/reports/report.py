@@ -223,6 +223,7 @@ def write_report(run_dir) -> Path:
     lines += _selection_intro_lines(results)
     for s in results["searches"]:
         lines += _search_lines(s, run, notes)
+    lines += _final_lines(run)
     lines.append("## Figures\n")
     lines += _figures(results, run, notes)
     lines.append("")
@@ -230,6 +231,21 @@ def write_report(run_dir) -> Path:
     lines += _reproduce_lines(results, env, config)
     atomic_write_text(run.report, "\n".join(lines))
     return run.report
+
+
+def _final_lines(run: RunDir) -> list[str]:
+    """The deployable model (training/final.py): who it was trained on, its calibration."""
+    final = read_json_or_none(run.final_record)
+    if final is None:
+        return []
+    members = ", ".join(f"`{m['name']}` (epoch {m['epoch']})" for m in final["members"])
+    return ["## The final model (what `emotionnas export` ships)\n",
+            f"Selected by the same inner cross-validation over **every** speaker ({len(final['speakers'])}) and "
+            f"refit on all {final['n_utterances']} utterances: {members}. No speaker is held out, so it has no "
+            "test score of its own: the cross-validated scores above are its expected accuracy on new speakers.\n",
+            f"Calibration: temperature {final['temperature']} fit on the ensemble's out-of-fold inner-CV "
+            f"probabilities; expected calibration error {final['ece_before']:.1f} % before, "
+            f"{final['ece_after']:.1f} % after (out of fold, 10 bins).\n"]
 
 
 def _yaml(path: Path):
