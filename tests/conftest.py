@@ -49,9 +49,41 @@ def tiny_run(tmp_path_factory, demo_root):
     return tmp / "run", tmp / "model"
 
 
-def check_search_outputs(out_dir, cell, warmup_epochs: int) -> dict:
+def scores_possible(y_val, ua: float, wa: float) -> bool:
+    """Whether some prediction vector on labels `y_val` scores exactly this UA and WA (percent):
+    WA is hits/n and UA the mean over the classes present of hits_c/n_c, for whole hit counts."""
+    import itertools
+    counts = np.bincount(np.asarray(y_val, int))
+    counts = counts[counts > 0]
+    return any(abs(100 * sum(h) / counts.sum() - wa) < 1e-6 and abs(100 * np.mean(np.divide(h, counts)) - ua) < 1e-6
+               for h in itertools.product(*(range(c + 1) for c in counts)))
+
+
+def check_fold_scores(run_dir, results: dict) -> None:
+    """Every fold's scores are emotionnas.metrics on its saved test predictions, which are the
+    argmax of the mean of its members' saved refit probabilities; the run's UA is their mean."""
+    import json
+
+    from emotionnas.metrics import mean_std, scores
+    from emotionnas.rundir import RunDir
+    rd, n = RunDir(run_dir), len(results["label_names"])
+    assert results["folds"]
+    for i, f in enumerate(results["folds"]):
+        probs = [np.asarray(json.loads(rd.refit_json(i, m["key"]).read_text())["test_probs"], np.float32)
+                 for m in f["members"]]
+        assert np.mean(probs, axis=0).argmax(1).tolist() == f["test_pred"]
+        sc = scores(f["test_true"], f["test_pred"], n)
+        assert f["confusion"] == sc["confusion"] and sum(map(sum, f["confusion"])) == len(f["test_true"])
+        assert [f[k] for k in ("ua", "wa", "macro_f1")] == pytest.approx([sc[k] for k in ("ua", "wa", "macro_f1")])
+        assert [m["ua"] for m in f["members"]] == pytest.approx([scores(f["test_true"], p.argmax(1), n)["ua"]
+                                                                 for p in probs])
+    assert [results["ua"], results["ua_std"]] == pytest.approx(list(mean_std([f["ua"] for f in results["folds"]])))
+
+
+def check_search_outputs(out_dir, cell, warmup_epochs: int, *, epochs: int, y_val) -> dict:
     """The outputs both cell searches share (search/loop.py): the log and record format, the
-    checkpoint, and the derive rule (the result is the last epoch's cell). Returns the log."""
+    checkpoint, and the derive rule (the result is the last epoch's cell). Every epoch's UA/WA
+    is a score some prediction on `y_val` reaches. Returns the log."""
     import json
 
     import torch
@@ -61,16 +93,17 @@ def check_search_outputs(out_dir, cell, warmup_epochs: int) -> dict:
     log = json.loads((out_dir / LOG).read_text())
     assert tuple(log) == LOG_KEYS and log["format"] == FORMAT and log["rule"] == RULE == "last epoch"
     records = log["epochs"]
-    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+    assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
     for r in records:
         assert tuple(r) == RECORD_KEYS
         assert r["alpha_step"] == (r["epoch"] > warmup_epochs)
         assert (r["alpha_loss"] is None) == (not r["alpha_step"])
-        assert 0 <= r["val_ua"] <= 100 and 0 <= r["val_wa"] <= 100 and r["val_loss"] >= 0
+        assert scores_possible(y_val, r["val_ua"], r["val_wa"]), (r["val_ua"], r["val_wa"])
+        assert np.isfinite(r["val_loss"]) and r["val_loss"] > 0  # cross-entropy of softmax outputs
         assert isinstance(r["arch"], dict) and isinstance(r["cell"], dict)
         json.dumps(r["cell"])  # plain data
     assert log["result_epoch"] == len(records)
-    if records:
+    if epochs:
         assert records[-1]["cell"] == cell  # the derive rule: the last epoch's cell
     state = torch.load(out_dir / STATE, weights_only=True)
     assert state["format"] == FORMAT and state["epoch"] == len(records)

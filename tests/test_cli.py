@@ -61,6 +61,7 @@ def shared_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cli-cache")
 
 
+@pytest.mark.slow  # extracts features and trains a cell search
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_search_command_writes_architecture(demo_root, tmp_path, shared_cache, capsys, kind):
     out = tmp_path / kind

@@ -77,6 +77,7 @@ def test_draw_genotype_writes_png_and_svg(tmp_path):
     assert "sep_conv_5x5" in svg or "sep\\_conv" in svg or "<svg" in svg
 
 
+@pytest.mark.slow  # a subprocess training 140x140 cells
 def test_reduction_cell_140x140_channels_last_forward_backward_does_not_crash():
     """Regression: a stride-2 1x1 conv backward in channels_last crashes torch 2.13 on this
     CPU for inputs >= 56x56. Run in a subprocess so a crash fails this test, not pytest."""

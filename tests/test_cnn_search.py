@@ -132,6 +132,7 @@ def _toy(n=16, size=8, seed=0):
     return x, y
 
 
+@pytest.mark.slow  # trains a supernet
 def test_alpha_step_uses_only_val_split_and_weight_step_never_moves_alpha():
     torch.manual_seed(0)
     net = SuperNet(4, 3, 3, PRIMITIVES)
@@ -151,6 +152,7 @@ def test_alpha_step_uses_only_val_split_and_weight_step_never_moves_alpha():
     assert not all(torch.equal(a, b) for a, b in zip(weights0, net.weight_parameters()))
 
 
+@pytest.mark.slow  # trains a supernet
 def test_second_order_and_partial_channels_and_beta_decay():
     torch.manual_seed(0)
     net = SuperNet(4, 3, 3, PRIMITIVES, partial_channels=2)
@@ -189,12 +191,13 @@ def _without_time(log):
     return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]
 
 
+@pytest.mark.slow  # trains a supernet
 def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path, capsys):
     x_tr, y_tr = _toy(16, 8, 1)
     x_val, y_val = _toy(16, 8, 2)
     full = tmp_path / "full"
     g_full = search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), full, progress=False)
-    log_full = check_search_outputs(full, json.loads(g_full.to_json()), warmup_epochs=1)
+    log_full = check_search_outputs(full, json.loads(g_full.to_json()), warmup_epochs=1, epochs=3, y_val=y_val)
     assert Genotype.load(full / "genotype.json") == g_full
     part = tmp_path / "part"
     with pytest.raises(Interrupt):  # killed after two of three epochs
@@ -204,7 +207,7 @@ def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path, caps
     g_part = search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False,
                         on_epoch_end=lambda done, r: ran.append(done))
     assert ran == [3] and g_part == g_full
-    log_part = check_search_outputs(part, json.loads(g_part.to_json()), warmup_epochs=1)
+    log_part = check_search_outputs(part, json.loads(g_part.to_json()), warmup_epochs=1, epochs=3, y_val=y_val)
     assert _without_time(log_part) == _without_time(log_full)
     s_full = torch.load(full / "search_state.pt", weights_only=True)
     s_part = torch.load(part / "search_state.pt", weights_only=True)
@@ -228,7 +231,7 @@ def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path, caps
 def test_zero_epochs_derives_the_untrained_supernet(tmp_path):
     x, y = _toy(8, 8, 1)
     g = search_cnn(x, y, x, y, _cfg(epochs=0, warmup_epochs=0), tmp_path, progress=False)
-    log = check_search_outputs(tmp_path, json.loads(g.to_json()), warmup_epochs=0)
+    log = check_search_outputs(tmp_path, json.loads(g.to_json()), warmup_epochs=0, epochs=0, y_val=y)
     assert log["epochs"] == [] and log["result_epoch"] == 0
 
 

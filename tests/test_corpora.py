@@ -298,4 +298,5 @@ def test_demo_is_registered_lazily(tmp_path):
     with pytest.raises(CorpusError, match="corpus 'demo' has no option 'calm'"):
         read_corpus("demo", tmp_path / "demo", calm="keep")
     table = read_corpus("demo", tmp_path / "demo", per_class=1)
-    assert table.name == "demo" and len(table) > 0
+    assert table.name == "demo" and len(table) == 16  # 4 speakers x 4 classes x per_class
+    assert set(Counter((u.speaker, u.label) for u in table.utterances).values()) == {1}

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import check_fold_scores
 from emotionnas.cli import demo_config
 from emotionnas.config import RunConfig
 from emotionnas.data.folds import Fold, make_folds
@@ -62,6 +63,7 @@ def demo_run(tmp_path_factory, demo_root):
     return cfg, tmp / "run", results, seen
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_run_writes_results_and_provenance(demo_run):
     cfg, run, results, _ = demo_run
     for name in ("config.yaml", "environment.json", "fingerprint.json", "folds.json", "results.json", "timing.json"):
@@ -69,8 +71,9 @@ def test_run_writes_results_and_provenance(demo_run):
     assert set(results) >= {"ua", "wa", "macro_f1", "ua_std", "folds", "searches", "baselines", "selection_spread"}
     assert len(results["folds"]) == 2 and results["synthetic"] is True
     assert set(results["baselines"]) == {"linear probe", "GRU", "LSTM", "ResNet*", "ResNet* + LSTM (concat)"}
+    check_fold_scores(run, results)  # UA etc. recomputed from the saved refit predictions
     for f in results["folds"]:
-        assert 0 <= f["ua"] <= 100 and 1 <= len(f["members"]) <= cfg.selection.max_ensemble
+        assert 1 <= len(f["members"]) <= cfg.selection.max_ensemble
         assert set(f["baselines"]) == set(results["baselines"])
     report = (run / "report.md").read_text()
     assert "How the models were chosen" in report and "Searched vs hand-designed baselines" in report
@@ -78,6 +81,7 @@ def test_run_writes_results_and_provenance(demo_run):
     assert env["seed"] == cfg.seed and env["torch"]
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_no_test_speaker_reaches_any_selection(demo_run, demo_root):
     """Every task that chose something (cell search, inner CV, ensemble size) read only the
     search speakers of its group; refits never trained on their fold's test speakers."""
@@ -108,6 +112,7 @@ def test_no_test_speaker_reaches_any_selection(demo_run, demo_root):
         assert not {speakers[i] for i in t.train} & {speakers[i] for i in t.predict}
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_final_model_is_selected_and_refit_on_every_speaker(demo_run, demo_root, tmp_path):
     from emotionnas.data.corpora import read_corpus
     from emotionnas.recognizer import load
@@ -138,6 +143,7 @@ def test_final_model_is_selected_and_refit_on_every_speaker(demo_run, demo_root,
     assert not set(src["trained_speakers"]) & set(src["held_out_speakers"])
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_interrupted_run_resumes_to_identical_results(demo_run):
     cfg, run, _, _ = demo_run
     before = (run / "results.json").read_bytes()
@@ -155,6 +161,7 @@ def test_interrupted_run_resumes_to_identical_results(demo_run):
     assert (copy / "results.json").read_bytes() == before
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_other_config_refused_in_same_folder(demo_run):
     cfg, run, _, _ = demo_run
     other = RunConfig.from_dict(cfg.to_dict())
@@ -164,6 +171,7 @@ def test_other_config_refused_in_same_folder(demo_run):
         run_crossval(other, run, progress=False, log=lambda *a: None)
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_export_and_predict_in_fresh_process(demo_run, demo_root, tmp_path):
     _, run, results, _ = demo_run
     model = tmp_path / "model"
@@ -181,6 +189,7 @@ def test_export_and_predict_in_fresh_process(demo_run, demo_root, tmp_path):
     assert str(bad) in proc.stderr and "skipped" in proc.stderr
 
 
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
 def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, tmp_path):
     """No train/serve skew: for a long (12 s) utterance the recognizer's inputs equal the cached
     training features, and its probabilities equal the model's output on those features."""

@@ -2,10 +2,12 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from emotionnas.cli import main
 from emotionnas.errors import ConfigError
+from emotionnas.metrics import unweighted_accuracy
 from emotionnas.recognizer.evaluate import label_mapping
 
 
@@ -19,6 +21,7 @@ def test_label_mapping_renames_and_drops():
         label_mapping(["a"], ["a", "b"], {"a": "zzz"})
 
 
+@pytest.mark.slow  # tiny_run: a real run_crossval
 def test_evaluate_on_another_corpus_with_a_mapping(tiny_run, demo_root, tmp_path, capsys):
     # the demo corpus as a manifest corpus whose labels are spelled differently and with a class the
     # model does not know
@@ -38,5 +41,9 @@ def test_evaluate_on_another_corpus_with_a_mapping(tiny_run, demo_root, tmp_path
     assert "anger -> angry" in printed and "dropped: {'surprise': 1}" in printed
     res = json.loads((out / "evaluation.json").read_text())
     assert res["n_utterances"] == 32 and res["classes_present"] == ["angry", "happy", "neutral", "sad"]
-    assert 0 <= res["ua"] <= 100 and sum(map(sum, res["confusion"])) == 32
+    cm = np.array(res["confusion"])
+    assert cm.sum() == 32 and cm.sum(0).tolist() == [res["predicted_counts"][c] for c in res["classes_present"]]
+    y_true, y_pred = np.repeat(np.arange(len(cm)), cm.sum(1)), np.concatenate([np.repeat(np.arange(len(cm)), r) for r in cm])
+    assert res["ua"] == pytest.approx(unweighted_accuracy(y_true, y_pred, len(cm)))  # over the classes present
+    assert res["ua"] == pytest.approx(np.mean(list(res["per_class_recall"].values())))
     assert (out / "report.md").exists() and (out / "confusion_normalized.png").exists()

@@ -122,6 +122,7 @@ def toy_family():
     unregister("toy")
 
 
+@pytest.mark.slow  # a real run_crossval
 def test_a_family_registered_in_one_line_runs_through_selection(toy_family, demo_root, tmp_path):
     from emotionnas.cli import demo_config
     from emotionnas.training.crossval import run_crossval

@@ -49,8 +49,14 @@ def wav_header(sr: int, channels: int, data_bytes: int, bits: int = 16) -> bytes
 
 
 @pytest.fixture(scope="module")
-def rec(tiny_run):
-    return Recognizer.load(tiny_run[1])
+def rec(tmp_path_factory):
+    """An untrained hand-made two-member model (test_hostile_input._exported_meta), loaded as any
+    exported model: these attacks are on decoding, the speech gate, the service and the model
+    folder, and need no trained run (so they stay in `make test-fast`)."""
+    from test_hostile_input import _exported_meta
+    folder = tmp_path_factory.mktemp("model")
+    _exported_meta(folder)
+    return Recognizer.load(folder)
 
 
 def client_for(rec, **kw):
@@ -296,6 +302,7 @@ def live(rec):
     thread.join(10)
 
 
+@pytest.mark.slow  # a real uvicorn server and a long inference
 def test_health_answers_while_a_long_request_runs_and_a_full_queue_gets_503(live):
     import requests
     long_audio = wav(speechlike(40.0))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # tiny_run: a real run_crossval
 
 from emotionnas.errors import ConfigError  # noqa: E402
 from emotionnas.recognizer.onnx_export import export_onnx  # noqa: E402
@@ -30,6 +31,9 @@ def models(tmp_path_factory, tiny_run):
     _exported_meta(multi)
     for m in (demo, multi):
         info = export_onnx(m)
+        n = len(Recognizer.load(m).spec.members)
+        assert [x["file"] for x in info["members"]] == [f"onnx/member{i}.onnx" for i in range(n)]
+        assert {f"member{i}" for i in range(n)} <= set(info["max_error"]) and n >= 1
         assert max(info["max_error"].values()) < 1e-4
     return demo, multi
 
@@ -37,6 +41,7 @@ def models(tmp_path_factory, tiny_run):
 def _real_waves(demo_root, n=4):
     emodb = Path(__file__).resolve().parents[1].parent / "shared/data/emodb/wav"
     files = sorted(emodb.glob("*.wav"))[:n] if emodb.is_dir() else sorted((demo_root / "wav").glob("*.wav"))[:n]
+    assert len(files) == n, files
     return files
 
 
@@ -45,7 +50,9 @@ def test_onnx_equals_torch_on_real_utterances(models, demo_root):
         t, o = Recognizer.load(model), Recognizer.load(model, backend="onnx")
         for f in _real_waves(demo_root):
             wave = t.load_wave(f)
-            np.testing.assert_allclose(o.predict_proba(wave), t.predict_proba(wave), atol=1e-4)
+            p = o.predict_proba(wave)
+            assert p.shape == (len(t.labels),) and abs(p.sum() - 1) < 1e-5
+            np.testing.assert_allclose(p, t.predict_proba(wave), atol=1e-4)
 
 
 def test_onnx_chunks_audio_longer_than_30_s_like_torch(models, demo_root):

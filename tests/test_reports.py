@@ -28,6 +28,7 @@ def _assert_png(path):
     assert img[..., :3].std() > 0.05  # not a blank canvas
 
 
+@pytest.mark.slow  # tiny_run: a real run_crossval
 def test_full_report(run):
     rd = RunDir(run)
     text = rd.report.read_text()
@@ -51,6 +52,7 @@ def test_full_report(run):
     assert list(rd.tables.glob("selection_*.md"))
 
 
+@pytest.mark.slow  # tiny_run: a real run_crossval
 def test_report_is_rebuilt_from_the_run_folder_alone(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
@@ -63,6 +65,7 @@ def test_report_is_rebuilt_from_the_run_folder_alone(run, tmp_path):
     assert all((copy / link).exists() for link in _links(before))
 
 
+@pytest.mark.slow  # tiny_run: a real run_crossval
 def test_leaks_and_degenerate_models_are_flagged(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
@@ -87,6 +90,7 @@ def test_confusion_png_values(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp file
 
 
+@pytest.mark.slow  # tiny_run: a real run_crossval
 def test_bad_or_old_results_name_the_file(tmp_path, run):
     with pytest.raises(EmotionNASError, match="results.json"):
         write_report(tmp_path)

@@ -81,12 +81,13 @@ def _without_time(log):
     return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]
 
 
+@pytest.mark.slow  # trains three searches
 def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
     tr, va = _data(48, 0), _data(16, 1)
     full = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "full", progress=False)
     assert load_recipe(tmp_path / "full" / "recipe.json") == full
-    log_full = check_search_outputs(tmp_path / "full", full, warmup_epochs=1)
+    log_full = check_search_outputs(tmp_path / "full", full, warmup_epochs=1, epochs=4, y_val=va[2])
     assert log_full["epochs"][-1]["arch"]["alpha"] != log_full["epochs"][0]["arch"]["alpha"]  # α moved
     # killed after 3 of 4 epochs, then resumed
     with pytest.raises(Interrupt):
@@ -100,7 +101,7 @@ def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
     extended = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "part", progress=False)
     assert ran == [4] and killed == extended == full
     for run in ("kill", "part"):
-        log = check_search_outputs(tmp_path / run, full, warmup_epochs=1)
+        log = check_search_outputs(tmp_path / run, full, warmup_epochs=1, epochs=4, y_val=va[2])
         assert _without_time(log) == _without_time(log_full), run
     s_full = torch.load(tmp_path / "full" / "search_state.pt", weights_only=True)
     s_kill = torch.load(tmp_path / "kill" / "search_state.pt", weights_only=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import check_fold_scores
 from emotionnas.cli import demo_config
 from emotionnas.errors import ConfigError, LeakageError
 from emotionnas.rundir import RunDir, check_search_speakers, corpus_fingerprint, fingerprint_changes, safe_component
@@ -50,6 +51,7 @@ def test_safe_component_never_collides_for_different_names():
     assert safe_component("a/b") != safe_component("a_b")
 
 
+@pytest.mark.slow  # a real run_crossval
 def test_hostile_manifest_speakers_write_nothing_outside_out(tmp_path, demo_root, cache):
     corpus = tmp_path / "corpus"
     (corpus / "wav").mkdir(parents=True)
@@ -85,6 +87,7 @@ def test_fingerprint_names_what_changed():
     assert "speaker(s) added: s4" in text and "utterances changed for speaker(s) s2" in text
 
 
+@pytest.mark.slow  # a real run_crossval
 def test_changed_corpus_is_refused_and_restart_starts_afresh(tmp_path, demo_root, cache):
     corpus = copy_corpus(demo_root, tmp_path / "corpus")
     cfg = tiny_config(corpus, cache)
@@ -147,6 +150,7 @@ def test_cached_search_is_checked_against_every_fold_that_uses_it():
         check_search_speakers({"genotype": {}}, Fold("f", ("a", "b"), ("c",), ("d",)), "g0")
 
 
+@pytest.mark.slow  # a real run_crossval
 def test_stale_search_record_is_refused(tmp_path, demo_root, cache):
     cfg = tiny_config(demo_root, cache)
     out = tmp_path / "run"
@@ -180,6 +184,7 @@ def test_fit_follows_its_seed():
     assert not torch.equal(weights(1), weights(2))
 
 
+@pytest.mark.slow  # a real run_crossval
 def test_run_seed_changes_results_and_reproduces_them_bit_for_bit(tmp_path, demo_root, cache):
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
@@ -189,6 +194,7 @@ def test_run_seed_changes_results_and_reproduces_them_bit_for_bit(tmp_path, demo
     assert read("a") != read("c")  # the seed reached the searches, the inner CV and the refits
 
 
+@pytest.mark.slow  # a real run_crossval
 def test_emodarts_in_the_space_runs_and_fuses_either_way(tmp_path, demo_root, cache):
     import json as _json
 
@@ -199,8 +205,9 @@ def test_emodarts_in_the_space_runs_and_fuses_either_way(tmp_path, demo_root, ca
     cfg.space.spectrogram = ["emodarts"]
     cfg.space.deep = ["gru"]
     res = run_crossval(cfg, tmp_path / "run", **QUIET)
-    assert 0 <= res["ua"] <= 100 and res["searches"][0]["genotype"]
+    check_fold_scores(tmp_path / "run", res)
     genotype = res["searches"][0]["genotype"]
+    assert len(genotype["normal"]) == len(genotype["reduce"]) == 2 * cfg.cnn.search.nodes  # two inputs per node
     net = build_model(Candidate("gru", (1,), 4, "attention", 16, 0.2, "emodarts", "ism"), Dims(4, 384, 5, 4, 3),
                       _json.loads(_json.dumps(genotype)))
     swapped = TwoStreamModel(net.spec_branch, net.deep_branch, 4, fusion="ism", dominant="spectrogram")
