@@ -109,3 +109,40 @@ def check_search_outputs(out_dir, cell, warmup_epochs: int, *, epochs: int, y_va
     assert state["format"] == FORMAT and state["epoch"] == len(records)
     assert json.loads(state["log"]) == records
     return log
+
+
+def serve_in_thread(app, timeout: float = 10.0):
+    """A real uvicorn server for `app` on a free loopback port, in a daemon thread: yields its
+    URL, then stops it (use from a fixture: `yield from serve_in_thread(app)`)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout)
+
+
+class Interrupt(Exception):
+    """Raised by `stop_after` to interrupt a search after an epoch (resume tests)."""
+
+
+def stop_after(n):
+    def hook(done, record):
+        if done == n:
+            raise Interrupt
+    return hook
+
+
+def without_time(log):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import check_search_outputs
+from conftest import Interrupt, check_search_outputs, stop_after, without_time
 from emotionnas.errors import ConfigError
 from emotionnas.search.architect import Architect
 from emotionnas.search.loop import weight_step
@@ -176,21 +176,6 @@ def _cfg(**kw):
     return SearchJob(CNNSearchConfig(**{**base, **kw}), **{"C": 4, "layers": 3, "seed": 3, **job})
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after(n):
-    def hook(done, record):
-        if done == n:
-            raise Interrupt
-    return hook
-
-
-def _without_time(log):
-    return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]
-
-
 @pytest.mark.slow  # trains a supernet
 def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path, capsys):
     x_tr, y_tr = _toy(16, 8, 1)
@@ -201,20 +186,20 @@ def test_search_resumes_after_interrupt_and_matches_uninterrupted(tmp_path, caps
     assert Genotype.load(full / "genotype.json") == g_full
     part = tmp_path / "part"
     with pytest.raises(Interrupt):  # killed after two of three epochs
-        search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=_stop_after(2))
+        search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=stop_after(2))
     assert len(json.loads((part / "search_log.json").read_text())["epochs"]) == 2
     ran = []
     g_part = search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False,
                         on_epoch_end=lambda done, r: ran.append(done))
     assert ran == [3] and g_part == g_full
     log_part = check_search_outputs(part, json.loads(g_part.to_json()), warmup_epochs=1, epochs=3, y_val=y_val)
-    assert _without_time(log_part) == _without_time(log_full)
+    assert without_time(log_part) == without_time(log_full)
     s_full = torch.load(full / "search_state.pt", weights_only=True)
     s_part = torch.load(part / "search_state.pt", weights_only=True)
     for k, v in s_full["model"].items():
         assert torch.equal(v, s_part["model"][k]), k
     # a finished search re-run derives the same cell without training
-    assert search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=_stop_after(1)) == g_full
+    assert search_cnn(x_tr, y_tr, x_val, y_val, _cfg(), part, progress=False, on_epoch_end=stop_after(1)) == g_full
     with pytest.raises(ConfigError, match="search_state.pt: written with a different config"):
         search_cnn(x_tr, y_tr, x_val, y_val, _cfg(C=8), part, progress=False)
     with pytest.raises(ConfigError, match="different config .epochs=3"):  # the lr schedule depends on it

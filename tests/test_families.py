@@ -130,6 +130,7 @@ def test_a_family_registered_in_one_line_runs_through_selection(toy_family, demo
     assert c.name.startswith("toy-L1") and not c.expensive
     cfg = demo_config(str(demo_root), str(tmp_path / "cache"))
     cfg.max_folds, cfg.workers = 1, 1          # serial: the toy family lives in this process only
+    cfg.final_model = False
     cfg.space.deep, cfg.space.spectrogram = ["toy"], ["none"]
     cfg.space.layer_mix = False
     cfg.selection.budget, cfg.selection.eta = 9, 1  # 5 baselines + 4 toys; halving keeps all

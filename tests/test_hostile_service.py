@@ -10,7 +10,6 @@ import struct
 import threading
 import time
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,23 +282,8 @@ def test_weights_header_is_checked_against_the_description(tmp_path):
 @pytest.fixture(scope="module")
 def live(rec):
     """A real uvicorn server on loopback with a queue of 1 and a short time limit."""
-    import socket
-
-    import uvicorn
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(rec, ServeSettings(queue=1, timeout=20.0, hop=0.25))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    from conftest import serve_in_thread
+    yield from serve_in_thread(create_app(rec, ServeSettings(queue=1, timeout=20.0, hop=0.25)))
 
 
 @pytest.mark.slow  # a real uvicorn server and a long inference

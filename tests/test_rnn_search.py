@@ -3,7 +3,7 @@ import inspect
 import pytest
 import torch
 
-from conftest import check_search_outputs
+from conftest import Interrupt, check_search_outputs, stop_after, without_time
 from emotionnas.errors import ConfigError
 from emotionnas.space.recipe import load_recipe, validate_recipe
 from emotionnas.config import RNNSearchConfig
@@ -66,21 +66,6 @@ def _data(n, seed, layers=3, T=12, D=6):
 CFG = dict(hidden=8, n_nodes=3, warmup_epochs=1, batch_size=16)
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_after(n):
-    def hook(done, record):
-        if done == n:
-            raise Interrupt
-    return hook
-
-
-def _without_time(log):
-    return [{k: v for k, v in r.items() if k != "time_s"} for r in log["epochs"]]
-
-
 @pytest.mark.slow  # trains three searches
 def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
     torch.set_num_threads(1)
@@ -92,7 +77,7 @@ def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
     # killed after 3 of 4 epochs, then resumed
     with pytest.raises(Interrupt):
         search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "kill", progress=False,
-                   on_epoch_end=_stop_after(3))
+                   on_epoch_end=stop_after(3))
     ran = []
     killed = search_rnn(*tr, *va, RNNSearchConfig(epochs=4, **CFG), tmp_path / "kill", progress=False,
                         on_epoch_end=lambda done, r: ran.append(done))
@@ -102,7 +87,7 @@ def test_search_writes_outputs_and_resume_equals_uninterrupted(tmp_path):
     assert ran == [4] and killed == extended == full
     for run in ("kill", "part"):
         log = check_search_outputs(tmp_path / run, full, warmup_epochs=1, epochs=4, y_val=va[2])
-        assert _without_time(log) == _without_time(log_full), run
+        assert without_time(log) == without_time(log_full), run
     s_full = torch.load(tmp_path / "full" / "search_state.pt", weights_only=True)
     s_kill = torch.load(tmp_path / "kill" / "search_state.pt", weights_only=True)
     for k, v in s_full["model"].items():

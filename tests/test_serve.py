@@ -2,9 +2,6 @@
 import io
 import json
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -94,26 +91,10 @@ def test_upload_size_limit_and_missing_file(client):
     assert r.status_code in (400, 422)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(rec):
-    import uvicorn
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(rec), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
+    from conftest import serve_in_thread
+    yield from serve_in_thread(create_app(rec))
 
 
 def _browser(extra_flags=()):

@@ -228,7 +228,7 @@ def cmd_evaluate(a) -> int:
 
 def cmd_demo(a) -> int:
     """Synthetic corpus -> run -> export -> predict, in a few minutes on a laptop CPU."""
-    from emotionnas.config import RunConfig, apply_overrides
+    from emotionnas.config import apply_overrides
     from emotionnas.data.demo import make_demo_corpus
     from emotionnas.recognizer.export import export_run
     from emotionnas.recognizer import Recognizer
