@@ -29,6 +29,8 @@ KILL_POINTS = [
     ("second rung", "searches/*/selection.json"),
     ("refits", "folds/fold0*/*.json"),
     ("report", "results.json"),
+    ("final model's inner CV", "searches/final/selection/*.npz"),
+    ("final model's refit", "final/*.pt"),
 ]
 
 
@@ -46,6 +48,7 @@ def setup(tmp_path_factory, demo_root):
     cfg_path.write_text(cfg.to_yaml())
     base = tmp / "uninterrupted"
     subprocess.run(_command(demo_root, base, cfg_path), check=True, capture_output=True)
+    assert (base / "final" / "final.json").exists()
     return tmp, cfg_path, (base / "results.json").read_bytes()
 
 
@@ -112,6 +115,13 @@ def test_sigkill_in_every_stage_then_resume_gives_identical_results(setup, demo_
     assert done.returncode == 0, (log, done.stderr[-2000:])
     assert (run / "results.json").read_bytes() == expected, log
     assert (run / "report.md").exists()
+    # the final model too: same members, calibration and weights as the uninterrupted run's
+    base = tmp / "uninterrupted"
+    assert (run / "final" / "final.json").read_bytes() == (base / "final" / "final.json").read_bytes(), log
+    import torch
+    for pt in sorted((base / "final").glob("*.pt")):
+        a, b = torch.load(pt, weights_only=True), torch.load(run / "final" / pt.name, weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), pt.name
 
 
 def test_resume_with_other_workers_and_cache_gives_identical_results(setup, demo_root):

@@ -318,3 +318,51 @@ def test_request_time_is_bounded(rec):
     c = client_for(rec, timeout=0.5, hop=0.1)
     r = c.post("/predict", files={"file": ("long.wav", wav(speechlike(60.0)), "audio/wav")})
     assert r.status_code == 503 and "limit" in r.json()["error"] and "retry-after" in r.headers
+
+
+# ------------------------------------------------------------ found by a review of the change
+def test_truncated_file_decodes_what_it_holds_deterministically(tmp_path):
+    """A file cut short (its header promises more frames) decodes to the frames it holds, the
+    same every time (a block reader that pads short reads would return stale memory)."""
+    p = tmp_path / "full.flac"
+    sf.write(str(p), speechlike(4.0), 16000, subtype="PCM_16")
+    data = p.read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 2])
+    try:
+        first = load_audio(cut)
+    except AudioError as e:  # a decoder may also refuse the broken tail: then it must say so in one line
+        assert "cut.flac" in str(e) and "\n" not in str(e)
+        return
+    assert len(first) < 4 * 16000 and np.isfinite(first).all()
+    for _ in range(3):
+        assert np.array_equal(load_audio(cut), first)
+
+
+def test_cross_site_posts_and_query_tricks_are_refused(rec):
+    c = client_for(rec)
+    files = {"file": ("a.wav", wav(speechlike(1.0)), "audio/wav")}
+    r = c.post("/predict", files=files, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]
+    assert c.post("/predict", files=files, headers={"Origin": "http://127.0.0.1:8000"}).status_code == 200
+    assert client_for(rec, cors_origins=("http://app.example",)).post(
+        "/predict", files=files, headers={"Origin": "http://app.example"}).status_code == 200
+    assert c.get("/?path=nope").status_code == 200 and b"<html" in c.get("/?path=/page.js").content
+
+
+def test_api_key_scheme_is_case_insensitive_and_public_hosts_need_a_key(rec):
+    c = client_for(rec, api_key="k3y")
+    assert c.get("/health", headers={"Authorization": "bearer k3y"}).status_code == 200
+    assert c.get("/health", headers={"Authorization": "Basic k3y"}).status_code == 401
+    with pytest.raises(ConfigError, match="needs an API key"):
+        check_exposure("127.0.0.1", None, False, ("127.0.0.1", "emotions.example.org"))
+    check_exposure("127.0.0.1", "k3y", False, ("127.0.0.1", "emotions.example.org"))
+
+
+def test_padded_speech_stretches_never_overlap():
+    from emotionnas.data.vad import VADSettings, speech_segments
+    probs = [np.array([0.9] * 10 + [0.1] * 10 + [0.9] * 10, np.float32)]  # a 0.32 s pause
+    wide = speech_segments(probs, VADSettings(min_silence=0.3, pad=0.2, min_speech=0.1))
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(wide, wide[1:]))
+    assert len(wide) == 1  # the pads met: one stretch
+    assert len(speech_segments(probs, VADSettings(min_silence=0.3, pad=0.01, min_speech=0.1))) == 2

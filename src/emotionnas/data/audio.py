@@ -124,7 +124,14 @@ def prepare_array(wave, sample_rate: int = TARGET_SR, name: str = "<array>",
     mono float32 at `target_sr`, exactly as `load_audio` treats the same samples in a file."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
         raise AudioError(name, f"sample_rate must be an integer, got {type(sample_rate).__name__}")
-    a = _as_float_frames(wave, name, limits.max_channels)
+    raw = np.asarray(wave)
+    if raw.ndim == 2:  # the limits from the shape, before any copy is made
+        frames, channels = (raw.shape[1], raw.shape[0]) if raw.shape[1] > limits.max_channels >= raw.shape[0] \
+            else raw.shape
+        limits.check_header(name, int(sample_rate), channels, frames)
+    elif raw.ndim == 1:
+        limits.check_header(name, int(sample_rate), 1, raw.shape[0])
+    a = _as_float_frames(raw, name, limits.max_channels)
     limits.check_header(name, int(sample_rate), a.shape[1], len(a))
     blocks = (a[i:i + BLOCK_FRAMES] for i in range(0, len(a), BLOCK_FRAMES))
     return _decode(blocks, int(sample_rate), a.shape[1], name, limits, target_sr)
@@ -186,12 +193,21 @@ def stream_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = N
         if frames is None and f.frames == 0:
             raise AudioError(name, "empty audio (0 samples)")
         try:
-            blocks = f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            yield from _mono_blocks(blocks, f.samplerate, f.channels, name, limits, target_sr)
+            yield from _mono_blocks(_read_blocks(f), f.samplerate, f.channels, name, limits, target_sr)
         except AudioError:
             raise
         except Exception as e:
             raise AudioError(name, f"unreadable audio ({_short(e)})") from None
+
+
+def _read_blocks(f):
+    """Blocks of what the file really holds: `SoundFile.blocks` pads a short read (a truncated
+    file whose header promises more) with stale or uninitialised memory; `read` trims."""
+    while True:
+        block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if not len(block):
+            return
+        yield block
 
 
 def audio_duration(path: str | Path) -> float:

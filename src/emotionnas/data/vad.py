@@ -104,6 +104,8 @@ def speech_segments(probs, settings: VADSettings = VADSettings(), duration: floa
         if (b - a) * hop < s.min_speech:
             continue
         lo, hi = max(0.0, a * hop - s.pad), min(end_of_audio, b * hop + s.pad)
+        if out and lo < out[-1][1]:  # padding reached into the previous stretch: one stretch
+            lo = out.pop()[0]
         while hi - lo > s.max_segment:
             out.append((round(lo, 3), round(lo + s.max_segment, 3)))
             lo += s.max_segment

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from emotionnas.data.folds import load_folds
 from emotionnas.errors import ConfigError
 from emotionnas.space.model_spec import Dims, Member, ModelSpec, needs_genotype, needs_recipe
 from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
@@ -45,6 +46,7 @@ def export_run(run_dir, out_dir, fold: int | None = None) -> Path:
         "cv_ua": results["ua"], "cv_ua_std": results["ua_std"], "cv_wa": results["wa"],
         "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once): the "
                 "expected accuracy of this model on new speakers"}}
+    ModelSpec.from_meta(meta, str(out_dir / MODEL_JSON))  # what a recognizer will refuse, refused here first
     atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
     atomic_write_json(out_dir / MODEL_JSON, meta)
     atomic_write_text(out_dir / "README.md", model_card(spec, results, where, cfg))
@@ -85,7 +87,8 @@ def _fold_members(run, results: dict, index: int):
     members, state = _members(run, fold["search_group"], fold["members"],
                               lambda m: read_json(run.refit_json(index, m["key"]))["spec_stats"],
                               lambda key: run.refit_weights(index, key))
-    trained = sorted({s for f in folds for s in f["test_speakers"]} - set(fold["test_speakers"]))
+    split = next(f for f in load_folds(run.folds) if f.name == fold["name"])
+    trained = sorted(set(split.train) | set(split.val))
     return members, state, {"model": f"fold {fold['name']}", "fold": fold["name"], "trained_speakers": trained,
                             "held_out_speakers": fold["test_speakers"]}
 

@@ -31,7 +31,7 @@ def read_model_spec(model_dir) -> ModelSpec:
         raise ConfigError(f"{meta_path}: {meta_path.stat().st_size} bytes > limit {MAX_MODEL_JSON_BYTES}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ConfigError(f"{meta_path}: unreadable model description ({type(e).__name__})") from None
     return ModelSpec.from_meta(meta, str(meta_path))
 
@@ -47,7 +47,7 @@ def read_weights_header(path, max_params: int = MAX_PARAMS) -> dict[str, tuple]:
             if size < 8 or not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
                 raise ConfigError(f"{path}: unreadable weights (not a safetensors file: header length {n})")
             header = json.loads(f.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: unreadable weights ({type(e).__name__})") from None
     if not isinstance(header, dict):
         raise ConfigError(f"{path}: unreadable weights (header is not a mapping)")
@@ -59,7 +59,8 @@ def read_weights_header(path, max_params: int = MAX_PARAMS) -> dict[str, tuple]:
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if (not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(d, int) and 0 <= d < 2 ** 40 for d in shape)
                 or not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) and 0 <= o <= size for o in offsets)):
+                or not all(isinstance(o, int) and 0 <= o <= size - 8 - n for o in offsets)
+                or offsets[0] > offsets[1]):
             raise ConfigError(f"{path}: tensor {name[:60]!r}: malformed shape or offsets")
         count = int(np.prod(shape, dtype=np.float64))
         total += count

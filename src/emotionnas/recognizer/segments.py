@@ -4,8 +4,9 @@ fixed window, each recognised as an utterance of its own.
     rows = predict_segments(rec, "call.wav", mode="vad")             # Silero VAD stretches
     rows = predict_segments(rec, "call.wav", mode="fixed", window=3, hop=1)
 
-A file is read twice as a stream (voice activity, then the stretches it found), so an hour of
-audio runs in bounded memory: one block and one segment (<= 30 s) at a time. Rows:
+With `vad`, a file is read twice as a stream (voice activity, then the stretches it found), so
+an hour of audio runs in bounded memory: one block and one segment (<= 30 s) at a time; `fixed`
+holds the file's 16 kHz samples in memory (4 bytes a sample). Rows:
 {"start", "end", "label", "score", "probs", "speech"} (label/score/probs None without speech).
 """
 from __future__ import annotations
@@ -68,12 +69,23 @@ def _row(rec, start, end, piece, top_k=None) -> dict:
 
 
 def predict_segments(rec, audio, mode: str = "vad", window: float = 3.0, hop: float = 1.0,
-                     sample_rate: int | None = None, settings: VADSettings = VADSettings(), top_k=None) -> list[dict]:
+                     sample_rate: int | None = None, settings: VADSettings = VADSettings(), top_k=None,
+                     deadline: float | None = None) -> list[dict]:
+    """Rows of `audio` (see the module docstring); `deadline` (time.monotonic()): TimeoutError
+    once it has passed, checked between segments."""
+    import time
+
+    def rows(pieces):
+        for a, b, piece in pieces:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("request took longer than its time limit")
+            yield _row(rec, a, b, piece, top_k)
+
     if mode not in MODES:
         raise ConfigError(f"--segments: expected one of {MODES}, got {mode!r}")
     if mode == "fixed":
-        wave = np.concatenate(list(_blocks(rec, audio, sample_rate)))
+        wave = np.concatenate(list(_blocks(rec, audio, sample_rate)))  # fixed windows: the file in memory
         spans = rec.windows(wave, window, hop)
-        return [_row(rec, a, b, wave[int(round(a * TARGET_SR)):int(round(b * TARGET_SR))], top_k) for a, b in spans]
+        return list(rows((a, b, wave[int(round(a * TARGET_SR)):int(round(b * TARGET_SR))]) for a, b in spans))
     spans = speech_segments(vad().frame_probs(_blocks(rec, audio, sample_rate)), settings)
-    return [_row(rec, a, b, piece, top_k) for a, b, piece in cut(_blocks(rec, audio, sample_rate), spans)]
+    return list(rows(cut(_blocks(rec, audio, sample_rate), spans)))

@@ -90,27 +90,40 @@ class Guard:
         if "*" not in self.hosts and host_name(headers.get("host", "")) not in self.hosts:
             return await _reply(send_secured, 400, "host not allowed (add it with --allow-host)")
         if self.s.api_key and scope["path"] not in ASSETS and scope["method"] != "OPTIONS":
-            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), self.s.api_key.encode()):
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            given = headers.get("x-api-key") or (token.strip() if scheme.lower() == "bearer" else "")
+            if not hmac.compare_digest(given.encode("latin-1"), self.s.api_key.encode("utf-8")):
                 return await _reply(send_secured, 401, "missing or wrong API key (Authorization: Bearer KEY)",
                                     [(b"www-authenticate", b"Bearer")])
         if scope["method"] == "POST":
+            origin = headers.get("origin")
+            if origin and origin not in self.s.cors_origins and host_name(origin.split("://")[-1]) not in self.hosts \
+                    and "*" not in self.hosts:
+                return await _reply(send_secured, 403, "cross-site request refused (add the origin with --cors-origin)")
+            state = getattr(self.app, "state", None)
+            if state is not None and getattr(state, "busy", 0) >= self.s.queue:  # before the body is read
+                return await _reply(send_secured, 503, "busy: too many requests in progress, retry later",
+                                    [(b"retry-after", b"2")])
             length, limit = headers.get("content-length"), self.s.limits.max_bytes
             if length is None:
                 return await _reply(send_secured, 411, "send a Content-Length header")
             if not length.isdigit() or int(length) > limit + 64 * 1024:  # + multipart framing
                 return await _reply(send_secured, 413, f"upload too big (limit {limit / 2 ** 20:g} MB)")
-            receive = _counted(receive, int(length))
+            receive = _counted(receive, int(length), time.monotonic() + self.s.timeout)
         await self.app(scope, receive, send_secured)
 
 
-def _counted(receive, declared: int):
-    """Stop reading a body that grows beyond its declared Content-Length."""
+def _counted(receive, declared: int, deadline: float):
+    """Stop reading a body that grows beyond its declared Content-Length or arrives too slowly
+    (a body that takes longer than the request time limit: a slow-upload attack)."""
     seen = 0
 
     async def wrapped():
         nonlocal seen
-        message = await receive()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ConnectionError("upload slower than the request time limit")
+        message = await asyncio.wait_for(receive(), remaining)
         seen += len(message.get("body", b""))
         if seen > declared:
             raise ConnectionError("body longer than its Content-Length")
@@ -167,11 +180,12 @@ def _add_assets(app) -> None:
     from fastapi.responses import Response
     files = resources.files("emotionnas.recognizer")
     assets = {path: (files.joinpath(f).read_bytes(), kind) for path, (f, kind) in ASSETS.items()}
-    for path in ASSETS:
-        def asset(path=path):
-            body, kind = assets[path]
+    def handler(body: bytes, kind: str):
+        def asset():
             return Response(body, media_type=kind)
-        app.add_api_route(path, asset, methods=["GET"], include_in_schema=False)
+        return asset
+    for path, (body, kind) in assets.items():
+        app.add_api_route(path, handler(body, kind), methods=["GET"], include_in_schema=False)
 
 
 def _add_health(app, recognizer, s: ServeSettings) -> None:
@@ -187,14 +201,24 @@ def _add_health(app, recognizer, s: ServeSettings) -> None:
 def _add_predict(app, recognizer, s: ServeSettings) -> None:
     from fastapi import File, UploadFile
 
+    def in_time(deadline: float) -> None:
+        if time.monotonic() > deadline:  # the client has its 503: drop the rest of the work
+            raise TimeoutError("request took longer than its time limit")
+
     def work(data: bytes, name: str, deadline: float, segments: str) -> dict:  # in the worker thread
+        in_time(deadline)  # it may have waited in the queue past its limit
         wave = recognizer.load_wave(io.BytesIO(data), name=name)
+        in_time(deadline)
         duration = len(wave) / 16000
         out = {"file": name, "duration": round(duration, 3), **recognizer._result(wave)}
         out["windows"] = recognizer.predict_windows(wave, s.window, s.hop, deadline) if duration > s.window else []
         if segments == "vad":
             from emotionnas.recognizer.segments import predict_segments
-            out["segments"] = predict_segments(recognizer, wave, "vad")
+            in_time(deadline)
+            try:
+                out["segments"] = predict_segments(recognizer, wave, "vad", deadline=deadline)
+            except ConfigError:  # no voice-activity packages installed: the windows stand alone
+                out["segments"] = None
         return out
 
     def finished(_):
@@ -228,11 +252,13 @@ def _add_predict(app, recognizer, s: ServeSettings) -> None:
             return _error(400, scrub(str(e), name))
 
 
-def check_exposure(host: str, api_key: str | None, no_auth: bool) -> None:
-    """Off loopback, a key is required unless the user says --no-auth."""
-    if host not in LOOPBACK_HOSTS and not api_key and not no_auth:
-        raise ConfigError(f"serving on {host} (not this machine only) needs an API key: --api-key KEY or "
-                          f"{API_KEY_ENV}=KEY, or say --no-auth")
+def check_exposure(host: str, api_key: str | None, no_auth: bool, allow_hosts=LOOPBACK_HOSTS) -> None:
+    """Off loopback (bound elsewhere, or answering other Host names, e.g. behind a proxy), a
+    key is required unless the user says --no-auth."""
+    public = host not in LOOPBACK_HOSTS or any(h not in LOOPBACK_HOSTS for h in allow_hosts)
+    if public and not api_key and not no_auth:
+        raise ConfigError(f"serving on {host} with hosts {list(allow_hosts)} (not this machine only) needs an API "
+                          f"key: --api-key KEY or {API_KEY_ENV}=KEY, or say --no-auth")
 
 
 def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None,
@@ -243,10 +269,10 @@ def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, settings: ServeS
     s = settings or ServeSettings()
     if s.api_key is None and os.environ.get(API_KEY_ENV):
         s = ServeSettings(**{**s.__dict__, "api_key": os.environ[API_KEY_ENV]})
-    check_exposure(host, s.api_key, no_auth)
+    check_exposure(host, s.api_key, no_auth, s.allow_hosts)
     if host not in LOOPBACK_HOSTS and host not in ("0.0.0.0", "::"):
         s = ServeSettings(**{**s.__dict__, "allow_hosts": tuple(s.allow_hosts) + (host,)})
     rec = Recognizer.load(model_dir)
     rec.encoder  # load the encoder before the first request, not during it
-    uvicorn.run(create_app(rec, s), host=host, port=port, log_level="info", server_header=False,
+    uvicorn.run(create_app(rec, s), host=host, port=port, log_level="info", server_header=False, http="h11",
                 limit_concurrency=64, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)

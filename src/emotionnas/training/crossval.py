@@ -11,8 +11,8 @@ Read top to bottom (the stages are methods of `Run`, training/run.py):
                                                              -> training/selection.py
   5. refit: per fold, the group's ensemble (and, with `baselines`, each baseline) refit on all
      the fold's training speakers for its chosen epochs; one evaluation on the test speakers
-  6. final: the deployable model, selected and refit on every speaker (training/final.py)
-  7. summary: results.json (the report is written from the run folder by reports/report.py)
+  6. summary: results.json (the report is written from the run folder by reports/report.py)
+  7. final: the deployable model, selected and refit on every speaker (training/final.py)
 Independent work runs as tasks on an executor (training/executor.py); each task's result is
 written atomically as it arrives, so a killed run resumes where it stopped.
 """
@@ -36,6 +36,8 @@ def run_crossval(cfg: RunConfig, out_dir, progress: bool = True, log=print, rest
             run.searches(groups)
             run.selection(groups)
             refits = run.refit(groups)
+            results = run.summary(groups, refits)  # the CV results are safe before the final stage
             if cfg.final_model:
                 run.final()
-        return run.summary(groups, refits)
+                run.write_timing()
+        return results

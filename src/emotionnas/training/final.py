@@ -9,7 +9,11 @@ accuracy (the model card says so).
 
 Calibration: a temperature fit on the ensemble's out-of-fold inner-CV probabilities over every
 speaker (each utterance predicted by members that never trained on its speaker), stored in the
-record and in model.json; the expected calibration error before and after is recorded too.
+record and in model.json. The calibration error is recorded before scaling and after a
+cross-fitted scaling (each inner fold scaled by a temperature fit on the other folds), so the
+"after" figure is not measured on the data the temperature was fit on. Caveat: these are the
+inner-CV members (trained on ~(k-1)/k of the speakers) and the same predictions chose the
+members, so the figures describe the selection's models, not exactly the refit.
 
 Resumable like every stage: the group's records live under searches/final/, each member's refit
 under final/ (JSON last: its presence means complete), the summary in final/final.json.
@@ -40,11 +44,12 @@ def final_model(run) -> dict:
     oof = np.mean([run.out_of_fold(g, m["key"])[2] for m in g.summary["members"]], axis=0)
     y = fs.labels[g.idx]
     temperature = fit_temperature(oof, y)
+    crossed = _cross_fitted(oof, y, g.inner)
     record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(train)),
               "members": [{**m, "spec_stats": refits[m["key"]]["spec_stats"]} for m in g.summary["members"]],
               "temperature": round(temperature, 4),
               "ece_before": round(expected_calibration_error(oof, y), 2),
-              "ece_after": round(expected_calibration_error(temperature_scale(oof, temperature), y), 2),
+              "ece_after": round(expected_calibration_error(crossed, y), 2),
               "note": "selected and refit on every speaker; no test speaker exists for this model: its expected "
                       "accuracy is the run's cross-validated score. Calibration from out-of-fold inner-CV "
                       "probabilities."}
@@ -53,6 +58,16 @@ def final_model(run) -> dict:
             f"({len(train)} utterances); temperature {record['temperature']} (ECE {record['ece_before']} -> "
             f"{record['ece_after']} %, out of fold) -> {run.dir.final_record}")
     return record
+
+
+def _cross_fitted(oof: np.ndarray, y: np.ndarray, inner: list) -> np.ndarray:
+    """Each inner fold's probabilities scaled by a temperature fit on the other folds: the
+    calibration error after scaling, measured on speakers the temperature was not fit on."""
+    out = np.empty_like(oof)
+    for pos in inner:
+        rest = np.setdiff1d(np.arange(len(y)), pos)
+        out[pos] = temperature_scale(oof[pos], fit_temperature(oof[rest], y[rest]))
+    return out
 
 
 def _refit(run, g, train: np.ndarray, speakers: list[str]) -> dict:

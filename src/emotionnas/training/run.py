@@ -343,13 +343,17 @@ class Run:
         return final_model(self)
 
     # ------------------------------------------------------------ results
+    def write_timing(self) -> None:
+        """timing.json: the stages' wall times so far, peak memory, CPU time, how it ran."""
+        timing = {**self.timing, "total_seconds": time.perf_counter() - self.t_start,
+                  "peak_rss_mb": peak_rss_mb(), "cpu_seconds": cpu_seconds()}
+        atomic_write_json(self.dir.timing, {**timing, "workers": self.cfg.workers, "executor": self.cfg.executor})
+
     def summary(self, groups: list[Group], refits: dict) -> dict:
         """results.json (identical after an interrupted, resumed run) and timing.json."""
         cfg = self.cfg
         results = summarize(cfg, self.fs, self.folds, groups, refits, self.dir)
-        timing = {**self.timing, "total_seconds": time.perf_counter() - self.t_start,
-                  "peak_rss_mb": peak_rss_mb(), "cpu_seconds": cpu_seconds()}
-        atomic_write_json(self.dir.timing, {**timing, "workers": cfg.workers, "executor": cfg.executor})
+        self.write_timing()
         atomic_write_json(self.dir.results, results)
         line = (f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f}  "
                 f"macro-F1 {results['macro_f1']:.1f}")
