@@ -23,14 +23,15 @@ def build(path: Path, files, minutes: float, seed: int = 0) -> int:
     rng = np.random.default_rng(seed)
     total, n = 0, 0
     with sf.SoundFile(str(path), "w", 16000, 1, subtype="PCM_16") as out:
-        while total < minutes * 60 * 16000:
+        while True:
             gap = (3e-4 * rng.standard_normal(int(rng.uniform(0.5, 2.5) * 16000))).astype(np.float32)
             speech = sf.read(str(files[n % len(files)]), dtype="float32")[0]
+            if total + len(gap) + len(speech) > minutes * 60 * 16000:  # at most `minutes`
+                return n
             out.write(gap)
             out.write(speech)
             total += len(gap) + len(speech)
             n += 1
-    return n
 
 
 def main():
