@@ -90,49 +90,52 @@ def _mono_blocks(blocks, sr: int, channels: int, name: str, limits: AudioLimits,
 
 def _decode(blocks, sr: int, channels: int, name: str, limits: AudioLimits, target_sr: int) -> np.ndarray:
     """(frames, channels) float32 blocks -> one mono float32 array at `target_sr`, validated."""
-    parts = list(_mono_blocks(blocks, sr, channels, name, limits, target_sr))
+    return _joined(_mono_blocks(blocks, sr, channels, name, limits, target_sr), name)
+
+
+def _joined(mono_blocks, name: str) -> np.ndarray:
+    """Mono blocks -> one array; AudioError when every sample is zero."""
+    parts = list(mono_blocks)
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if not np.any(wave):
         raise AudioError(name, "silent audio (all samples are zero)")
     return wave
 
 
-def _as_float_frames(wave: np.ndarray, name: str, max_channels: int) -> np.ndarray:
-    """An array as a file would decode: (frames, channels) float32 in [-1, 1] scale. Integer
-    samples are scaled as libsndfile scales them; channel-first arrays are transposed."""
+def _frames_view(wave, name: str, max_channels: int) -> np.ndarray:
+    """An array as (frames, channels), without a copy: mono gets a channel axis, channel-first
+    arrays are transposed (a view)."""
     a = np.asarray(wave)
     if a.dtype.kind not in "iuf":
         raise AudioError(name, f"unsupported sample type {a.dtype} (expected integer or float samples)")
     if a.ndim == 1:
-        a = a[:, None]
-    elif a.ndim == 2:
-        if a.shape[1] > max_channels and a.shape[0] <= max_channels:
-            a = a.T  # (channels, frames)
-    else:
-        raise AudioError(name, f"expected mono, (frames, channels) or (channels, frames) audio, got shape {a.shape}")
+        return a[:, None]
+    if a.ndim == 2:
+        return a.T if a.shape[1] > max_channels and a.shape[0] <= max_channels else a  # (channels, frames)
+    raise AudioError(name, f"expected mono, (frames, channels) or (channels, frames) audio, got shape {a.shape}")
+
+
+def _as_float(a: np.ndarray) -> np.ndarray:
+    """Samples as a file would decode them: float32 in [-1, 1] scale, integers scaled as
+    libsndfile scales them."""
     if a.dtype.kind == "i":
-        a = (a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))).astype(np.float32)
-    elif a.dtype.kind == "u":
+        return (a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))).astype(np.float32)
+    if a.dtype.kind == "u":
         half = float(2 ** (8 * a.dtype.itemsize - 1))
-        a = ((a.astype(np.float64) - half) / half).astype(np.float32)
+        return ((a.astype(np.float64) - half) / half).astype(np.float32)
     return a.astype(np.float32, copy=False)
 
 
 def prepare_array(wave, sample_rate: int = TARGET_SR, name: str = "<array>",
                   limits: AudioLimits = DEFAULT_LIMITS, target_sr: int = TARGET_SR) -> np.ndarray:
     """A waveform array (any integer or float dtype; mono, channel-last or channel-first) ->
-    mono float32 at `target_sr`, exactly as `load_audio` treats the same samples in a file."""
+    mono float32 at `target_sr`, exactly as `load_audio` treats the same samples in a file.
+    The limits are checked on the shape, before any copy is made."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
         raise AudioError(name, f"sample_rate must be an integer, got {type(sample_rate).__name__}")
-    raw = np.asarray(wave)
-    if raw.ndim == 2:  # the limits from the shape, before any copy is made
-        frames, channels = (raw.shape[1], raw.shape[0]) if raw.shape[1] > limits.max_channels >= raw.shape[0] \
-            else raw.shape
-        limits.check_header(name, int(sample_rate), channels, frames)
-    elif raw.ndim == 1:
-        limits.check_header(name, int(sample_rate), 1, raw.shape[0])
-    a = _as_float_frames(raw, name, limits.max_channels)
-    limits.check_header(name, int(sample_rate), a.shape[1], len(a))
+    view = _frames_view(wave, name, limits.max_channels)
+    limits.check_header(name, int(sample_rate), view.shape[1], len(view))
+    a = _as_float(view)
     blocks = (a[i:i + BLOCK_FRAMES] for i in range(0, len(a), BLOCK_FRAMES))
     return _decode(blocks, int(sample_rate), a.shape[1], name, limits, target_sr)
 
@@ -157,12 +160,12 @@ def load_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = Non
     NaN/inf, all-zero audio and anything over a limit. Clipped audio is accepted (it is still
     speech) but values are kept within [-1, 1].
     """
-    parts = list(stream_audio(path, target_sr, max_seconds, name, limits))
-    wave = np.concatenate(parts)
-    if not np.any(wave):
-        raise AudioError(name or (str(path) if isinstance(path, (str, Path)) else "upload"),
-                         "silent audio (all samples are zero)")
-    return wave
+    name = _input_name(path, name)
+    return _joined(stream_audio(path, target_sr, max_seconds, name, limits), name)
+
+
+def _input_name(path, name: str | None) -> str:
+    return name or (str(path) if isinstance(path, (str, Path)) else "upload")
 
 
 def stream_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = None, name: str | None = None,
@@ -174,7 +177,7 @@ def stream_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = N
     if max_seconds is not None:
         limits = AudioLimits(**{**limits.__dict__, "max_seconds": max_seconds})
     is_path = isinstance(path, (str, Path))
-    name = name or (str(path) if is_path else "upload")
+    name = _input_name(path, name)
     if is_path:
         try:
             size = os.stat(path).st_size

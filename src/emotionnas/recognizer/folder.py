@@ -4,6 +4,7 @@ verbs every recognizer backend shares (predict, emotion over time). Imports no t
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,12 @@ def read_weights_header(path, max_params: int = MAX_PARAMS) -> dict[str, tuple]:
             raise ConfigError(f"{path}: more than {max_params:,} parameters (limit)")
         shapes[name] = tuple(shape)
     return shapes
+
+
+def check_deadline(deadline: float | None) -> None:
+    """TimeoutError once `deadline` (time.monotonic()) has passed; None: no deadline."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError("request took longer than its time limit")
 
 
 class BaseRecognizer:
@@ -156,16 +163,14 @@ class BaseRecognizer:
         return windows(len(wave), window, hop)
 
     def predict_windows(self, wave: np.ndarray, window: float = 3.0, hop: float = 1.0,
-                        deadline: float | None = None) -> list[dict]:
+                        deadline: float | None = None, top_k: int | None = None) -> list[dict]:
         """Emotion over time: each window is recognised as an utterance of its own (its features
         computed exactly as for a whole utterance); a window without speech gets label None.
         `deadline` (time.monotonic()): raise TimeoutError once it has passed.
-        -> [{"start", "end", "label", "probs", "speech"}]."""
-        import time
+        -> [{"start", "end", "label", "probs", "speech"}] (+ "top_k")."""
         out = []
         for start, end in self.windows(wave, window, hop):
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("request took longer than its time limit")
+            check_deadline(deadline)
             piece = wave[int(round(start * TARGET_SR)): int(round(end * TARGET_SR))]
-            out.append({"start": start, "end": end, **self._result(piece)})
+            out.append({"start": start, "end": end, **self._result(piece, top_k)})
         return out

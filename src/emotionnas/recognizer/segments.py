@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emotionnas.data.audio import TARGET_SR, stream_audio
+from emotionnas.data.audio import BLOCK_FRAMES, TARGET_SR, stream_audio
 from emotionnas.data.vad import SileroVAD, VADSettings, speech_segments
 from emotionnas.errors import ConfigError
+from emotionnas.recognizer.folder import check_deadline
 
 MODES = ("vad", "fixed")
 _VAD = {}
@@ -34,7 +35,7 @@ def _blocks(rec, audio, sample_rate):
     if isinstance(audio, (str, Path)):
         return stream_audio(audio, limits=rec.limits)
     wave = rec.load_wave(audio, sample_rate)
-    return (wave[i:i + 65536] for i in range(0, len(wave), 65536))
+    return (wave[i:i + BLOCK_FRAMES] for i in range(0, len(wave), BLOCK_FRAMES))
 
 
 def cut(blocks, spans):
@@ -63,9 +64,14 @@ def cut(blocks, spans):
 def _row(rec, start, end, piece, top_k=None) -> dict:
     res = rec._result(piece, top_k) if len(piece) >= 0.1 * TARGET_SR else {"label": None, "probs": None,
                                                                            "speech": False}
-    score = res["probs"][res["label"]] if res["label"] is not None else None
-    return {"start": start, "end": end, "label": res["label"], "score": score, "probs": res["probs"],
-            "speech": res["speech"], **({"top_k": res["top_k"]} if "top_k" in res else {})}
+    return _scored({"start": start, "end": end, **res})
+
+
+def _scored(row: dict) -> dict:
+    """A row with "score" (the probability of its label, None without speech) after "label"."""
+    score = row["probs"][row["label"]] if row["label"] is not None else None
+    return {"start": row["start"], "end": row["end"], "label": row["label"], "score": score, "probs": row["probs"],
+            "speech": row["speech"], **({"top_k": row["top_k"]} if "top_k" in row else {})}
 
 
 def predict_segments(rec, audio, mode: str = "vad", window: float = 3.0, hop: float = 1.0,
@@ -73,19 +79,14 @@ def predict_segments(rec, audio, mode: str = "vad", window: float = 3.0, hop: fl
                      deadline: float | None = None) -> list[dict]:
     """Rows of `audio` (see the module docstring); `deadline` (time.monotonic()): TimeoutError
     once it has passed, checked between segments."""
-    import time
-
-    def rows(pieces):
-        for a, b, piece in pieces:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("request took longer than its time limit")
-            yield _row(rec, a, b, piece, top_k)
-
     if mode not in MODES:
         raise ConfigError(f"--segments: expected one of {MODES}, got {mode!r}")
-    if mode == "fixed":
-        wave = np.concatenate(list(_blocks(rec, audio, sample_rate)))  # fixed windows: the file in memory
-        spans = rec.windows(wave, window, hop)
-        return list(rows((a, b, wave[int(round(a * TARGET_SR)):int(round(b * TARGET_SR))]) for a, b in spans))
+    if mode == "fixed":  # the recognizer's own windows: the file in memory
+        wave = np.concatenate(list(_blocks(rec, audio, sample_rate)))
+        return [_scored(w) for w in rec.predict_windows(wave, window, hop, deadline, top_k)]
     spans = speech_segments(vad().frame_probs(_blocks(rec, audio, sample_rate)), settings)
-    return list(rows(cut(_blocks(rec, audio, sample_rate), spans)))
+    rows = []
+    for a, b, piece in cut(_blocks(rec, audio, sample_rate), spans):
+        check_deadline(deadline)
+        rows.append(_row(rec, a, b, piece, top_k))
+    return rows

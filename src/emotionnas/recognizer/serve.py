@@ -31,6 +31,7 @@ from importlib import resources
 
 from emotionnas.data.audio import AudioLimits
 from emotionnas.errors import AudioError, ConfigError, EmotionNASError, scrub
+from emotionnas.recognizer.folder import check_deadline
 
 SERVE_LIMITS = AudioLimits(max_seconds=300.0, max_bytes=25 * 1024 * 1024, max_decoded_mb=256.0)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -201,20 +202,16 @@ def _add_health(app, recognizer, s: ServeSettings) -> None:
 def _add_predict(app, recognizer, s: ServeSettings) -> None:
     from fastapi import File, UploadFile
 
-    def in_time(deadline: float) -> None:
-        if time.monotonic() > deadline:  # the client has its 503: drop the rest of the work
-            raise TimeoutError("request took longer than its time limit")
-
     def work(data: bytes, name: str, deadline: float, segments: str) -> dict:  # in the worker thread
-        in_time(deadline)  # it may have waited in the queue past its limit
+        check_deadline(deadline)  # it may have waited in the queue past its limit: its client has a 503
         wave = recognizer.load_wave(io.BytesIO(data), name=name)
-        in_time(deadline)
+        check_deadline(deadline)
         duration = len(wave) / 16000
         out = {"file": name, "duration": round(duration, 3), **recognizer._result(wave)}
         out["windows"] = recognizer.predict_windows(wave, s.window, s.hop, deadline) if duration > s.window else []
         if segments == "vad":
             from emotionnas.recognizer.segments import predict_segments
-            in_time(deadline)
+            check_deadline(deadline)
             try:
                 out["segments"] = predict_segments(recognizer, wave, "vad", deadline=deadline)
             except ConfigError:  # no voice-activity packages installed: the windows stand alone
