@@ -83,3 +83,28 @@ def test_hostile_onnx_json_is_refused(models, tmp_path):
     with pytest.raises(ConfigError, match="onnx.json.*members") as e:
         Recognizer.load(bad, backend="onnx")
     assert "\n" not in str(e.value)
+
+
+def test_int8_encoder_is_quantised_by_onnxruntime_and_stays_close(tiny_run, tmp_path, demo_root):
+    """An int8 encoder (`<name>@int8`) is exported from its float32 weights and quantised by
+    onnxruntime (per channel, as torch's): a real int8 graph (MatMulInteger), smaller than the
+    float one, whose probabilities stay close to torch's int8 on real utterances (not equal:
+    the two libraries quantise activations differently)."""
+    model = tmp_path / "int8"
+    shutil.copytree(tiny_run[1], model)
+    spec = json.loads((model / "model.json").read_text())
+    spec["encoder"] = spec["encoder"] + "@int8"
+    (model / "model.json").write_text(json.dumps(spec))
+    info = export_onnx(model)
+    assert info["encoder"]["dtype"] == "int8"
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(model / "onnx/encoder.onnx")).graph.node}
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops and not (model / "onnx/encoder.float.onnx").exists()
+    from emotionnas.recognizer import load
+    t, o = Recognizer.load(model), load(model, backend="onnx", threads=1)
+    assert t.encoder.quantized
+    diffs = []
+    for f in _real_waves(demo_root, 6):
+        wave = t.load_wave(f)
+        diffs.append(float(np.abs(o.predict_proba(wave) - t.predict_proba(wave)).max()))
+    assert 0 < max(diffs) < 0.08, diffs

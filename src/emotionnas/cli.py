@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotionnas.config import FeatureConfig
 from emotionnas.errors import EmotionNASError
 from emotionnas.space.families import FAMILIES, family
 
@@ -291,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_args(sp)
     sp.add_argument("--cache", required=True)
     sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both")
-    sp.add_argument("--encoder", default="whisper-base")
+    sp.add_argument("--encoder", default=FeatureConfig.encoder)
     sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
     sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all; "
                                                           "runs read all layers)")

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.data.audio import load_audio
+from emotionnas.config import FeatureConfig
 from emotionnas.errors import AudioError, ConfigError
 from emotionnas.features.inputs import pool_frames_np
 from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram
 from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, file_sha256
 
-DEFAULT_ENCODER = "whisper-base"
+DEFAULT_ENCODER = FeatureConfig.encoder  # what a run extracts unless told otherwise
 # Bump when the code that turns audio into a cached array changes (audio loading, spectrogram,
 # pooling, dtype handling): it is part of every cache key, so old entries are never reused.
 FEATURE_IMPL_VERSION = 2       # deep stream (the encoder's own version is in its config too)

@@ -24,11 +24,12 @@ from emotionnas.recognizer.torch_backend import Recognizer
 BACKENDS = ("torch", "onnx")
 
 
-def load(model_dir, backend: str = "torch", encoder=None) -> BaseRecognizer:
-    """The recognizer of a model folder on `backend` ("torch" or "onnx")."""
+def load(model_dir, backend: str = "torch", encoder=None, threads: int | None = None) -> BaseRecognizer:
+    """The recognizer of a model folder on `backend` ("torch" or "onnx"); `threads`: onnxruntime's
+    threads (torch's are the process's: `torch.set_num_threads`)."""
     if backend == "onnx":
         from emotionnas.recognizer.onnx_backend import OnnxRecognizer
-        return OnnxRecognizer.load(model_dir)
+        return OnnxRecognizer.load(model_dir, threads)
     if backend != "torch":
         raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return Recognizer.load(model_dir, encoder)

@@ -45,12 +45,14 @@ class OnnxRecognizer(BaseRecognizer):
         self.sessions, self.encoder_session, self.info = sessions, encoder, info
 
     @classmethod
-    def load(cls, model_dir) -> "OnnxRecognizer":
+    def load(cls, model_dir, threads: int | None = None) -> "OnnxRecognizer":
+        """`threads`: onnxruntime's threads per graph (None: its default, one per physical core,
+        as torch's)."""
         import onnxruntime as ort
         spec = read_model_spec(model_dir)
         info = read_onnx_info(model_dir, len(spec.members))
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
+        opts.intra_op_num_threads = 0 if threads is None else max(1, int(threads))
         opts.log_severity_level = 3  # shape-inference notes of the recurrent Loop are not errors
 
         def session(rel):

@@ -36,7 +36,8 @@ class WhisperEncoder(Encoder):
             (L+1) * batch_frames/2 * D * 4 bytes, ~43 MB for whisper-base).
         dtype: compute precision, "float32" (default, matches CTranslate2 to ~1e-4),
             "bfloat16" (several times faster on CPUs with AVX512-BF16/AMX, ~1e-2 relative
-            error) or "int8" (dynamic int8 quantisation of the linear layers); outputs are
+            error) or "int8" (dynamic int8 quantisation of the linear layers: weights int8 per
+            output channel, activations quantised per call; ~2x faster); outputs are
             float32 either way. As a name suffix: `whisper-base@bfloat16`.
     """
 
@@ -50,8 +51,11 @@ class WhisperEncoder(Encoder):
         self.dtype = torch.float32 if dtype == "int8" else getattr(torch, dtype)
         self.quantized = dtype == "int8"
         self.net = net.to(device=device, dtype=self.dtype)
-        if self.quantized:  # dynamic int8 quantisation of the linear layers (activations stay float32)
-            self.net = torch.ao.quantization.quantize_dynamic(self.net, {torch.nn.Linear}, dtype=torch.qint8)
+        if self.quantized:  # dynamic int8 linear layers, weights per output channel (closer to float32
+            # than per tensor: mean |difference| of layer-3 states 0.022 vs 0.032 on whisper-tiny.en)
+            from torch.ao.quantization import per_channel_dynamic_qconfig
+            self.net = torch.ao.quantization.quantize_dynamic(self.net, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                                              dtype=torch.qint8)
         self.device = torch.device(device)
         self.name = name
         self.num_layers = net.n_layers
@@ -68,7 +72,7 @@ class WhisperEncoder(Encoder):
     def config_dict(self) -> dict:
         return {"name": self.name, "kind": "whisper", "impl_version": IMPL_VERSION, **self.identity,
                 "num_layers": self.num_layers, "dim": self.dim, "n_mels": self.net.n_mels,
-                "dtype": "int8" if self.quantized else str(self.dtype).removeprefix("torch."),
+                "dtype": "int8-per-channel" if self.quantized else str(self.dtype).removeprefix("torch."),
                 "frontend": f"whisper-logmel{self.net.n_mels}-nfft{N_FFT}-hop{HOP_LENGTH}-unpadded",
                 "chunk_frames": CHUNK_FRAMES, "hidden_states": "hf (last after final layer_norm)"}
 
