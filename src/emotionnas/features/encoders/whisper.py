@@ -53,9 +53,13 @@ class WhisperEncoder(Encoder):
         self.net = net.to(device=device, dtype=self.dtype)
         if self.quantized:  # dynamic int8 linear layers, weights per output channel (closer to float32
             # than per tensor: mean |difference| of layer-3 states 0.022 vs 0.032 on whisper-tiny.en)
+            import warnings
+
             from torch.ao.quantization import per_channel_dynamic_qconfig
-            self.net = torch.ao.quantization.quantize_dynamic(self.net, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                                              dtype=torch.qint8)
+            with warnings.catch_warnings():  # torch 2.13 announces a future removal on every call
+                warnings.filterwarnings("ignore", message=r"torch\.quantize_per", category=UserWarning)
+                self.net = torch.ao.quantization.quantize_dynamic(
+                    self.net, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
         self.device = torch.device(device)
         self.name = name
         self.num_layers = net.n_layers
