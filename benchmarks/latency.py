@@ -84,7 +84,9 @@ def breakdown(rec, wave, repeat: int) -> dict:
             fn()
             times.append(1000 * (time.perf_counter() - t0))
         return float(np.median(times))
-    parts = {"spectrogram": median_ms(lambda: compute_spectrograms([wave], rec.spec_cfg))}
+    parts = {}
+    if rec.uses_spectrogram():  # predict computes it only when a member reads it
+        parts["spectrogram"] = median_ms(lambda: compute_spectrograms([wave], rec.spec_cfg))
     if rec.uses_deep():
         parts[f"encoder to layer {rec.max_layer()}"] = median_ms(
             lambda: deep_features(rec.encoder, wave, rec.spec.deep_pool, rec.max_layer()))

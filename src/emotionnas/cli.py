@@ -158,9 +158,8 @@ def cmd_export(a) -> int:
     from emotionnas.recognizer.export import export_run
     print(f"exported {export_run(a.run_dir, a.out, fold=a.fold)}")
     if a.onnx:
-        from emotionnas.recognizer.onnx_export import export_onnx
-        info = export_onnx(a.out)
-        print("onnx: " + ", ".join(f"{k} (max |onnx - torch| {v:.1e})" for k, v in info["max_error"].items()))
+        from emotionnas.recognizer.onnx_export import describe_errors, export_onnx
+        print("onnx: " + describe_errors(export_onnx(a.out)))
     return 0
 
 

@@ -32,7 +32,9 @@ class _EncoderGraph(torch.nn.Module):
         return self.net(mel, None, self.max_layer)
 
 
-def _check(path: Path, torch_fn, inputs: dict, what: str, atol: float = 1e-4) -> float:
+def _check(path: Path, torch_fn, inputs: dict, what: str, atol: float = 1e-4, relative: bool = False) -> float:
+    """Max abs difference, bounded by `atol` x max(1, largest value); `relative`: the difference's
+    norm over the reference's norm instead (two int8 schemes differ everywhere a little)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -40,8 +42,12 @@ def _check(path: Path, torch_fn, inputs: dict, what: str, atol: float = 1e-4) ->
     got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
     with torch.no_grad():
         want = torch_fn(*inputs.values()).numpy()
-    err = float(np.abs(got - want).max())
-    if not np.isfinite(err) or err > atol * max(1.0, float(np.abs(want).max())):
+    if relative:
+        err = float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12))
+        bound = atol
+    else:
+        err, bound = float(np.abs(got - want).max()), atol * max(1.0, float(np.abs(want).max()))
+    if not np.isfinite(err) or err > bound:
         raise ConfigError(f"{what}: the ONNX graph differs from torch by {err:.2e}; not exported faithfully")
     return err
 
@@ -81,8 +87,10 @@ def _export_encoder(rec, path: Path, opset: int, gen) -> tuple[dict, float]:
     """encoder.onnx up to the highest layer a member reads. An int8 encoder (`whisper-base@int8`:
     torch's dynamic int8 linear layers) is exported from its float32 weights and quantised by
     onnxruntime's own dynamic int8 scheme (weights int8 per channel, activations per call), so its
-    numbers are close to torch's, not equal: the check bounds the difference at 5 % of the largest
-    hidden-state value (float32: 1e-4) and onnx.json records it."""
+    numbers are close to torch's, not equal: the check bounds the relative difference (norm of the
+    difference over the norm of torch's states) at 10 % (measured on EmoDB speech up to layer 3:
+    5-6 %; each int8 scheme is 2-6 % from float32), float32 at 1e-4 of the largest value; onnx.json
+    records it."""
     enc = rec.encoder
     if not hasattr(enc, "net"):
         raise ConfigError(f"{rec.spec.encoder}: only Whisper encoders are exported to ONNX")
@@ -104,10 +112,17 @@ def _export_encoder(rec, path: Path, opset: int, gen) -> tuple[dict, float]:
         target.unlink()
     want = _EncoderGraph(enc.net, rec.max_layer())  # what training computed (int8: torch's int8 layers)
     err = _check(path, want, {"mel": torch.randn(1, net.n_mels, 173, generator=gen)}, "encoder",
-                 atol=0.05 if quantized else 1e-4)
+                 atol=0.10 if quantized else 1e-4, relative=quantized)
     layers = (rec.max_layer() if rec.max_layer() is not None else net.n_layers) + 1
     return {"file": f"{ONNX_DIR}/encoder.onnx", "n_mels": net.n_mels, "layers": layers,
             "dtype": "int8" if quantized else "float32"}, err
+
+
+def describe_errors(info: dict) -> str:
+    """One line of each graph's check: the int8 encoder's is a norm ratio, the others a max."""
+    rel = {"encoder"} if info.get("encoder", {}).get("dtype") == "int8" else set()
+    return ", ".join(f"{k} ({'relative' if k in rel else 'max'} |onnx - torch| {v:.1e})"
+                     for k, v in info["max_error"].items())
 
 
 def export_onnx(model_dir, opset: int = 17) -> dict:
