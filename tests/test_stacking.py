@@ -157,3 +157,80 @@ def test_model_json_combiner_is_validated_and_old_files_read(tmp_path):
             ModelSpec.from_meta(_meta_with(meta, combiner), "model.json")
     with pytest.raises(ConfigError, match="combiner"):
         ModelSpec.from_meta(_meta_with(old, _stack_dict(m, c)), "model.json")
+
+
+# ------------------------------------------------------------------ a demo run with both options
+@pytest.fixture(scope="module")
+def stack_run(tmp_path_factory, demo_root):
+    """A 2-fold demo run with selection.seeds 2 and combiner stack (final model included),
+    exported, with its ONNX graphs."""
+    from emotionnas.cli import demo_config
+    from emotionnas.config import apply_overrides
+    from emotionnas.recognizer.export import export_run
+    from emotionnas.recognizer.onnx_export import export_onnx
+    from emotionnas.reports.report import write_report
+    from emotionnas.training.crossval import run_crossval
+    tmp = tmp_path_factory.mktemp("stack_run")
+    cfg = apply_overrides(demo_config(str(demo_root), str(tmp / "cache")),
+                          ["selection.seeds=2", "selection.combiner=stack", "selection.budget=6", "max_folds=2"])
+    run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
+    write_report(tmp / "run")
+    export_run(tmp / "run", tmp / "model")
+    info = export_onnx(tmp / "model")
+    assert max(info["max_error"].values()) < 1e-4
+    return tmp / "run", tmp / "model"
+
+
+@pytest.mark.slow
+def test_demo_run_with_seeds_and_stacker_records_and_uses_them(stack_run):
+    from emotionnas.metrics import scores
+    from emotionnas.rundir import RunDir
+    from emotionnas.training.selection import combiner_of
+    rd = RunDir(stack_run[0])
+    results = json.loads(rd.results.read_text())
+    n = len(results["label_names"])
+    assert "ensemble, members averaged" in results["ablations"]["selection"]
+    for s in results["searches"]:
+        comb = s["combiner"]
+        assert comb["mode"] == comb["choice"] == "stack" and {"mean_ua", "stack_ua"} <= set(comb)
+        summary = json.loads(rd.selection_summary(s["group"]).read_text())
+        assert summary["combiner"]["fitted"]["kind"] == "stack"
+        replicas = [c for c in summary["candidates"] if c.get("replica_of")]
+        assert replicas and all(c["key"] in summary["ranking"] and c["name"].endswith("-s1") for c in replicas)
+        for c in replicas:  # trained with other seeds: other predictions on the same inner fold
+            with np.load(rd.selection_record(s["group"], c["key"], 0)) as a, \
+                    np.load(rd.selection_record(s["group"], c["replica_of"], 0)) as b:
+                assert np.array_equal(a["val_idx"], b["val_idx"])
+                assert np.abs(a["val_probs"] - b["val_probs"]).max() > 1e-4
+    # on this demo one group's ensemble is a replica (deterministic data and seeds): its refit is a member's
+    assert any(m["name"].endswith("-s1") for s in results["searches"] for m in s["members"])
+    for i, f in enumerate(results["folds"]):  # the refit members' test probabilities, stacked
+        summary = json.loads(rd.selection_summary(f["search_group"]).read_text())
+        probs = [np.asarray(json.loads(rd.refit_json(i, m["key"]).read_text())["test_probs"], np.float32)
+                 for m in f["members"]]
+        assert combiner_of(summary, n).apply(probs).argmax(1).tolist() == f["test_pred"]
+        assert f["ua"] == pytest.approx(scores(f["test_true"], f["test_pred"], n)["ua"])
+    final = json.loads(rd.final_record.read_text())
+    assert final["combiner"]["choice"] == "stack"
+    model = json.loads((stack_run[1] / "model.json").read_text())
+    assert model["format_version"] == 4 and model["combiner"] == final["combiner"]["fitted"]
+    assert len(model["combiner"]["coef"][0]) == len(model["members"]) * n
+    assert "stacker" in (stack_run[1] / "README.md").read_text()
+    assert "Combiner (stack)" in (rd.root / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_stacked_model_torch_and_onnx_give_the_same_probabilities(stack_run, demo_root):
+    from emotionnas.metrics import temperature_scale
+    from emotionnas.recognizer import Recognizer
+    t, o = Recognizer.load(stack_run[1]), Recognizer.load(stack_run[1], backend="onnx")
+    assert t.spec.combiner.kind == o.spec.combiner.kind == "stack"
+    for f in sorted((demo_root / "wav").glob("*.wav"))[:4]:
+        wave = t.load_wave(f)
+        p = t.predict_proba(wave)
+        np.testing.assert_allclose(o.predict_proba(wave), p, atol=1e-4)
+        members = t.model.member_probs(*t.features(wave))[:, 0]
+        stacked = temperature_scale(t.spec.combiner.apply(members[:, None])[0], t.spec.temperature)
+        np.testing.assert_allclose(p, stacked, atol=1e-7)
+        # the stacker is not the mean of the members
+        assert np.abs(p - temperature_scale(members.mean(0), t.spec.temperature)).max() > 1e-4
