@@ -174,6 +174,10 @@ def stack_run(tmp_path_factory, demo_root):
     cfg = apply_overrides(demo_config(str(demo_root), str(tmp / "cache")),
                           ["selection.seeds=2", "selection.combiner=stack", "selection.budget=6", "max_folds=2"])
     run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
+    first = {f: (tmp / "run" / f).read_bytes() for f in ("results.json", "final/final.json")}
+    (tmp / "run" / "results.json").unlink()
+    run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)  # resumed from the records
+    assert first == {f: (tmp / "run" / f).read_bytes() for f in first}   # replicas and stacker: the same bytes
     write_report(tmp / "run")
     export_run(tmp / "run", tmp / "model")
     info = export_onnx(tmp / "model")
