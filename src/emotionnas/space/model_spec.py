@@ -12,12 +12,14 @@ import math
 from dataclasses import dataclass, field
 
 from emotionnas.errors import ConfigError
+from emotionnas.space.combiner import Combiner
 from emotionnas.space.families import family
 from emotionnas.space.genotype import Genotype
 from emotionnas.space.pipeline import Candidate
 from emotionnas.space.recipe import validate_recipe
 
-MODEL_FORMAT_VERSION = 3
+MODEL_FORMAT_VERSION = 4       # 4: `combiner` (space/combiner.py); members may be replicas
+READABLE_FORMATS = (3, 4)      # a version-3 model.json averages its members
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class Member:
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild an exported recognizer (the content of model.json):
-    the members of the ensemble (their probabilities are averaged) and the features."""
+    the members of the ensemble (their probabilities averaged or stacked: `combiner`) and the features."""
     label_names: tuple
     members: tuple
     dims: Dims
@@ -159,6 +161,7 @@ class ModelSpec:
     source: str = "model.json"
     temperature: float = 1.0          # calibration: probabilities -> softmax(log p / T) (metrics.temperature_scale)
     card: dict = field(default_factory=dict)  # what the model is (from model.json "source"), validated
+    combiner: Combiner = Combiner()   # how member probabilities are combined (before the temperature)
 
     def to_dict(self) -> dict:
         return {"format_version": MODEL_FORMAT_VERSION, "label_names": list(self.label_names),
@@ -166,7 +169,7 @@ class ModelSpec:
                 "dims": {"deep_dim": self.dims.deep_dim, "deep_layers_total": self.dims.deep_layers_total,
                          "cnn_C": self.dims.cnn_C, "cnn_layers": self.dims.cnn_layers},
                 "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "combiner": self.combiner.to_dict()}
 
     @classmethod
     def from_meta(cls, meta, source: str = "model.json") -> "ModelSpec":
@@ -174,9 +177,11 @@ class ModelSpec:
         if not isinstance(meta, dict):
             raise ConfigError(f"{w}: expected a JSON object, got {type(meta).__name__}")
         version = meta.get("format_version", 1)
-        if version != MODEL_FORMAT_VERSION:
+        if version not in READABLE_FORMATS or isinstance(version, bool):
             raise ConfigError(f"{w}: model format {_short(version)}, this emotionnas reads "
-                              f"{MODEL_FORMAT_VERSION}; re-export the model with `emotionnas export`")
+                              f"{' and '.join(map(str, READABLE_FORMATS))}; re-export the model with `emotionnas export`")
+        if version < 4 and "combiner" in meta:
+            raise ConfigError(f"{w}: combiner: needs model format 4, the file says {version}")
         labels = meta.get("label_names")
         if (not isinstance(labels, list) or not 2 <= len(labels) <= 1000 or len(set(map(str, labels))) != len(labels)
                 or not all(isinstance(x, str) for x in labels)):
@@ -221,8 +226,9 @@ class ModelSpec:
         deep_pool = _int(meta, "deep_pool", 1, 64, w)
         spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
         temperature = _num(meta.get("temperature", 1.0), f"{w}: temperature", 0.05, 20.0)
+        combiner = Combiner.from_dict(meta.get("combiner"), len(members), len(labels), f"{w}: combiner")
         return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source,
-                   temperature, _card(meta.get("source"), w))
+                   temperature, _card(meta.get("source"), w), combiner)
 
 
 __all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

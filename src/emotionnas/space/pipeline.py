@@ -18,6 +18,7 @@ strategy (training/selection.py) decides which of them to train.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -38,6 +39,8 @@ class Candidate:
     dropout: float = 0.2
     spectrogram: str = "none"
     fusion: str = "concat"
+    replica: int = 0    # the same model trained with other seeds (selection.seeds); 0 is left out of
+                        # to_dict, so a candidate's key, name and seeds are those of every earlier run
 
     def __post_init__(self):
         for stream in ("deep", "spectrogram"):
@@ -62,6 +65,12 @@ class Candidate:
             raise ConfigError(f"candidate.hidden: expected 8..4096, got {self.hidden!r}")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"candidate.dropout: expected [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.replica, int) and not isinstance(self.replica, bool) and 0 <= self.replica < 100):
+            raise ConfigError(f"candidate.replica: expected 0..99, got {self.replica!r}")
+
+    def with_replica(self, replica: int) -> "Candidate":
+        """This model trained with other seeds: another key, hence other task seeds."""
+        return dataclasses.replace(self, replica=replica)
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -88,7 +97,8 @@ class Candidate:
                 deep += f"-d{self.dropout:g}"
             parts.append(deep)
         name = "+".join(parts)
-        return f"{name}-{self.fusion}" if len(parts) == 2 else name
+        name = f"{name}-{self.fusion}" if len(parts) == 2 else name
+        return f"{name}-s{self.replica}" if self.replica else name
 
     @property
     def key(self) -> str:
@@ -98,6 +108,8 @@ class Candidate:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layers"] = self.layers if self.layers == "all" else list(self.layers)
+        if not self.replica:
+            d.pop("replica")
         return d
 
     @classmethod
