@@ -39,6 +39,8 @@ class Family:
     onnx: bool = True                 # `export --onnx` supports it
     width: bool = True                # reads candidate.hidden (a linear probe has no width)
     frame_model: bool = True          # has frames to attend over (attention pooling makes sense)
+    tunes_encoder: bool = False       # runs the pretrained encoder blocks above one cached layer L
+                                      # (reads exactly one layer; initialised from the run's encoder)
 
     def __post_init__(self):
         if not self.name or not self.name.replace("*", "").replace("_", "").isalnum():
@@ -93,6 +95,12 @@ register(Family("rnn", "deep", _DEEP))
 register(Family("gru", "deep", _DEEP))
 register(Family("lstm", "deep", _DEEP))
 register(Family("cell", "deep", _DEEP, needs="recipe", search="recipe"))     # searched NAS-Bench-NLP cell
+# fine-tuned Whisper: the 2 blocks above layer L + pooled linear head (models/tune.py); not in the
+# default space: `--set 'space.deep=[linear,mlp,gru,lstm,cell,tune]'` adds it (README, "Fine-tuning")
+_TUNE = "emotionnas.models.tune:tune_branch"
+register(Family("tune", "deep", _TUNE, width=False, tunes_encoder=True))      # every block weight
+register(Family("tunenb", "deep", _TUNE, width=False, tunes_encoder=True))    # LayerNorms + biases (BitFit)
+register(Family("tunelora", "deep", _TUNE, width=False, tunes_encoder=True))  # rank-8 LoRA on q, v
 register(Family("darts", "spectrogram", _SPEC, needs="genotype", search="darts", cost="expensive"))
 register(Family("emodarts", "spectrogram", _SPEC, needs="genotype", search="emodarts", cost="expensive",
                 onnx=False))  # adaptive pooling to a traced size: torch.onnx refuses it (contract test)
