@@ -168,7 +168,8 @@ def tunes_encoder(space) -> bool:
 def enumerate_space(space, windows, top: int | None = None) -> list[Candidate]:
     """Every candidate of a `SpaceConfig` over the given layer windows (plus "all" when the
     space allows a learned mix), in a fixed order. A family that tunes the encoder blocks above
-    one layer reads each window's last layer, below `top` (the encoder's top layer) when given."""
+    one layer reads each window's last layer that has blocks above it (below `top`, the
+    encoder's top layer, when given)."""
     check_space(space)
     layer_options = list(windows) + (["all"] if space.layer_mix else [])
     out: dict[str, Candidate] = {}
@@ -180,7 +181,8 @@ def enumerate_space(space, windows, top: int | None = None) -> list[Candidate]:
         hiddens = space.hidden if deep != "none" and family(deep).width else [space.hidden[-1]]
         lays = layer_options if deep != "none" else [layer_options[0]]
         if deep != "none" and family(deep).tunes_encoder:
-            lays = list(dict.fromkeys((w[-1],) for w in windows if top is None or w[-1] < top))
+            below = [[i for i in w if top is None or i < top] for w in windows]
+            lays = list(dict.fromkeys((b[-1],) for b in below if b))
         for layers, fp, pool, hid, drop, fusion in itertools.product(lays, space.frame_pool, pools, hiddens,
                                                                      space.dropout, fusions):
             if deep != "none" and not family(deep).frame_model and pool == "attention":
