@@ -153,3 +153,28 @@ def test_a_model_folder_with_a_tuned_member_predicts_the_same_with_torch_and_onn
         p_torch, p_onnx = rec.predict_proba(wave.astype(np.float32)), onnx.predict_proba(wave.astype(np.float32))
         assert abs(p_torch.sum() - 1) < 1e-5
         np.testing.assert_allclose(p_onnx, p_torch, atol=1e-4)
+
+
+@pytest.mark.slow  # a real run_crossval, report and export
+def test_a_run_with_tuning_in_its_space_trains_reports_and_exports_it(demo_root, tmp_path):
+    from emotionnas.cli import demo_config
+    from emotionnas.recognizer import Recognizer
+    from emotionnas.recognizer.export import export_run
+    from emotionnas.reports.report import write_report
+    from emotionnas.training.crossval import run_crossval
+    cfg = demo_config(str(demo_root), str(tmp_path / "cache"))
+    cfg.max_folds, cfg.workers, cfg.baselines, cfg.final_model = 1, 1, True, False
+    cfg.space.deep, cfg.space.spectrogram, cfg.space.pooling = ["tunelora"], ["none"], ["mean"]
+    cfg.selection.budget = 8          # 6 baselines (with the fine-tuning one) + 2 sampled
+    pretrained_encoder.cache_clear()
+    results = run_crossval(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
+    assert pretrained_encoder.cache_info().currsize == 1   # serial tasks: initialised from the run's encoder
+    assert FINE_TUNED in results["baselines"] and np.isfinite(results["baselines"][FINE_TUNED]["ua"])
+    summary = json.loads(next((tmp_path / "run").rglob("selection.json")).read_text())
+    deep = {r["candidate"]["deep"] for r in summary["candidates"]}
+    assert {"tune", "tunelora"} <= deep
+    write_report(tmp_path / "run")
+    export_run(tmp_path / "run", tmp_path / "model", fold=0)
+    rec = Recognizer.load(tmp_path / "model")
+    wave = (0.3 * np.sin(2 * np.pi * 200 * np.arange(24000) / 16000)).astype(np.float32)
+    assert abs(rec.predict_proba(wave).sum() - 1) < 1e-5
