@@ -104,6 +104,7 @@ class TuneBranch(nn.Module):
         dim: D. n_classes: emotions. pooling: attention | mean | meanstd. dropout: before the head.
         encoder: a pretrained encoder name to initialise the blocks from, or "" (random init:
             a model folder loads its tuned weights afterwards).
+        blocks: how many blocks above L (at most up to the top).
     """
 
     PRETRAINED_LR = PRETRAINED_LR
@@ -206,8 +207,7 @@ class TuneBranch(nn.Module):
 
 def tune_branch(c, dims, arch: dict, source: str) -> TuneBranch:
     """Builder of the families tune, tunenb, tunelora (space/families.py): the encoder's blocks
-    above the candidate's one layer, initialised from `dims.encoder` when it names one."""
-    if c.layers == "all" or len(c.layers) != 1:
-        raise ConfigError(f"{source}: {c.deep!r} reads one encoder layer, got layers {c.layers!r}")
+    above the candidate's one layer (Candidate checks it is one), initialised from `dims.encoder`
+    when it names one."""
     return TuneBranch(MODES[c.deep], c.layers[0], dims.deep_layers_total - 1, dims.deep_dim, dims.n_classes,
                       pooling=c.pooling, dropout=c.dropout, encoder=dims.encoder, source=source)

@@ -156,18 +156,17 @@ def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
 def param_groups(model: nn.Module, lr: float):
     """What AdamW updates: every parameter at `lr`, except those a module says came pretrained
     (its `pretrained_parameters()`, e.g. models/tune.py's encoder blocks), which learn at `lr`
-    x its `PRETRAINED_LR`, and frozen ones (left out). A model without pretrained parts gets
+    x its `PRETRAINED_LR`, and frozen ones (left out). A model without such a module gets
     `model.parameters()`, as before."""
-    slow = {id(p): (p, m.PRETRAINED_LR) for m in model.modules() if hasattr(m, "pretrained_parameters")
-            for p in m.pretrained_parameters()}
-    if not slow:
+    tuned = [m for m in model.modules() if hasattr(m, "pretrained_parameters")]
+    if not tuned:
         return model.parameters()
-    groups: dict[float, list] = {1.0: []}
+    scale = {id(p): m.PRETRAINED_LR for m in tuned for p in m.pretrained_parameters()}
+    groups: dict[float, list] = {}
     for p in model.parameters():
         if p.requires_grad:
-            scale = slow[id(p)][1] if id(p) in slow else 1.0
-            groups.setdefault(scale, []).append(p)
-    return [{"params": ps, "lr": lr * scale} for scale, ps in groups.items() if ps]
+            groups.setdefault(scale.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr": lr * s} for s, ps in groups.items()]
 
 
 def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, seed: int,
