@@ -25,12 +25,16 @@ READABLE_FORMATS = (3, 4)      # a version-3 model.json averages its members
 @dataclass(frozen=True)
 class Dims:
     """Sizes a network needs besides its candidate: classes, encoder width and layer count,
-    and the CNN cell network's C and layers (cnn.C, cnn.layers)."""
+    and the CNN cell network's C and layers (cnn.C, cnn.layers). `encoder`: the encoder whose
+    pretrained weights initialise families that tune its blocks (space/families.py
+    `tunes_encoder`) — the run's encoder in training; "" in a model folder (not in model.json:
+    its safetensors hold the tuned weights)."""
     n_classes: int
     deep_dim: int = 512
     deep_layers_total: int = 7
     cnn_C: int = 6
     cnn_layers: int = 3
+    encoder: str = ""
 
 
 def needs_genotype(c: Candidate) -> bool:
@@ -204,6 +208,9 @@ class ModelSpec:
             if cand.layers != "all" and max(cand.layers) >= dims.deep_layers_total:
                 raise ConfigError(f"{where}.candidate.layers: layer {max(cand.layers)} beyond the encoder's "
                                   f"{dims.deep_layers_total} hidden states")
+            if cand.deep != "none" and family(cand.deep).tunes_encoder and cand.layers[0] >= dims.deep_layers_total - 1:
+                raise ConfigError(f"{where}.candidate.layers: {cand.deep!r} tunes the blocks above layer "
+                                  f"{cand.layers[0]}, and the encoder has none above it")
             genotype = m.get("genotype")
             if genotype is not None:
                 Genotype.from_dict(genotype, f"{where}.genotype")

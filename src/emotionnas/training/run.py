@@ -29,7 +29,8 @@ from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
 from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers
 from emotionnas.space.families import family
-from emotionnas.space.pipeline import Candidate, baselines, check_space, enumerate_space, layer_windows
+from emotionnas.space.pipeline import (Candidate, baselines, check_space, enumerate_space, layer_windows,
+                                      tunes_encoder)
 from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
                                              run_search_task, search_speakers)
@@ -83,7 +84,7 @@ class Run:
                  progress: bool = True, log=print, t_start: float | None = None):
         self.cfg, self.dir, self.data, self.fs, self.folds = cfg, rundir, data, fs, folds
         self.executor, self.progress, self.log = executor, progress, log
-        self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers)
+        self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers, cfg.features.encoder)
         self.t_start = time.perf_counter() if t_start is None else t_start
         self.timing: dict = {}
 
@@ -159,8 +160,9 @@ class Run:
                                   stage_seed(cfg.seed, "inner", search_fold.name), fs.labels[idx])
         g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
-        g.baselines = baselines(windows[0])
-        space = enumerate_space(cfg.space, windows)
+        top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
+        g.baselines = baselines(windows[0], top if tunes_encoder(cfg.space) else None)
+        space = enumerate_space(cfg.space, windows, top)
         fixed = {c.key for c in g.baselines.values()}
         rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
         rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
