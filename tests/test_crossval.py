@@ -215,7 +215,10 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     deep = cache.extract(utt, deep_stream(cfg.features.encoder, cfg.features.deep_pool),
                          progress=False)[0][str(long_wav)]
     x_spec, x_deep = rec.features(load_audio(long_wav))
-    np.testing.assert_array_equal(x_spec[0], spec)
+    if rec.uses_spectrogram():
+        np.testing.assert_array_equal(x_spec[0], spec)
+    else:  # a stream no member reads is not computed
+        assert x_spec is None
     top = rec.max_layer()
     np.testing.assert_array_equal(x_deep[0], deep if top is None else deep[: top + 1])
     from emotionnas.metrics import temperature_scale

@@ -96,6 +96,9 @@ class BaseRecognizer:
     def uses_deep(self) -> bool:
         return any(m.candidate.deep != "none" for m in self.spec.members)
 
+    def uses_spectrogram(self) -> bool:
+        return any(m.candidate.spectrogram != "none" for m in self.spec.members)
+
     limits: AudioLimits = DEFAULT_LIMITS
     gate: SpeechGate | None = DEFAULT_GATE  # None: classify whatever is given
 

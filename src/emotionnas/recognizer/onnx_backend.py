@@ -71,7 +71,7 @@ class OnnxRecognizer(BaseRecognizer):
         return fe.as_stored(fe.pool_frames(states, self.spec.deep_pool)).astype(np.float32)
 
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
-        spec = compute_spectrograms([wave], self.spec_cfg)
+        spec = compute_spectrograms([wave], self.spec_cfg) if self.uses_spectrogram() else None
         deep = self.deep_features(wave) if self.uses_deep() else None
         probs = []
         for m, sess in zip(self.spec.members, self.sessions):

@@ -94,10 +94,11 @@ class Recognizer(BaseRecognizer):
         spectrogram of its first `seconds` (cut/pad) and the deep features of the whole
         utterance (`features.cache.deep_features`: same pooling and float16 rounding), reading
         only the encoder blocks up to the highest layer a member uses. Returns
-        (spectrograms (1, F, T), [deep (L', T, D)] or None)."""
+        (spectrograms (1, F, T) or None, [deep (L', T, D)] or None): a stream no member reads is
+        not computed."""
         from emotionnas.features.cache import deep_features
         from emotionnas.features.spectrogram import compute_spectrograms
-        spec = compute_spectrograms([wave], self.spec_cfg)
+        spec = compute_spectrograms([wave], self.spec_cfg) if self.uses_spectrogram() else None
         if not self.uses_deep():
             return spec, None
         return spec, [deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())]
