@@ -152,6 +152,39 @@ class Member:
                 "recipe": self.recipe, "spec_stats": list(self.spec_stats), "weights_prefix": self.weights_prefix}
 
 
+def _member(m, i: int, dims: Dims, w: str) -> Member:
+    """members[i] of a model.json, validated field by field."""
+    where = f"{w}: members[{i}]"
+    if not isinstance(m, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    cand = Candidate.from_dict(m.get("candidate"), f"{where}.candidate")
+    if cand.layers != "all" and max(cand.layers) >= dims.deep_layers_total:
+        raise ConfigError(f"{where}.candidate.layers: layer {max(cand.layers)} beyond the encoder's "
+                          f"{dims.deep_layers_total} hidden states")
+    if cand.deep != "none" and family(cand.deep).tunes_encoder and cand.layers[0] >= dims.deep_layers_total - 1:
+        raise ConfigError(f"{where}.candidate.layers: {cand.deep!r} tunes the blocks above layer "
+                          f"{cand.layers[0]}, and the encoder has none above it")
+    genotype = m.get("genotype")
+    if genotype is not None:
+        Genotype.from_dict(genotype, f"{where}.genotype")
+    elif needs_genotype(cand):
+        raise ConfigError(f"{where}.genotype: {cand.spectrogram} needs a genotype")
+    recipe = m.get("recipe")
+    if recipe is not None:
+        validate_recipe(recipe, f"{where}.recipe")
+    elif needs_recipe(cand):
+        raise ConfigError(f"{where}.recipe: a {cand.deep!r} member needs a recipe")
+    stats = m.get("spec_stats")
+    if not isinstance(stats, list) or len(stats) != 2:
+        raise ConfigError(f"{where}.spec_stats: expected [mean, std]")
+    stats = (_num(stats[0], f"{where}.spec_stats[0]", -1e6, 1e6),
+             _num(stats[1], f"{where}.spec_stats[1]", 1e-12, 1e6))
+    prefix = m.get("weights_prefix")
+    if not isinstance(prefix, str) or prefix != f"m{i}.":
+        raise ConfigError(f"{where}.weights_prefix: expected 'm{i}.'")
+    return Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild an exported recognizer (the content of model.json):
@@ -199,37 +232,7 @@ class ModelSpec:
         raw = meta.get("members")
         if not isinstance(raw, list) or not 1 <= len(raw) <= 32:
             raise ConfigError(f"{w}: members: expected a list of 1-32 members")
-        members = []
-        for i, m in enumerate(raw):
-            where = f"{w}: members[{i}]"
-            if not isinstance(m, dict):
-                raise ConfigError(f"{where}: expected a mapping")
-            cand = Candidate.from_dict(m.get("candidate"), f"{where}.candidate")
-            if cand.layers != "all" and max(cand.layers) >= dims.deep_layers_total:
-                raise ConfigError(f"{where}.candidate.layers: layer {max(cand.layers)} beyond the encoder's "
-                                  f"{dims.deep_layers_total} hidden states")
-            if cand.deep != "none" and family(cand.deep).tunes_encoder and cand.layers[0] >= dims.deep_layers_total - 1:
-                raise ConfigError(f"{where}.candidate.layers: {cand.deep!r} tunes the blocks above layer "
-                                  f"{cand.layers[0]}, and the encoder has none above it")
-            genotype = m.get("genotype")
-            if genotype is not None:
-                Genotype.from_dict(genotype, f"{where}.genotype")
-            elif needs_genotype(cand):
-                raise ConfigError(f"{where}.genotype: {cand.spectrogram} needs a genotype")
-            recipe = m.get("recipe")
-            if recipe is not None:
-                validate_recipe(recipe, f"{where}.recipe")
-            elif needs_recipe(cand):
-                raise ConfigError(f"{where}.recipe: a {cand.deep!r} member needs a recipe")
-            stats = m.get("spec_stats")
-            if not isinstance(stats, list) or len(stats) != 2:
-                raise ConfigError(f"{where}.spec_stats: expected [mean, std]")
-            stats = (_num(stats[0], f"{where}.spec_stats[0]", -1e6, 1e6),
-                     _num(stats[1], f"{where}.spec_stats[1]", 1e-12, 1e6))
-            prefix = m.get("weights_prefix")
-            if not isinstance(prefix, str) or prefix != f"m{i}.":
-                raise ConfigError(f"{where}.weights_prefix: expected 'm{i}.'")
-            members.append(Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix))
+        members = [_member(m, i, dims, w) for i, m in enumerate(raw)]
         deep_pool = _int(meta, "deep_pool", 1, 64, w)
         spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
         temperature = _num(meta.get("temperature", 1.0), f"{w}: temperature", 0.05, 20.0)
