@@ -29,6 +29,7 @@ import numpy as np
 from emotionnas.config import RunConfig, apply_overrides
 from emotionnas.data.folds import final_search_fold
 from emotionnas.metrics import unweighted_accuracy
+from emotionnas.training import selection as sel
 from emotionnas.training.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,12 +52,15 @@ def study(cfg: RunConfig, out_dir: Path) -> dict:
         run.selection([g], baselines=False)
         y = fs.labels[g.idx]
         members = g.summary["members"]
-        ens = np.mean([run.out_of_fold(g, m["key"])[2] for m in members], axis=0)
+        member_probs = np.stack([run.out_of_fold(g, m["key"])[2] for m in members])
+        combiner = g.summary.get("combiner", {}).get("choice", "mean")
+        ens = (sel.cross_fit_stack(member_probs, y, g.inner, fs.n_classes) if combiner == "stack"
+               else member_probs.mean(axis=0))  # a stacker is scored cross-fitted, as selection scores it
         best = run.out_of_fold(g, g.summary["ranking"][0])[2]
         e_ua, e_se, e_folds = fold_stats(y, ens, g.inner, fs.n_classes)
         b_ua, b_se, _ = fold_stats(y, best, g.inner, fs.n_classes)
         return {"start_s": round(features_s, 1),
-                "probe_scores": [round(v, 1) for v in g.probe["scores"]], "ensemble": [m["name"] for m in members],
+                "probe_scores": [round(v, 1) for v in g.probe["scores"]], "ensemble": [m["name"] for m in members], "combiner": combiner,
                 "ensemble_ua": round(e_ua, 2), "ensemble_se": round(e_se, 2),
                 "ensemble_fold_uas": [round(u, 2) for u in e_folds],
                 "best": members[0]["name"], "best_ua": round(b_ua, 2), "best_se": round(b_se, 2),
@@ -92,7 +96,7 @@ def main(argv=None) -> int:
             d = np.subtract(r["ensemble_fold_uas"], ref["ensemble_fold_uas"])  # same inner folds: paired
             delta = f"{r['ensemble_ua'] - ref['ensemble_ua']:+.2f} (per fold {d.mean():+.2f} ± {d.std() / np.sqrt(len(d)):.2f})"
         lines.append(f"| {r['variant']} | `{r['sets'] or 'defaults'}` | {r['start_s']} | "
-                     f"{', '.join(f'{v:.0f}' for v in r['probe_scores'])} | {'; '.join(r['ensemble'])} | "
+                     f"{', '.join(f'{v:.0f}' for v in r['probe_scores'])} | {'; '.join(r['ensemble'])}{' (stacked)' if r.get('combiner') == 'stack' else ''} | "
                      f"{r['ensemble_ua']:.2f} ± {r['ensemble_se']:.2f} | {r['best_ua']:.2f} ± {r['best_se']:.2f} | "
                      f"{delta} |")
     table = "\n".join(lines)

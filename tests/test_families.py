@@ -28,8 +28,8 @@ SPEC_SIZE = (32, 32)
 
 def candidate_for(name: str) -> Candidate:
     f = family(name)
-    if f.stream == "deep":
-        return Candidate(name, (1, 2), 2, "meanstd", 16, 0.0)
+    if f.stream == "deep":  # a family tuning the encoder blocks above one layer reads one
+        return Candidate(name, (1,) if f.tunes_encoder else (1, 2), 2, "meanstd", 16, 0.0)
     return Candidate("none", (1,), 2, "attention", 16, 0.0, name)
 
 

@@ -178,6 +178,9 @@ class SpaceConfig:
             raise ConfigError(f"space.layer_windows: expected >= 1, got {self.layer_windows}")
 
 
+COMBINERS = ("mean", "stack", "auto")
+
+
 @dataclass
 class SelectionConfig:
     """How candidates are chosen inside a fold: inner speaker-grouped cross-validation over
@@ -189,6 +192,11 @@ class SelectionConfig:
     first_rung_folds: int = 1         # inner folds every candidate is scored on before halving
     max_ensemble: int = 5             # ensembles of the top 1..max_ensemble candidates are scored
     smooth_epochs: int = 3            # the epoch curve is smoothed over this many epochs before its argmax
+    # Variance reduction (issue 18): replicas of the top max_ensemble candidates after halving, each
+    # trained with other seeds, scored on every inner fold and ranked with the rest (1 = none);
+    # the ensemble may then hold up to max_ensemble * seeds members.
+    seeds: int = 1
+    combiner: str = "mean"            # mean | stack | auto (stack only if its cross-fitted inner UA beats mean)
 
     def __post_init__(self):
         if self.inner_folds < 2:
@@ -197,6 +205,10 @@ class SelectionConfig:
             raise ConfigError("selection.first_rung_folds: expected 1..inner_folds")
         if self.eta < 1 or self.budget < 1 or self.max_ensemble < 1 or self.smooth_epochs < 1:
             raise ConfigError("selection: budget, eta, max_ensemble and smooth_epochs must be >= 1")
+        if not (isinstance(self.seeds, int) and 1 <= self.seeds <= 8):
+            raise ConfigError(f"selection.seeds: expected 1..8, got {self.seeds!r}")
+        if self.combiner not in COMBINERS:
+            raise ConfigError(f"selection.combiner: expected one of {COMBINERS}, got {self.combiner!r}")
 
 
 PRESETS = ("demo", "paper")

@@ -45,11 +45,15 @@ class Ensemble(nn.Module):
         return out
 
     @torch.no_grad()
-    def predict_proba(self, spectrograms: np.ndarray | None, deep_arrays) -> np.ndarray:
-        """(N, n_classes) mean probabilities over members for N utterances' features."""
+    def member_probs(self, spectrograms: np.ndarray | None, deep_arrays) -> np.ndarray:
+        """(M, N, n_classes): each member's probabilities for N utterances' features."""
         probs = []
         for net, spec in zip(self.nets, self.specs):
             net.eval()
             inputs = model_inputs(spec, spectrograms, deep_arrays)
             probs.append(torch.softmax(net(*inputs), dim=-1).numpy())
-        return np.mean(probs, axis=0)
+        return np.stack(probs)
+
+    def predict_proba(self, spectrograms: np.ndarray | None, deep_arrays) -> np.ndarray:
+        """(N, n_classes) mean probabilities over members (model.json's combiner: recognizer.folder)."""
+        return self.member_probs(spectrograms, deep_arrays).mean(axis=0)

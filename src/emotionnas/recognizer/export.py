@@ -15,6 +15,7 @@ import torch
 
 from emotionnas.data.folds import load_folds
 from emotionnas.errors import ConfigError
+from emotionnas.space.combiner import Combiner
 from emotionnas.space.model_spec import Dims, Member, ModelSpec, needs_genotype, needs_recipe
 from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RunDir
@@ -39,10 +40,13 @@ def export_run(run_dir, out_dir, fold: int | None = None) -> Path:
                      Dims(len(results["label_names"]), feats["deep_dim"], feats["deep_layers_total"], cfg.cnn.C,
                           cfg.cnn.layers), cfg.features.encoder, cfg.features.deep_pool,
                      DataRef.from_config(cfg).spectrogram_config().to_dict(),  # feature settings: the run's config
-                     temperature=where.get("temperature", 1.0))
+                     temperature=where.get("temperature", 1.0),
+                     combiner=Combiner.from_dict(where.get("combiner"), len(members), len(results["label_names"]),
+                                                 f"{run.root}: combiner"))
     meta = {**spec.to_dict(), "source": {
         "run": str(run.root.resolve()), "corpus": results["corpus"], "protocol": results["protocol"],
-        "synthetic": results.get("synthetic", False), **{k: v for k, v in where.items() if k != "temperature"},
+        "synthetic": results.get("synthetic", False),
+        **{k: v for k, v in where.items() if k not in ("temperature", "combiner")},
         "cv_ua": results["ua"], "cv_ua_std": results["ua_std"], "cv_wa": results["wa"],
         "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once): the "
                 "expected accuracy of this model on new speakers"}}
@@ -76,6 +80,7 @@ def _final_members(run):
     members, state = _members(run, final["group"], final["members"], lambda m: m["spec_stats"], run.final_weights)
     return members, state, {"model": "final", "trained_speakers": final["speakers"],
                             "n_utterances": final["n_utterances"], "temperature": final["temperature"],
+                            "combiner": (final.get("combiner") or {}).get("fitted"),
                             "ece_before": final["ece_before"], "ece_after": final["ece_after"]}
 
 
@@ -89,8 +94,9 @@ def _fold_members(run, results: dict, index: int):
                               lambda key: run.refit_weights(index, key))
     split = next(f for f in load_folds(run.folds) if f.name == fold["name"])
     trained = sorted(set(split.train) | set(split.val))
+    combiner = (read_json(run.selection_summary(fold["search_group"])).get("combiner") or {}).get("fitted")
     return members, state, {"model": f"fold {fold['name']}", "fold": fold["name"], "trained_speakers": trained,
-                            "held_out_speakers": fold["test_speakers"]}
+                            "held_out_speakers": fold["test_speakers"], "combiner": combiner}
 
 
 CORPUS_TERMS = {
@@ -120,7 +126,7 @@ def model_card(spec: ModelSpec, results: dict, where: dict, cfg) -> str:
 - **Inputs**: 16 kHz mono audio; spectrograms {spec.spectrogram.get("out_freq", 140)} x
   {spec.spectrogram.get("out_time", 140)} of the first {spec.spectrogram.get("seconds", 8.0)} s, and
   hidden states of the `{spec.encoder}` encoder (frames pooled by {spec.deep_pool}).
-- **Ensemble** (probabilities averaged):
+- **Ensemble** ({_combining(spec)}):
 {members}
 - **Made with** emotionnas, config seed {cfg.seed}; run `emotionnas predict --model THIS_FOLDER file.wav`.
 
@@ -148,6 +154,13 @@ def _trained(where: dict) -> str:
                 f"and refit on all of them ({len(where['trained_speakers'])}: {speakers}).")
     return (f"This folder is the ensemble refit for fold `{where['fold']}`: trained on {speakers}; "
             f"not on {', '.join(where['held_out_speakers'])}.")
+
+
+def _combining(spec: ModelSpec) -> str:
+    if spec.combiner.kind == "mean":
+        return "probabilities averaged"
+    return ("probabilities combined by a stacker: a logistic regression on the members' log-probabilities, "
+            "fit on out-of-fold inner-CV predictions")
 
 
 def _calibration(where: dict) -> str:

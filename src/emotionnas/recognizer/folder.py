@@ -14,6 +14,7 @@ from emotionnas.data.speech_gate import DEFAULT_GATE, SpeechGate
 from emotionnas.errors import ConfigError, EmotionNASError
 from emotionnas.features.numpy_frontend import windows
 from emotionnas.features.spectrogram import SpectrogramConfig
+from emotionnas.metrics import temperature_scale
 from emotionnas.space.model_spec import ModelSpec
 
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
@@ -111,6 +112,12 @@ class BaseRecognizer:
 
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def combine(self, member_probs) -> np.ndarray:
+        """(M, C) member probabilities of one utterance -> (C,): model.json's combiner (mean or
+        stacker, space/combiner.py), then its temperature. Every backend ends here."""
+        p = self.spec.combiner.apply(np.asarray(member_probs)[:, None])[0]
+        return temperature_scale(p, self.spec.temperature)
 
     def is_speech(self, wave: np.ndarray) -> bool:
         return self.gate is None or self.gate.is_speech(wave)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError
-from emotionnas.metrics import temperature_scale
 from emotionnas.features import numpy_frontend as fe
 from emotionnas.features.spectrogram import compute_spectrograms
 from emotionnas.recognizer.folder import BaseRecognizer, read_model_spec
@@ -91,4 +90,4 @@ class OnnxRecognizer(BaseRecognizer):
             logits = sess.run(None, feeds)[0][0].astype(np.float64)
             e = np.exp(logits - logits.max())
             probs.append(e / e.sum())
-        return temperature_scale(np.mean(probs, axis=0), self.spec.temperature)
+        return self.combine(probs)

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError, EmotionNASError
-from emotionnas.metrics import temperature_scale
 from emotionnas.recognizer.folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
                                      read_weights_header)
 from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
@@ -110,6 +109,6 @@ class Recognizer(BaseRecognizer):
         return np.concatenate([e[0] for e in self.model.embeddings(spec, deep)]).astype(np.float32)
 
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
-        """Mono 16 kHz float32 waveform -> class probabilities (n_classes,), mean over members."""
+        """Mono 16 kHz float32 waveform -> class probabilities (n_classes,): the members' combined."""
         spec, deep = self.features(wave)
-        return temperature_scale(self.model.predict_proba(spec, deep)[0], self.spec.temperature)
+        return self.combine(self.model.member_probs(spec, deep)[:, 0])

@@ -97,7 +97,7 @@ def folds_table(results: dict) -> str:
 
 
 def selection_table(summary: dict, top: int = 12) -> str:
-    cands = sorted(summary["candidates"], key=lambda c: (-(c.get("inner_ua") or -1), -c["rung0_ua"]))
+    cands = sorted(summary["candidates"], key=lambda c: (-(c.get("inner_ua") or -1), -(c["rung0_ua"] or -1)))  # replicas: no rung 0
     rows = []
     for c in cands[:top]:
         member = next((i + 1 for i, m in enumerate(summary["members"]) if m["key"] == c["key"]), None)
@@ -179,6 +179,10 @@ def _search_lines(s: dict, run: RunDir, notes: list[str]) -> list[str]:
                  f"k = {s['ensemble_k']}: " + ", ".join(f"`{m['name']}` (epoch {m['epoch']})" for m in s["members"])
                  + ". Out-of-fold UA of the top-1…k ensembles: "
                  + ", ".join(f"{u:.1f}" for u in summary.get("ensemble_uas", [])) + ".\n")
+    if s.get("combiner"):
+        c = s["combiner"]
+        lines.append(f"Combiner ({c['mode']}): **{c['choice']}**; out-of-fold UA averaged {c['mean_ua']:.1f}, "
+                     f"stacked (cross-fitted) {c.get('stack_ua', float('nan')):.1f}.\n")
     if summary:
         st = selection_table(summary)
         atomic_write_text(run.tables / f"selection_{safe_component(s['group'])}.md", st)

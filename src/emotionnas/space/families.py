@@ -35,10 +35,12 @@ class Family:
     builder: str | Callable           # "module:function" or a callable (see module docstring)
     needs: str = "nothing"            # searched cells it reads: nothing | genotype | recipe
     search: str | None = None         # the cell search that makes them: "darts" | "emodarts" | "recipe"
-    cost: str = "cheap"               # cheap: seconds to train; expensive: minutes (a CNN on spectrograms)
+    cost: str = "cheap"               # cheap: seconds to train; expensive: minutes (a CNN, a tuned encoder)
     onnx: bool = True                 # `export --onnx` supports it
     width: bool = True                # reads candidate.hidden (a linear probe has no width)
     frame_model: bool = True          # has frames to attend over (attention pooling makes sense)
+    tunes_encoder: bool = False       # runs the pretrained encoder blocks above one cached layer L
+                                      # (reads exactly one layer; initialised from the run's encoder)
 
     def __post_init__(self):
         if not self.name or not self.name.replace("*", "").replace("_", "").isalnum():
@@ -93,6 +95,14 @@ register(Family("rnn", "deep", _DEEP))
 register(Family("gru", "deep", _DEEP))
 register(Family("lstm", "deep", _DEEP))
 register(Family("cell", "deep", _DEEP, needs="recipe", search="recipe"))     # searched NAS-Bench-NLP cell
+# fine-tuned Whisper: the 2 blocks above layer L + pooled linear head (models/tune.py); not in the
+# default space: `--set 'space.deep=[linear,mlp,gru,lstm,cell,tune]'` adds it (README, "Fine-tuning").
+# Expensive: whisper-base, 428 EmoDB-size utterances of ~17 frames, 1 thread: an epoch 6.5 s (tune),
+# 3.5 s (tunenb), 3.0 s (tunelora) against 0.7 s for a GRU; 20 epochs are minutes.
+_TUNE = "emotionnas.models.tune:tune_branch"
+register(Family("tune", "deep", _TUNE, cost="expensive", width=False, tunes_encoder=True))      # all block weights
+register(Family("tunenb", "deep", _TUNE, cost="expensive", width=False, tunes_encoder=True))    # norms + biases
+register(Family("tunelora", "deep", _TUNE, cost="expensive", width=False, tunes_encoder=True))  # LoRA on q, v
 register(Family("darts", "spectrogram", _SPEC, needs="genotype", search="darts", cost="expensive"))
 register(Family("emodarts", "spectrogram", _SPEC, needs="genotype", search="emodarts", cost="expensive",
                 onnx=False))  # adaptive pooling to a traced size: torch.onnx refuses it (contract test)

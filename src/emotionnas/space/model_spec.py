@@ -12,23 +12,29 @@ import math
 from dataclasses import dataclass, field
 
 from emotionnas.errors import ConfigError
+from emotionnas.space.combiner import Combiner
 from emotionnas.space.families import family
 from emotionnas.space.genotype import Genotype
 from emotionnas.space.pipeline import Candidate
 from emotionnas.space.recipe import validate_recipe
 
-MODEL_FORMAT_VERSION = 3
+MODEL_FORMAT_VERSION = 4       # 4: `combiner` (space/combiner.py); members may be replicas
+READABLE_FORMATS = (3, 4)      # a version-3 model.json averages its members
 
 
 @dataclass(frozen=True)
 class Dims:
     """Sizes a network needs besides its candidate: classes, encoder width and layer count,
-    and the CNN cell network's C and layers (cnn.C, cnn.layers)."""
+    and the CNN cell network's C and layers (cnn.C, cnn.layers). `encoder`: the encoder whose
+    pretrained weights initialise families that tune its blocks (space/families.py
+    `tunes_encoder`) — the run's encoder in training; "" in a model folder (not in model.json:
+    its safetensors hold the tuned weights)."""
     n_classes: int
     deep_dim: int = 512
     deep_layers_total: int = 7
     cnn_C: int = 6
     cnn_layers: int = 3
+    encoder: str = ""
 
 
 def needs_genotype(c: Candidate) -> bool:
@@ -146,10 +152,43 @@ class Member:
                 "recipe": self.recipe, "spec_stats": list(self.spec_stats), "weights_prefix": self.weights_prefix}
 
 
+def _member(m, i: int, dims: Dims, w: str) -> Member:
+    """members[i] of a model.json, validated field by field."""
+    where = f"{w}: members[{i}]"
+    if not isinstance(m, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    cand = Candidate.from_dict(m.get("candidate"), f"{where}.candidate")
+    if cand.layers != "all" and max(cand.layers) >= dims.deep_layers_total:
+        raise ConfigError(f"{where}.candidate.layers: layer {max(cand.layers)} beyond the encoder's "
+                          f"{dims.deep_layers_total} hidden states")
+    if cand.deep != "none" and family(cand.deep).tunes_encoder and cand.layers[0] >= dims.deep_layers_total - 1:
+        raise ConfigError(f"{where}.candidate.layers: {cand.deep!r} tunes the blocks above layer "
+                          f"{cand.layers[0]}, and the encoder has none above it")
+    genotype = m.get("genotype")
+    if genotype is not None:
+        Genotype.from_dict(genotype, f"{where}.genotype")
+    elif needs_genotype(cand):
+        raise ConfigError(f"{where}.genotype: {cand.spectrogram} needs a genotype")
+    recipe = m.get("recipe")
+    if recipe is not None:
+        validate_recipe(recipe, f"{where}.recipe")
+    elif needs_recipe(cand):
+        raise ConfigError(f"{where}.recipe: a {cand.deep!r} member needs a recipe")
+    stats = m.get("spec_stats")
+    if not isinstance(stats, list) or len(stats) != 2:
+        raise ConfigError(f"{where}.spec_stats: expected [mean, std]")
+    stats = (_num(stats[0], f"{where}.spec_stats[0]", -1e6, 1e6),
+             _num(stats[1], f"{where}.spec_stats[1]", 1e-12, 1e6))
+    prefix = m.get("weights_prefix")
+    if not isinstance(prefix, str) or prefix != f"m{i}.":
+        raise ConfigError(f"{where}.weights_prefix: expected 'm{i}.'")
+    return Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild an exported recognizer (the content of model.json):
-    the members of the ensemble (their probabilities are averaged) and the features."""
+    the members of the ensemble (their probabilities averaged or stacked: `combiner`) and the features."""
     label_names: tuple
     members: tuple
     dims: Dims
@@ -159,6 +198,7 @@ class ModelSpec:
     source: str = "model.json"
     temperature: float = 1.0          # calibration: probabilities -> softmax(log p / T) (metrics.temperature_scale)
     card: dict = field(default_factory=dict)  # what the model is (from model.json "source"), validated
+    combiner: Combiner = Combiner()   # how member probabilities are combined (before the temperature)
 
     def to_dict(self) -> dict:
         return {"format_version": MODEL_FORMAT_VERSION, "label_names": list(self.label_names),
@@ -166,7 +206,7 @@ class ModelSpec:
                 "dims": {"deep_dim": self.dims.deep_dim, "deep_layers_total": self.dims.deep_layers_total,
                          "cnn_C": self.dims.cnn_C, "cnn_layers": self.dims.cnn_layers},
                 "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "combiner": self.combiner.to_dict()}
 
     @classmethod
     def from_meta(cls, meta, source: str = "model.json") -> "ModelSpec":
@@ -174,9 +214,11 @@ class ModelSpec:
         if not isinstance(meta, dict):
             raise ConfigError(f"{w}: expected a JSON object, got {type(meta).__name__}")
         version = meta.get("format_version", 1)
-        if version != MODEL_FORMAT_VERSION:
+        if version not in READABLE_FORMATS or isinstance(version, bool):
             raise ConfigError(f"{w}: model format {_short(version)}, this emotionnas reads "
-                              f"{MODEL_FORMAT_VERSION}; re-export the model with `emotionnas export`")
+                              f"{' and '.join(map(str, READABLE_FORMATS))}; re-export the model with `emotionnas export`")
+        if version < 4 and "combiner" in meta:
+            raise ConfigError(f"{w}: combiner: needs model format 4, the file says {version}")
         labels = meta.get("label_names")
         if (not isinstance(labels, list) or not 2 <= len(labels) <= 1000 or len(set(map(str, labels))) != len(labels)
                 or not all(isinstance(x, str) for x in labels)):
@@ -190,39 +232,13 @@ class ModelSpec:
         raw = meta.get("members")
         if not isinstance(raw, list) or not 1 <= len(raw) <= 32:
             raise ConfigError(f"{w}: members: expected a list of 1-32 members")
-        members = []
-        for i, m in enumerate(raw):
-            where = f"{w}: members[{i}]"
-            if not isinstance(m, dict):
-                raise ConfigError(f"{where}: expected a mapping")
-            cand = Candidate.from_dict(m.get("candidate"), f"{where}.candidate")
-            if cand.layers != "all" and max(cand.layers) >= dims.deep_layers_total:
-                raise ConfigError(f"{where}.candidate.layers: layer {max(cand.layers)} beyond the encoder's "
-                                  f"{dims.deep_layers_total} hidden states")
-            genotype = m.get("genotype")
-            if genotype is not None:
-                Genotype.from_dict(genotype, f"{where}.genotype")
-            elif needs_genotype(cand):
-                raise ConfigError(f"{where}.genotype: {cand.spectrogram} needs a genotype")
-            recipe = m.get("recipe")
-            if recipe is not None:
-                validate_recipe(recipe, f"{where}.recipe")
-            elif needs_recipe(cand):
-                raise ConfigError(f"{where}.recipe: a {cand.deep!r} member needs a recipe")
-            stats = m.get("spec_stats")
-            if not isinstance(stats, list) or len(stats) != 2:
-                raise ConfigError(f"{where}.spec_stats: expected [mean, std]")
-            stats = (_num(stats[0], f"{where}.spec_stats[0]", -1e6, 1e6),
-                     _num(stats[1], f"{where}.spec_stats[1]", 1e-12, 1e6))
-            prefix = m.get("weights_prefix")
-            if not isinstance(prefix, str) or prefix != f"m{i}.":
-                raise ConfigError(f"{where}.weights_prefix: expected 'm{i}.'")
-            members.append(Member(_str(m, "name", where), cand, genotype, recipe, stats, prefix))
+        members = [_member(m, i, dims, w) for i, m in enumerate(raw)]
         deep_pool = _int(meta, "deep_pool", 1, 64, w)
         spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
         temperature = _num(meta.get("temperature", 1.0), f"{w}: temperature", 0.05, 20.0)
+        combiner = Combiner.from_dict(meta.get("combiner"), len(members), len(labels), f"{w}: combiner")
         return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source,
-                   temperature, _card(meta.get("source"), w))
+                   temperature, _card(meta.get("source"), w), combiner)
 
 
 __all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

@@ -3,7 +3,8 @@
 A candidate names every discrete choice of a two-stream SER model:
 
   deep stream   deep:        none | linear | mlp | rnn | gru | lstm | cell (the searched
-                             NAS-Bench-NLP recipe of its search group)
+                             NAS-Bench-NLP recipe of its search group) | tune | tunenb |
+                             tunelora (the encoder blocks above one layer L, fine-tuned)
                 layers:      encoder hidden states read, e.g. (2, 3); "all" = learned mix of all
                 frame_pool:  frames averaged per recurrent step (25 Hz cache / 4 = 6.25 Hz)
                 pooling:     attention | mean | meanstd (frames -> one vector)
@@ -18,6 +19,7 @@ strategy (training/selection.py) decides which of them to train.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -38,6 +40,8 @@ class Candidate:
     dropout: float = 0.2
     spectrogram: str = "none"
     fusion: str = "concat"
+    replica: int = 0    # the same model trained with other seeds (selection.seeds); 0 is left out of
+                        # to_dict, so a candidate's key, name and seeds are those of every earlier run
 
     def __post_init__(self):
         for stream in ("deep", "spectrogram"):
@@ -56,12 +60,21 @@ class Candidate:
         if not (layers == "all" or (isinstance(layers, tuple) and 1 <= len(layers) <= 64 and all(
                 isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 256 for i in layers))):
             raise ConfigError(f"candidate.layers: expected 'all' or a tuple of layer indices, got {layers!r}")
+        if self.deep != "none" and family(self.deep).tunes_encoder and (layers == "all" or len(layers) != 1):
+            raise ConfigError(f"candidate.layers: {self.deep!r} tunes the encoder blocks above one layer L; "
+                              f"expected one layer, got {layers!r}")
         if not (isinstance(self.frame_pool, int) and 1 <= self.frame_pool <= 64):
             raise ConfigError(f"candidate.frame_pool: expected 1..64, got {self.frame_pool!r}")
         if not (isinstance(self.hidden, int) and 8 <= self.hidden <= 4096):
             raise ConfigError(f"candidate.hidden: expected 8..4096, got {self.hidden!r}")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"candidate.dropout: expected [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.replica, int) and not isinstance(self.replica, bool) and 0 <= self.replica < 100):
+            raise ConfigError(f"candidate.replica: expected 0..99, got {self.replica!r}")
+
+    def with_replica(self, replica: int) -> "Candidate":
+        """This model trained with other seeds: another key, hence other task seeds."""
+        return dataclasses.replace(self, replica=replica)
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -88,7 +101,8 @@ class Candidate:
                 deep += f"-d{self.dropout:g}"
             parts.append(deep)
         name = "+".join(parts)
-        return f"{name}-{self.fusion}" if len(parts) == 2 else name
+        name = f"{name}-{self.fusion}" if len(parts) == 2 else name
+        return f"{name}-s{self.replica}" if self.replica else name
 
     @property
     def key(self) -> str:
@@ -98,6 +112,8 @@ class Candidate:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layers"] = self.layers if self.layers == "all" else list(self.layers)
+        if not self.replica:
+            d.pop("replica")
         return d
 
     @classmethod
@@ -116,17 +132,27 @@ class Candidate:
             raise ConfigError(f"{source}: {e}") from None
 
 
-def baselines(layers) -> dict[str, Candidate]:
+FINE_TUNED = "fine-tuned Whisper (2 blocks)"
+
+
+def baselines(layers, tune_top: int | None = None) -> dict[str, Candidate]:
     """The hand-designed models of the SER literature as points of the space, reading
-    `layers` (the encoder layers a linear probe picks on the search speakers)."""
+    `layers` (the encoder layers a linear probe picks on the search speakers). With
+    `tune_top` (the encoder's top layer; a run gives it when its space fine-tunes encoder
+    blocks) also the standard fine-tuning recipe: the 2 blocks above the probe's (last) layer
+    tuned in full — above a lower layer if the top is nearer — and a mean-pooled linear head."""
     layers = tuple(layers) if layers != "all" else "all"
-    return {
+    out = {
         "linear probe": Candidate("linear", layers, 4, "mean", 256, 0.2),
         "GRU": Candidate("gru", layers, 4, "attention", 256, 0.2),
         "LSTM": Candidate("lstm", layers, 4, "attention", 256, 0.2),
         "ResNet*": Candidate("none", layers, 4, "attention", 256, 0.2, "resnet*"),
         "ResNet* + LSTM (concat)": Candidate("lstm", layers, 4, "attention", 256, 0.2, "resnet*", "concat"),
     }
+    if tune_top is not None:
+        last = tune_top - 1 if layers == "all" else layers[-1]
+        out[FINE_TUNED] = Candidate("tune", (max(0, min(last, tune_top - 2)),), 4, "mean", 256, 0.2)
+    return out
 
 
 def layer_windows(scores, widths=(1, 2), top: int = 3) -> list[tuple[int, ...]]:
@@ -146,9 +172,16 @@ def check_space(space) -> None:
             raise ConfigError(f"space.{stream}: {bad} not among the registered families {names(stream)}")
 
 
-def enumerate_space(space, windows) -> list[Candidate]:
+def tunes_encoder(space) -> bool:
+    """The space holds a family that fine-tunes encoder blocks (space/families.py)."""
+    return any(d != "none" and family(d).tunes_encoder for d in space.deep)
+
+
+def enumerate_space(space, windows, top: int | None = None) -> list[Candidate]:
     """Every candidate of a `SpaceConfig` over the given layer windows (plus "all" when the
-    space allows a learned mix), in a fixed order."""
+    space allows a learned mix), in a fixed order. A family that tunes the encoder blocks above
+    one layer reads each window's last layer that has blocks above it (below `top`, the
+    encoder's top layer, when given)."""
     check_space(space)
     layer_options = list(windows) + (["all"] if space.layer_mix else [])
     out: dict[str, Candidate] = {}
@@ -159,6 +192,9 @@ def enumerate_space(space, windows) -> list[Candidate]:
         pools = space.pooling if deep != "none" else ["attention"]
         hiddens = space.hidden if deep != "none" and family(deep).width else [space.hidden[-1]]
         lays = layer_options if deep != "none" else [layer_options[0]]
+        if deep != "none" and family(deep).tunes_encoder:
+            below = [[i for i in w if top is None or i < top] for w in windows]
+            lays = list(dict.fromkeys((b[-1],) for b in below if b))
         for layers, fp, pool, hid, drop, fusion in itertools.product(lays, space.frame_pool, pools, hiddens,
                                                                      space.dropout, fusions):
             if deep != "none" and not family(deep).frame_model and pool == "attention":

@@ -8,8 +8,9 @@ is held out, so there is no test score here; the run's cross-validated UA/WA is 
 accuracy (the model card says so).
 
 Calibration: a temperature fit on the ensemble's out-of-fold inner-CV probabilities over every
-speaker (each utterance predicted by members that never trained on its speaker), stored in the
-record and in model.json. The calibration error is recorded before scaling and after a
+speaker (each utterance predicted by members that never trained on its speaker; with a stacked
+combiner, combined by a stacker fitted on the other inner folds), stored in the record and in
+model.json; the stacker itself (`combiner`) is fitted on every out-of-fold probability. The calibration error is recorded before scaling and after a
 cross-fitted scaling (each inner fold scaled by a temperature fit on the other folds), so the
 "after" figure is not measured on the data the temperature was fit on. Caveat: these are the
 inner-CV members (trained on ~(k-1)/k of the speakers) and the same predictions chose the
@@ -27,6 +28,7 @@ from emotionnas.errors import ConfigError
 from emotionnas.metrics import expected_calibration_error, fit_temperature, temperature_scale
 from emotionnas.rundir import RESTART_HINT
 from emotionnas.training.run_helpers import speaker_indices, stage_seed
+from emotionnas.training.selection import combiner_of, cross_fit_stack
 from emotionnas.training.tasks import run_task
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
 
@@ -41,13 +43,13 @@ def final_model(run) -> dict:
     run.selection([g], baselines=False)  # the final model needs no baseline
     train = np.sort(np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)]))
     refits = _refit(run, g, train, speakers)
-    oof = np.mean([run.out_of_fold(g, m["key"])[2] for m in g.summary["members"]], axis=0)
     y = fs.labels[g.idx]
+    oof = _combined_oof(run, g, y)
     temperature = fit_temperature(oof, y)
     crossed = _cross_fitted(oof, y, g.inner)
     record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(train)),
               "members": [{**m, "spec_stats": refits[m["key"]]["spec_stats"]} for m in g.summary["members"]],
-              "temperature": round(temperature, 4),
+              "combiner": g.summary["combiner"], "temperature": round(temperature, 4),
               "ece_before": round(expected_calibration_error(oof, y), 2),
               "ece_after": round(expected_calibration_error(crossed, y), 2),
               "note": "selected and refit on every speaker; no test speaker exists for this model: its expected "
@@ -58,6 +60,15 @@ def final_model(run) -> dict:
             f"({len(train)} utterances); temperature {record['temperature']} (ECE {record['ece_before']} -> "
             f"{record['ece_after']} %, out of fold) -> {run.dir.final_record}")
     return record
+
+
+def _combined_oof(run, g, y: np.ndarray) -> np.ndarray:
+    """The ensemble's out-of-fold probabilities as its combiner makes them: averaged, or for a
+    stacker cross-fitted (each inner fold combined by a stacker fitted on the other folds)."""
+    members = [run.out_of_fold(g, m["key"])[2] for m in g.summary["members"]]
+    if combiner_of(g.summary, run.fs.n_classes).kind == "mean":
+        return np.mean(members, axis=0)
+    return cross_fit_stack(np.stack(members), y, g.inner, run.fs.n_classes)
 
 
 def _cross_fitted(oof: np.ndarray, y: np.ndarray, inner: list) -> np.ndarray:

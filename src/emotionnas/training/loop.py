@@ -153,6 +153,22 @@ def predict_proba(model: nn.Module, split, batch_size: int = 64) -> np.ndarray:
     return out
 
 
+def param_groups(model: nn.Module, lr: float):
+    """What AdamW updates: every parameter at `lr`, except those a module says came pretrained
+    (its `pretrained_parameters()`, e.g. models/tune.py's encoder blocks), which learn at `lr`
+    x its `PRETRAINED_LR`, and frozen ones (left out). A model without such a module gets
+    `model.parameters()`, as before."""
+    tuned = [m for m in model.modules() if hasattr(m, "pretrained_parameters")]
+    if not tuned:
+        return model.parameters()
+    scale = {id(p): m.PRETRAINED_LR for m in tuned for p in m.pretrained_parameters()}
+    groups: dict[float, list] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault(scale.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr": lr * s} for s, ps in groups.items()]
+
+
 def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, seed: int,
                 schedule_epochs: int | None = None, stop_after: int | None = None, lr: float | None = None,
                 val=None, progress: bool = False) -> TrainResult:
@@ -166,7 +182,7 @@ def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, se
     stop = min(int(stop_after or total), total)
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, lr or cfg.lr), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
     weight = class_weights(train.labels, n_classes) if cfg.class_weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)

@@ -29,7 +29,8 @@ from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
 from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers
 from emotionnas.space.families import family
-from emotionnas.space.pipeline import Candidate, baselines, check_space, enumerate_space, layer_windows
+from emotionnas.space.pipeline import (Candidate, baselines, check_space, enumerate_space, layer_windows,
+                                      tunes_encoder)
 from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
                                              run_search_task, search_speakers)
@@ -83,7 +84,7 @@ class Run:
                  progress: bool = True, log=print, t_start: float | None = None):
         self.cfg, self.dir, self.data, self.fs, self.folds = cfg, rundir, data, fs, folds
         self.executor, self.progress, self.log = executor, progress, log
-        self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers)
+        self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers, cfg.features.encoder)
         self.t_start = time.perf_counter() if t_start is None else t_start
         self.timing: dict = {}
 
@@ -159,8 +160,9 @@ class Run:
                                   stage_seed(cfg.seed, "inner", search_fold.name), fs.labels[idx])
         g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
-        g.baselines = baselines(windows[0])
-        space = enumerate_space(cfg.space, windows)
+        top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
+        g.baselines = baselines(windows[0], top if tunes_encoder(cfg.space) else None)
+        space = enumerate_space(cfg.space, windows, top)
         fixed = {c.key for c in g.baselines.values()}
         rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
         rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
@@ -258,26 +260,47 @@ class Run:
         cfg = self.cfg.selection
         baselines = self.cfg.baselines if baselines is None else baselines
         first = {g.name: list(range(min(cfg.first_rung_folds, len(g.inner)))) for g in groups}
-        self.evaluate(groups, [(g, key, k) for g in groups for key in g.pool for k in first[g.name]])
+        base = {g.name: [key for key, c in g.pool.items() if not c.replica] for g in groups}
+        self.evaluate(groups, [(g, key, k) for g in groups for key in base[g.name] for k in first[g.name]])
         full = {}
         for g in groups:
-            rung0 = {key: self.curves(g, key, first[g.name])[1] for key in g.pool}
+            rung0 = {key: self.curves(g, key, first[g.name])[1] for key in base[g.name]}
             keep = sel.survivors(rung0, cfg.eta)
             extra = [c.key for c in g.baselines.values()] if baselines else []
             full[g.name] = (rung0, keep, list(dict.fromkeys(keep + extra)))
         self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
+        if cfg.seeds > 1:
+            full = {g.name: self.add_replicas(g, *full[g.name]) for g in groups}
+            self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
         for g in groups:
             g.summary = self.summarise_group(g, *full[g.name])
             atomic_write_json(self.dir.selection_summary(g.name), g.summary)
+
+    def inner_ua(self, g: Group, key: str) -> float:
+        """Out-of-fold inner-CV UA of candidate `key` (as its summary row rounds it)."""
+        probs = self.out_of_fold(g, key)[2]
+        return round(scores(self.fs.labels[g.idx], probs.argmax(1), self.fs.n_classes)["ua"], 3)
+
+    def add_replicas(self, g: Group, rung0: dict, keep: list, fully: list) -> tuple[dict, list, list]:
+        """selection.seeds > 1: replicas 1..seeds-1 of the top max_ensemble survivors (by out-of-fold
+        inner UA) join the pool, to be scored on every inner fold and ranked with the survivors."""
+        cfg = self.cfg.selection
+        top = sorted(keep, key=lambda k: (-self.inner_ua(g, k), k))[: cfg.max_ensemble]
+        reps = [g.pool[k].with_replica(r) for k in top for r in range(1, cfg.seeds)]
+        g.pool.update({c.key: c for c in reps})
+        new = [c.key for c in reps]
+        return rung0, keep + new, fully + new
 
     def summarise_group(self, g: Group, rung0: dict, keep: list, fully: list) -> dict:
         fs = self.fs
         labels, speakers = fs.labels[g.idx], fs.speakers[g.idx]
         rows, oof = {}, {}
         for key, cand in g.pool.items():
-            row = {"key": key, "name": cand.name, "candidate": cand.to_dict(), "rung0_ua": round(rung0[key], 3),
-                   "survived": key in keep,
+            row = {"key": key, "name": cand.name, "candidate": cand.to_dict(),
+                   "rung0_ua": round(rung0[key], 3) if key in rung0 else None, "survived": key in keep,
                    "baseline": next((b for b, c in g.baselines.items() if c.key == key), None)}
+            if cand.replica:
+                row["replica_of"] = cand.with_replica(0).key
             if key in fully:
                 epoch, smoothed, probs = self.out_of_fold(g, key)
                 oof[key] = probs
@@ -289,12 +312,16 @@ class Run:
                             "inner_fold_se": round(float(np.std(fold_uas) / np.sqrt(len(fold_uas))), 3)})
             rows[key] = row
         ranking = sorted(keep, key=lambda k: (-rows[k]["inner_ua"], k))
+        cfg = self.cfg.selection
         k_best, ens_uas = sel.choose_ensemble([oof[k] for k in ranking], labels, fs.n_classes,
-                                              self.cfg.selection.max_ensemble)
+                                              cfg.max_ensemble * cfg.seeds)
+        combiner, record = sel.choose_combiner(np.stack([oof[k] for k in ranking[:k_best]]), labels, g.inner,
+                                               fs.n_classes, cfg.combiner)
         return {"group": g.name, "speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
                 "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner],
                 "layer_probe": g.probe, "candidates": list(rows.values()), "ranking": ranking,
                 "ensemble_uas": [round(u, 3) for u in ens_uas], "ensemble_k": k_best,
+                "combiner": {**record, "fitted": combiner.to_dict()},
                 "members": [{"key": k, "name": rows[k]["name"], "epoch": rows[k]["epoch"]} for k in ranking[:k_best]],
                 "baselines": {b: {"key": c.key, "epoch": rows[c.key].get("epoch")} for b, c in g.baselines.items()
                               if c.key in rows}}

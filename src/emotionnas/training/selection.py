@@ -9,6 +9,11 @@ Budget (successive halving): every candidate is scored on the first `first_rung_
 inner folds; the best 1/eta go on to the remaining folds; the ranking uses the complete
 out-of-fold score. The ensemble averages the probabilities of the top k (k = 1..max_ensemble
 chosen on the same out-of-fold predictions).
+
+Combiner (`selection.combiner`): averaging, or a stacked combiner (space/combiner.py) fitted on
+the members' out-of-fold probabilities. The stacker is scored cross-fitted (`cross_fit_stack`:
+each inner fold predicted by a stacker fitted on the other inner folds only), so its score never
+reads the labels it is scored on; `auto` keeps it only when that score beats averaging.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import math
 import numpy as np
 
 from emotionnas.metrics import unweighted_accuracy
+from emotionnas.space.combiner import Combiner, fit_stacker
 
 
 def inner_folds(speakers: np.ndarray, k: int, seed: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
@@ -101,3 +107,36 @@ def choose_ensemble(ranked_probs: list[np.ndarray], labels: np.ndarray, n_classe
         uas.append(unweighted_accuracy(labels, total.argmax(1), n_classes))
     best = max(uas)
     return uas.index(best) + 1, uas
+
+
+def cross_fit_stack(member_probs, labels: np.ndarray, positions: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """(n, C): each inner fold's rows predicted by a stacker fitted on the other folds' rows (their
+    out-of-fold member probabilities and labels); a fold's own labels are never read for it."""
+    member_probs = np.asarray(member_probs)
+    out = np.zeros(member_probs.shape[1:], np.float64)
+    for pos in positions:
+        rest = np.setdiff1d(np.arange(len(labels)), pos)
+        out[pos] = fit_stacker(member_probs[:, rest], labels[rest], n_classes).apply(member_probs[:, pos])
+    return out
+
+
+def choose_combiner(member_probs, labels: np.ndarray, positions: list[np.ndarray], n_classes: int,
+                    mode: str) -> tuple[Combiner, dict]:
+    """(the combiner, its record) for the ensemble's (M, n, C) out-of-fold probabilities. `mean`:
+    averaging, nothing fitted; `stack`: the stacker; `auto`: the stacker only if its cross-fitted
+    out-of-fold UA beats averaging's. The stacker returned is fitted on every row (for refits)."""
+    mean_ua = unweighted_accuracy(labels, np.mean(member_probs, axis=0).argmax(1), n_classes)
+    record = {"mode": mode, "mean_ua": round(mean_ua, 3)}
+    if mode == "mean":
+        return Combiner(), {**record, "choice": "mean"}
+    crossed = cross_fit_stack(member_probs, labels, positions, n_classes)
+    stack_ua = unweighted_accuracy(labels, crossed.argmax(1), n_classes)
+    choice = "stack" if mode == "stack" or stack_ua > mean_ua else "mean"
+    record.update({"stack_ua": round(stack_ua, 3), "choice": choice})
+    return (fit_stacker(member_probs, labels, n_classes) if choice == "stack" else Combiner()), record
+
+
+def combiner_of(summary: dict, n_classes: int) -> Combiner:
+    """A selection summary's combiner (a summary from before the option: averaging)."""
+    fitted = (summary.get("combiner") or {}).get("fitted")
+    return Combiner.from_dict(fitted, len(summary["members"]), n_classes, f"selection {summary.get('group')}: combiner")

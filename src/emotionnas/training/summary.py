@@ -11,6 +11,7 @@ import numpy as np
 from emotionnas.metrics import mean_std, scores
 from emotionnas.rundir import FORMAT_VERSION
 from emotionnas.training.run_helpers import speaker_indices
+from emotionnas.training.selection import combiner_of
 from emotionnas.training.tasks import DataRef
 
 METRICS = ("ua", "wa", "macro_f1")
@@ -47,7 +48,7 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
         y = fs.labels[test]
         members = g.summary["members"]
         probs = [np.asarray(refits[i, m["key"]]["test_probs"], np.float32) for m in members]
-        ens = np.mean(probs, axis=0)
+        ens = combiner_of(g.summary, n).apply(probs)  # a stacker: fitted on the group's out-of-fold probabilities
         sc = scores(y, ens.argmax(1), n)
         row = {"name": fold.name, "test_speakers": list(fold.test), "search_group": g.name,
                **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
@@ -55,6 +56,9 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                             "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
                "top1": {k: v for k, v in scores(y, probs[0].argmax(1), n).items() if k in METRICS},
                "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
+        if cfg.selection.combiner != "mean":  # what averaging the same members scores (an ablation; chooses nothing)
+            row["mean_combiner"] = {k: v for k, v in scores(y, np.mean(probs, axis=0).argmax(1), n).items()
+                                    if k in METRICS}
         if baseline_names:
             row["baselines"] = {}
             for b in baseline_names:
@@ -67,6 +71,8 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
            "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows}
     res["ablations"] = {"selection": {"ensemble (selected k)": _agg(fold_rows),
                                       "top-1 candidate": _agg([f["top1"] for f in fold_rows])}}
+    if cfg.selection.combiner != "mean":
+        res["ablations"]["selection"]["ensemble, members averaged"] = _agg([f["mean_combiner"] for f in fold_rows])
     if baseline_names:
         res["baselines"] = {}
         for b in baseline_names:
@@ -78,7 +84,8 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                         "layer_scores": g.probe.get("scores"), "ensemble_k": g.summary["ensemble_k"],
                         "members": g.summary["members"], "n_candidates": len(g.summary["candidates"]),
                         "n_full": sum("inner_ua" in c for c in g.summary["candidates"]),
-                        "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe")} for g in groups]
+                        "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe"),
+                        **_combiner_entry(cfg, g.summary)} for g in groups]
     full = [c for g in groups for c in g.summary["candidates"] if "inner_ua" in c]
     res["selection_spread"] = {
         "single_speaker_ua_std": float(np.mean([c["speaker_ua_std"] for c in full])) if full else None,
@@ -91,6 +98,14 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
                        "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim, "spectrogram": spec}
     return _stable(res)
+
+
+def _combiner_entry(cfg, summary: dict) -> dict:
+    """{"combiner": mode, choice, inner UAs of averaging and of the cross-fitted stacker} when the
+    run asked for one (results of the default, averaging, read as before)."""
+    if cfg.selection.combiner == "mean":
+        return {}
+    return {"combiner": {k: v for k, v in summary["combiner"].items() if k != "fitted"}}
 
 
 def _stable(obj):

@@ -110,8 +110,10 @@ class TrainTask:
 
 
 def schedule(cand: Candidate, cfg: TrainConfig) -> tuple[int, float]:
-    """(schedule length, learning rate): CNNs have their own (they cost ~100x per epoch)."""
-    return (cfg.cnn_epochs, cfg.cnn_lr) if cand.expensive else (cfg.epochs, cfg.lr)
+    """(schedule length, learning rate): spectrogram CNNs have their own (trained from scratch,
+    they cost ~100x per epoch); a deep family keeps the deep schedule, however costly (a
+    fine-tuned encoder: its pretrained weights learn at a fraction of lr, models/tune.py)."""
+    return (cfg.cnn_epochs, cfg.cnn_lr) if cand.spectrogram != "none" else (cfg.epochs, cfg.lr)
 
 
 def run_task(task: TrainTask) -> dict:
