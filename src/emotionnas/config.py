@@ -38,6 +38,14 @@ class TrainConfig:
     time_mask: float = 0.0
     freq_mask: float = 0.0
     balanced_batches: bool = False  # sample batches class-balanced instead of shuffling
+    # mixup (Zhang et al. 2018) on training batches: each input (spectrogram, deep features) is
+    # lam * x + (1 - lam) * x of a shuffled partner, lam ~ Beta(mixup, mixup), and the loss is
+    # mixed the same way; 0 = off (an option decided by inner CV, docs/defaults.md)
+    mixup: float = 0.0
+
+    def __post_init__(self):
+        if not (isinstance(self.mixup, (int, float)) and 0.0 <= self.mixup <= 10.0):
+            raise ConfigError(f"train.mixup: expected a Beta parameter in [0, 10] (0 = off), got {self.mixup!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

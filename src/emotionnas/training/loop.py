@@ -105,6 +105,19 @@ def augment(inputs: tuple, cfg: TrainConfig, gen: torch.Generator) -> tuple:
     return tuple(out)
 
 
+def mixup(inputs: tuple, alpha: float, gen: torch.Generator) -> tuple[tuple, torch.Tensor, float]:
+    """Mixup of a training batch: every input is lam * x + (1 - lam) * x[perm] (padded sequences
+    keep the longer of the two lengths), lam ~ Beta(alpha, alpha) drawn from `gen`.
+    -> (mixed inputs, perm, lam); the caller mixes the loss with the same perm and lam."""
+    b = len(inputs[0])
+    perm = torch.randperm(b, generator=gen)
+    lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen))).beta(alpha, alpha))
+    lengths_at = {i + 1 for i in sequence_positions(inputs)}
+    out = tuple(torch.maximum(x, x[perm]) if i in lengths_at else lam * x + (1.0 - lam) * x[perm]
+                for i, x in enumerate(inputs))
+    return out, perm, lam
+
+
 def balanced_batches(labels: np.ndarray, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
     """An epoch of class-balanced batches: as many draws as utterances, each class drawn equally
     often (with replacement within a class)."""
@@ -199,7 +212,13 @@ def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, se
         for idx in epoch_batches:
             if len(idx) < 2 and len(train) > 2:
                 continue  # a batch of one breaks batch norm; it is reshuffled next epoch
-            loss = loss_fn(model(*augment(train.batch(idx), cfg, gen)), y_all[idx])
+            inputs, y = augment(train.batch(idx), cfg, gen), y_all[idx]
+            if cfg.mixup:
+                inputs, perm, lam = mixup(inputs, cfg.mixup, gen)
+                logits = model(*inputs)
+                loss = lam * loss_fn(logits, y) + (1.0 - lam) * loss_fn(logits, y[perm])
+            else:
+                loss = loss_fn(model(*inputs), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
