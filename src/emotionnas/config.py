@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -62,6 +63,9 @@ class FeatureConfig:
     # per epoch; 70 x 70 is 4x cheaper (BENCHMARKS.md). the paper preset (presets/paper.yaml) has 140.
     spectrogram_size: int = 70
     spectrogram_mel: int | None = None  # e.g. 64: the spectrogram stream as log-mel (option; default linear, as the paper)
+    # augmented copies of the corpus for training speakers only (features/augment.py): e.g.
+    # [speed0.9, speed1.1] or [noise5-20]; each is encoded once and cached. [] = off (decided by inner CV)
+    augment: list[str] = field(default_factory=list)
 
     _free_fields = ("spectrogram_mel",)
 
@@ -73,6 +77,28 @@ class FeatureConfig:
         m = self.spectrogram_mel
         if m is not None and (not isinstance(m, int) or isinstance(m, bool) or not 8 <= m <= 201):
             raise ConfigError(f"features.spectrogram_mel: expected null or 8..201 mel bins, got {m!r}")
+        self.augment = check_augment(self.augment)
+
+
+AUGMENT_SPEED = re.compile(r"speed(\d+(?:\.\d+)?)$")                         # speedF
+AUGMENT_NOISE = re.compile(r"noise(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)$")     # noiseA-B (SNR dB)
+
+
+def check_augment(names) -> list[str]:
+    """features.augment validated: speedF (0.5 <= F <= 2, F != 1) or noiseA-B (-10 <= A <= B <= 60)."""
+    if not isinstance(names, list):
+        raise ConfigError(f"features.augment: expected a list of copies (e.g. [speed0.9, speed1.1]), got {names!r}")
+    for name in names:
+        m, n = AUGMENT_SPEED.match(str(name)), AUGMENT_NOISE.match(str(name))
+        if m and 0.5 <= float(m.group(1)) <= 2.0 and float(m.group(1)) != 1.0:
+            continue
+        if n and -10.0 <= float(n.group(1)) <= float(n.group(2)) <= 60.0:
+            continue
+        raise ConfigError(f"features.augment: {name!r} is not a copy; expected speedF (0.5..2, not 1) "
+                          f"or noiseA-B (SNR in dB, -10 <= A <= B <= 60)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"features.augment: a copy is listed twice in {names}")
+    return [str(n) for n in names]
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from emotionnas.data.utterance import CorpusTable
+from emotionnas.features.augment import augmented_stream
 from emotionnas.features.cache import DEFAULT_ENCODER, FeatureCache, deep_stream, spectrogram_stream
 from emotionnas.features.spectrogram import SpectrogramConfig
 
@@ -28,6 +29,9 @@ class FeatureSet:
     deep: list[np.ndarray] | None = None    # float16 (L+1, T_i, D) each
     reports: list = field(default_factory=list)
     content_hashes: list[str] | None = None  # sha256 of each audio file (run fingerprints)
+    # augmented copies (features/augment.py), training data only: name -> {"spectrograms": (N, F, T)
+    # or None, "deep": [(L+1, T_i, D)] or None}, aligned with the utterances above
+    copies: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -70,24 +74,31 @@ class FeatureSet:
             self.label_names, self.labels[idx], self.speakers[idx],
             None if self.spectrograms is None else self.spectrograms[idx],
             None if self.deep is None else [self.deep[i] for i in idx], self.reports,
-            None if self.content_hashes is None else [self.content_hashes[i] for i in idx])
+            None if self.content_hashes is None else [self.content_hashes[i] for i in idx],
+            {name: {"spectrograms": None if c["spectrograms"] is None else c["spectrograms"][idx],
+                    "deep": None if c["deep"] is None else [c["deep"][i] for i in idx]}
+             for name, c in self.copies.items()})
 
 
 def build_feature_set(table: CorpusTable, cache_dir, streams=STREAMS, encoder=DEFAULT_ENCODER,
                       deep_pool: int = 2, spec_cfg: SpectrogramConfig = SpectrogramConfig(),
-                      label_names: list[str] | None = None, progress: bool = True) -> FeatureSet:
-    """Extract (or read from the cache) the requested streams for every utterance of `table`.
+                      label_names: list[str] | None = None, progress: bool = True,
+                      augment: list[str] | tuple = ()) -> FeatureSet:
+    """Extract (or read from the cache) the requested streams for every utterance of `table`,
+    and each augmented copy of them (`augment`: features/augment.py names).
 
-    Files that fail in any stream are dropped and listed in `table.errors`.
+    Files that fail in any stream are dropped and listed in `table.errors`; a file whose copy
+    fails keeps its original features in that copy (the failure is listed).
     """
     unknown = set(streams) - set(STREAMS)
     if unknown:
         raise ValueError(f"unknown stream(s) {sorted(unknown)}; choose from {STREAMS}")
     cache = FeatureCache(cache_dir)
     arrays, reports = {}, []
+    made = {name: spectrogram_stream(spec_cfg) if name == "spectrogram" else deep_stream(encoder, deep_pool)
+            for name in streams}
     for name in streams:
-        stream = spectrogram_stream(spec_cfg) if name == "spectrogram" else deep_stream(encoder, deep_pool)
-        arrays[name], report = cache.extract(table.utterances, stream, progress=progress)
+        arrays[name], report = cache.extract(table.utterances, made[name], progress=progress)
         reports.append(report)
     errors = list(table.errors)
     for r in reports:
@@ -96,17 +107,29 @@ def build_feature_set(table: CorpusTable, cache_dir, streams=STREAMS, encoder=DE
     clean = CorpusTable(table.name, ok, errors)
     names = label_names or clean.labels
     index = {n: i for i, n in enumerate(names)}
+    copies = {}
+    for copy in augment:
+        copies[copy] = {"spectrograms": None, "deep": None}
+        for name in streams:
+            got, report = cache.extract(ok, augmented_stream(made[name], copy), progress=progress)
+            report.stream = f"{name}+{copy}"
+            reports.append(report)
+            errors += [f"{e} (copy {copy}: original features used)" for e in report.errors]
+            values = [got.get(u.path, arrays[name][u.path]) for u in ok]
+            copies[copy]["spectrograms" if name == "spectrogram" else "deep"] = (
+                np.stack(values) if name == "spectrogram" else values)
     return FeatureSet(
         clean, list(names), np.array([index[u.label] for u in ok], dtype=np.int64),
         np.array([u.speaker for u in ok]),
         np.stack([arrays["spectrogram"][u.path] for u in ok]) if "spectrogram" in streams else None,
         [arrays["deep"][u.path] for u in ok] if "deep" in streams else None, reports,
-        [cache.content_hash(u.path) for u in ok])
+        [cache.content_hash(u.path) for u in ok], copies)
 
 
 def load_features(corpus: str, root, cache_dir, streams=STREAMS, encoder=DEFAULT_ENCODER,
                   deep_pool: int = 2, progress: bool = True, spec_cfg: SpectrogramConfig = SpectrogramConfig(),
-                  **corpus_options) -> FeatureSet:
+                  augment: list[str] | tuple = (), **corpus_options) -> FeatureSet:
     from emotionnas.data.corpora import read_corpus
     table = read_corpus(corpus, root, **corpus_options)
-    return build_feature_set(table, cache_dir, streams, encoder, deep_pool, spec_cfg, progress=progress)
+    return build_feature_set(table, cache_dir, streams, encoder, deep_pool, spec_cfg, progress=progress,
+                             augment=augment)

@@ -35,7 +35,8 @@ class DataRef:
     options: tuple = ()     # the corpus options, as sorted (name, value) pairs
 
     def __hash__(self) -> int:  # FeatureConfig is a mutable config section: hash its values
-        return hash((self.corpus, self.root, astuple(self.features), self.options))
+        values = tuple(tuple(v) if isinstance(v, list) else v for v in astuple(self.features))
+        return hash((self.corpus, self.root, values, self.options))
 
     @classmethod
     def from_config(cls, cfg) -> "DataRef":
@@ -60,35 +61,55 @@ class DataRef:
             f = self.features
             _FEATURES[self] = load_features(self.corpus, self.root, f.cache_dir, encoder=f.encoder,
                                             deep_pool=f.deep_pool, progress=progress,
-                                            spec_cfg=self.spectrogram_config(), **dict(self.options))
+                                            spec_cfg=self.spectrogram_config(), augment=f.augment,
+                                            **dict(self.options))
         return _FEATURES[self]
 
 
 _FEATURES: dict = {}
-_DEEP: OrderedDict = OrderedDict()  # (DataRef, layers, frame_pool) -> (x, lengths); a few entries
+_DEEP: OrderedDict = OrderedDict()  # (DataRef, layers, frame_pool, copy) -> (x, lengths); a few entries
 
 
-def _deep(data: DataRef, fs, layers, frame_pool: int):
-    key = (data, layers, frame_pool)
+def _deep(data: DataRef, fs, layers, frame_pool: int, copy: str | None = None):
+    key = (data, layers, frame_pool, copy)
     if key not in _DEEP:
-        _DEEP[key] = deep_inputs(fs.deep, layers, frame_pool)
-        while len(_DEEP) > 3:
+        _DEEP[key] = deep_inputs(fs.deep if copy is None else fs.copies[copy]["deep"], layers, frame_pool)
+        while len(_DEEP) > 3 * (1 + len(fs.copies)):
             _DEEP.popitem(last=False)
     _DEEP.move_to_end(key)
     return _DEEP[key]
 
 
-def split_inputs(data: DataRef, fs, spec: InputSpec, idx) -> tuple:
-    """The model inputs of utterances `idx` (same order as `model_inputs`), from the memo."""
+def split_inputs(data: DataRef, fs, spec: InputSpec, idx, copy: str | None = None) -> tuple:
+    """The model inputs of utterances `idx` (same order as `model_inputs`), from the memo;
+    `copy`: those of an augmented copy of them (features/augment.py)."""
     idx = np.asarray(idx, dtype=np.int64)
     out: list = []
     if "spectrogram" in spec.streams:
-        out.append(spectrogram_inputs(fs.spectrograms[idx], spec.spec_stats))
+        spectrograms = fs.spectrograms if copy is None else fs.copies[copy]["spectrograms"]
+        out.append(spectrogram_inputs(spectrograms[idx], spec.spec_stats))
     if "deep" in spec.streams:
-        x, lengths = _deep(data, fs, spec.layers, spec.frame_pool)
+        x, lengths = _deep(data, fs, spec.layers, spec.frame_pool, copy)
         t = torch.from_numpy(idx)
         out.extend([x[t], lengths[t]])
     return tuple(out)
+
+
+def training_inputs(data: DataRef, fs, spec: InputSpec, idx) -> tuple[tuple, np.ndarray]:
+    """(inputs, labels) a model trains on: utterances `idx` and every augmented copy of them
+    (copies are of training utterances only; what is validated or tested is never a copy).
+    Padded deep sequences of the parts are padded again to their common length."""
+    parts = [split_inputs(data, fs, spec, idx)] + [split_inputs(data, fs, spec, idx, c) for c in fs.copies]
+    labels = np.tile(fs.labels[np.asarray(idx, dtype=np.int64)], len(parts))
+    if len(parts) == 1:
+        return parts[0], labels
+    out = []
+    for xs in zip(*parts):
+        if xs[0].dim() == 4 and len({x.shape[2] for x in xs}) > 1:  # deep (B, L', T, D): frames differ
+            t = max(x.shape[2] for x in xs)
+            xs = [torch.nn.functional.pad(x, (0, 0, 0, t - x.shape[2])) for x in xs]
+        out.append(torch.cat(list(xs)))
+    return tuple(out), labels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +153,7 @@ def _run(task: TrainTask) -> dict:
     train_idx = np.asarray(task.train, dtype=np.int64)
     stats = spectrogram_stats(fs.spectrograms[train_idx]) if cand.spectrogram != "none" else (0.0, 1.0)
     spec = input_spec(cand, stats)
-    train = ArraySplit(split_inputs(task.data, fs, spec, train_idx), fs.labels[train_idx])
+    train = ArraySplit(*training_inputs(task.data, fs, spec, train_idx))
     other = ArraySplit(split_inputs(task.data, fs, spec, task.predict), fs.labels[np.asarray(task.predict)])
     seed_everything(task.seed)
     model = build_model(cand, task.dims, task.genotype, task.recipe)
