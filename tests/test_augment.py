@@ -44,7 +44,7 @@ def test_noise_copy_is_at_a_drawn_snr_in_range_and_a_pure_function_of_the_audio(
 def test_bad_copy_names_are_refused_by_the_config(bad):
     with pytest.raises(ConfigError, match="features.augment"):
         FeatureConfig(augment=[bad])
-    with pytest.raises(ConfigError, match="twice"):
+    with pytest.raises(ConfigError, match="twice"):  # distinct copies
         FeatureConfig(augment=["speed0.9", "speed0.9"])
     assert RunConfig.from_dict({"features": {"augment": ["speed0.9", "noise5-20"]}}).features.augment == [
         "speed0.9", "noise5-20"]

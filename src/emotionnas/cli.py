@@ -127,13 +127,11 @@ def cmd_search(a) -> int:
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
     if not 0 <= a.fold < len(folds):
         raise EmotionNASError(f"--fold {a.fold}: the {cfg.protocol} protocol has folds 0..{len(folds) - 1}")
-    fold = folds[a.fold]
-    out = Path(a.out)
+    fold, out = folds[a.fold], Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
     layers = (2, 3)
-    searched = family(SEARCH_ALIASES.get(a.kind, a.kind))
-    if searched.needs == "recipe":
+    if (searched := family(SEARCH_ALIASES.get(a.kind, a.kind))).needs == "recipe":
         idx = np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)])
         layers = tuple(layer_windows(select_layers(fs, idx, 1, cfg.seed)["scores"], [2], 1)[0])
     task = SearchTask(data=data, fold=fold, settings=SearchSettings.from_config(cfg), out_dir=str(out),
@@ -168,6 +166,8 @@ def cmd_predict(a) -> int:
     from emotionnas.recognizer.outputs import Writer, expand_inputs
     from emotionnas.recognizer.segments import predict_segments
     rec = load(a.model, backend=a.backend)  # model.json validated as data: bad -> one line
+    if a.enroll:  # a speaker-adaptive model: this speaker's unlabelled audio standardises the features
+        print(f"enrolled {rec.enroll([a.enroll])} utterance(s) from {a.enroll}", file=sys.stderr)
     items = expand_inputs(a.inputs)
     mode = a.segments or ("fixed" if a.windows else None)
     if a.plot and (len(items) != 1 or not mode):
@@ -345,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="jsonl (default), csv (file,start,end,label,score,<classes>), hf ([{label, score}])")
     sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores")
     sp.add_argument("--embeddings", metavar="OUT.npy", help="save the vectors the members classify (+ OUT.json)")
+    sp.add_argument("--enroll", metavar="DIR", help="speaker-adaptive models: the speaker's audio (folder, list, file)")
     sp.set_defaults(func=cmd_predict)
 
     from emotionnas.recognizer.serve import SERVE_LIMITS as L, ServeSettings

@@ -66,6 +66,10 @@ class FeatureConfig:
     # augmented copies of the corpus for training speakers only (features/augment.py): e.g.
     # [speed0.9, speed1.1] or [noise5-20]; each is encoded once and cached. [] = off (decided by inner CV)
     augment: list[str] = field(default_factory=list)
+    # speaker-adaptive mode (off by default; labelled wherever it appears): deep features are
+    # standardised per speaker with that speaker's unlabelled audio (test speakers: their own audio,
+    # never labels); a model of such a run needs `enroll` before it predicts
+    speaker_norm: bool = False
 
     _free_fields = ("spectrogram_mel",)
 
@@ -86,18 +90,13 @@ AUGMENT_NOISE = re.compile(r"noise(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)$")     # n
 
 def check_augment(names) -> list[str]:
     """features.augment validated: speedF (0.5 <= F <= 2, F != 1) or noiseA-B (-10 <= A <= B <= 60)."""
-    if not isinstance(names, list):
-        raise ConfigError(f"features.augment: expected a list of copies (e.g. [speed0.9, speed1.1]), got {names!r}")
-    for name in names:
+    def ok(name):
         m, n = AUGMENT_SPEED.match(str(name)), AUGMENT_NOISE.match(str(name))
-        if m and 0.5 <= float(m.group(1)) <= 2.0 and float(m.group(1)) != 1.0:
-            continue
-        if n and -10.0 <= float(n.group(1)) <= float(n.group(2)) <= 60.0:
-            continue
-        raise ConfigError(f"features.augment: {name!r} is not a copy; expected speedF (0.5..2, not 1) "
-                          f"or noiseA-B (SNR in dB, -10 <= A <= B <= 60)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"features.augment: a copy is listed twice in {names}")
+        return bool(m and 0.5 <= float(m[1]) <= 2.0 and float(m[1]) != 1.0 or n and -10 <= float(n[1]) <= float(n[2]) <= 60)
+    bad = [n for n in names if not ok(n)] if isinstance(names, list) else [names]
+    if bad or len(set(names)) != len(names):
+        raise ConfigError(f"features.augment: {bad[0] if bad else 'a copy listed twice'!r} in {names!r}: expected "
+                          "a list of distinct speedF (0.5..2, not 1) or noiseA-B (SNR in dB, -10 <= A <= B <= 60)")
     return [str(n) for n in names]
 
 

@@ -42,7 +42,8 @@ def export_run(run_dir, out_dir, fold: int | None = None) -> Path:
                      DataRef.from_config(cfg).spectrogram_config().to_dict(),  # feature settings: the run's config
                      temperature=where.get("temperature", 1.0),
                      combiner=Combiner.from_dict(where.get("combiner"), len(members), len(results["label_names"]),
-                                                 f"{run.root}: combiner"))
+                                                 f"{run.root}: combiner"),
+                     speaker_norm=cfg.features.speaker_norm)
     meta = {**spec.to_dict(), "source": {
         "run": str(run.root.resolve()), "corpus": results["corpus"], "protocol": results["protocol"],
         "synthetic": results.get("synthetic", False),

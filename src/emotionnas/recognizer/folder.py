@@ -85,6 +85,39 @@ class BaseRecognizer:
         self.spec = spec
         self.labels = list(spec.label_names)
         self.spec_cfg = SpectrogramConfig(**spec.spectrogram)
+        self.speaker = None  # a speaker-adaptive model's enrolled stats (features/inputs.speaker_stats)
+
+    def raw_deep(self, wave: np.ndarray) -> np.ndarray:
+        """(L'+1, T, D) deep features of one utterance as the cache stores them (each backend)."""
+        raise NotImplementedError
+
+    def enroll(self, inputs, sample_rate: int | None = None) -> int:
+        """Speaker-adaptive models (model.json `speaker_norm`): the speaker's unlabelled audio
+        (files, folders, list files and/or arrays; labels are never read) gives the per-layer mean and std that
+        standardise every later prediction, as training standardised each speaker. Returns the
+        number of utterances enrolled; replaces an earlier enrolment."""
+        from emotionnas.features.speaker_norm import speaker_stats
+        if not self.spec.speaker_norm:
+            raise ConfigError(f"{self.spec.source}: not a speaker-adaptive model (nothing to enrol)")
+        from emotionnas.recognizer.outputs import expand_inputs
+        paths = [x for x in inputs if isinstance(x, (str, Path))]  # folders and list files: their files
+        waves = [self.load_wave(x, sample_rate) for x in inputs if not isinstance(x, (str, Path))]
+        waves += [self.load_wave(p) for _, p in expand_inputs(paths)]
+        if not waves:
+            raise ConfigError("enroll: no audio given")
+        self.speaker = speaker_stats([self.raw_deep(w) for w in waves])
+        return len(waves)
+
+    def adapt(self, deep: np.ndarray) -> np.ndarray:
+        """Deep features as the members were trained on them: standardised by the enrolled
+        speaker (speaker-adaptive models; float16-rounded as the training cache), else unchanged."""
+        if not self.spec.speaker_norm:
+            return deep
+        if self.speaker is None:
+            raise ConfigError(f"{self.spec.source}: a speaker-adaptive model: enrol the speaker first "
+                              "(Recognizer.enroll(files), `predict --enroll DIR`)")
+        from emotionnas.features.speaker_norm import speaker_standardise
+        return speaker_standardise(deep, self.speaker).astype(np.float16).astype(np.float32)
 
     def max_layer(self) -> int | None:
         """The highest encoder layer any member reads (None: all)."""

@@ -63,6 +63,9 @@ class OnnxRecognizer(BaseRecognizer):
         enc = session(info["encoder"]["file"]) if info.get("encoder") else None
         return cls(spec, members, enc, info)
 
+    def raw_deep(self, wave: np.ndarray) -> np.ndarray:
+        return self.deep_features(wave)
+
     def deep_features(self, wave: np.ndarray) -> np.ndarray:
         """(L'+1, T, D) float32, as the cache stores them (pooled by deep_pool, float16-rounded)."""
         mel = fe.log_mel(wave, self.info["encoder"]["n_mels"])
@@ -75,7 +78,7 @@ class OnnxRecognizer(BaseRecognizer):
 
     def predict_proba(self, wave: np.ndarray) -> np.ndarray:
         spec = compute_spectrograms([wave], self.spec_cfg) if self.uses_spectrogram() else None
-        deep = self.deep_features(wave) if self.uses_deep() else None
+        deep = self.adapt(self.deep_features(wave)) if self.uses_deep() else None
         probs = []
         for m, sess in zip(self.spec.members, self.sessions):
             c, feeds = m.candidate, {}

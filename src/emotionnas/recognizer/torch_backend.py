@@ -96,12 +96,15 @@ class Recognizer(BaseRecognizer):
         only the encoder blocks up to the highest layer a member uses. Returns
         (spectrograms (1, F, T) or None, [deep (L', T, D)] or None): a stream no member reads is
         not computed."""
-        from emotionnas.features.cache import deep_features
         from emotionnas.features.spectrogram import compute_spectrograms
         spec = compute_spectrograms([wave], self.spec_cfg) if self.uses_spectrogram() else None
         if not self.uses_deep():
             return spec, None
-        return spec, [deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())]
+        return spec, [self.adapt(self.raw_deep(wave))]
+
+    def raw_deep(self, wave: np.ndarray) -> np.ndarray:
+        from emotionnas.features.cache import deep_features
+        return deep_features(self.encoder, wave, self.spec.deep_pool, self.max_layer())
 
     def embeddings(self, wave: np.ndarray) -> np.ndarray:
         """The vectors the members classify, concatenated in member order: (sum of dims,)."""

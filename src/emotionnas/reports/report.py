@@ -113,6 +113,10 @@ def _summary_lines(results: dict) -> list[str]:
     lines = [f"# emotionnas run: {results['corpus']}\n"]
     if results.get("synthetic"):
         lines.append("> **Synthetic demo corpus**: these numbers show that the pipeline runs, nothing more.\n")
+    if results.get("speaker_adaptive"):
+        lines.append("> **Speaker-adaptive mode** (`features.speaker_norm`): every speaker's features, the test "
+                     "speakers' included, were standardised with that speaker's own unlabelled audio; not "
+                     "comparable with speaker-independent results, and the model needs enrolment.\n")
     lines.append(f"{results['n_utterances']} utterances, {results['n_speakers']} speakers, "
                  f"{len(results['label_names'])} classes ({', '.join(results['label_names'])}); "
                  f"{PROTOCOLS.get(results['protocol'], results['protocol'])}, {len(results['folds'])} folds. "

@@ -199,6 +199,7 @@ class ModelSpec:
     temperature: float = 1.0          # calibration: probabilities -> softmax(log p / T) (metrics.temperature_scale)
     card: dict = field(default_factory=dict)  # what the model is (from model.json "source"), validated
     combiner: Combiner = Combiner()   # how member probabilities are combined (before the temperature)
+    speaker_norm: bool = False        # speaker-adaptive: deep features standardised by an enrolled speaker's stats
 
     def to_dict(self) -> dict:
         return {"format_version": MODEL_FORMAT_VERSION, "label_names": list(self.label_names),
@@ -206,7 +207,8 @@ class ModelSpec:
                 "dims": {"deep_dim": self.dims.deep_dim, "deep_layers_total": self.dims.deep_layers_total,
                          "cnn_C": self.dims.cnn_C, "cnn_layers": self.dims.cnn_layers},
                 "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram,
-                "temperature": self.temperature, "combiner": self.combiner.to_dict()}
+                "temperature": self.temperature, "combiner": self.combiner.to_dict(),
+                **({"speaker_norm": True} if self.speaker_norm else {})}
 
     @classmethod
     def from_meta(cls, meta, source: str = "model.json") -> "ModelSpec":
@@ -237,8 +239,11 @@ class ModelSpec:
         spec_cfg = _check_spectrogram(_dict(meta, "spectrogram", w), w)
         temperature = _num(meta.get("temperature", 1.0), f"{w}: temperature", 0.05, 20.0)
         combiner = Combiner.from_dict(meta.get("combiner"), len(members), len(labels), f"{w}: combiner")
+        speaker_norm = meta.get("speaker_norm", False)
+        if not isinstance(speaker_norm, bool):
+            raise ConfigError(f"{w}: speaker_norm: expected true or false, got {_short(speaker_norm)}")
         return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source,
-                   temperature, _card(meta.get("source"), w), combiner)
+                   temperature, _card(meta.get("source"), w), combiner, speaker_norm)
 
 
 __all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

@@ -164,12 +164,16 @@ def layer_windows(scores, widths=(1, 2), top: int = 3) -> list[tuple[int, ...]]:
     return wins[:top]
 
 
-def check_space(space) -> None:
-    """The families a `SpaceConfig` names are registered, each for its stream."""
+def check_space(space, speaker_norm: bool = False) -> None:
+    """The families a `SpaceConfig` names are registered, each for its stream; a speaker-adaptive
+    run (standardised hidden states) holds no family that feeds them to pretrained blocks."""
     for stream in ("deep", "spectrogram"):
         bad = [v for v in getattr(space, stream) if v not in names(stream)]
         if bad:
             raise ConfigError(f"space.{stream}: {bad} not among the registered families {names(stream)}")
+    if speaker_norm and tunes_encoder(space):
+        raise ConfigError("features.speaker_norm: the fine-tuning families read the encoder's own hidden "
+                          "states; drop tune/tunenb/tunelora from space.deep or turn speaker_norm off")
 
 
 def tunes_encoder(space) -> bool:

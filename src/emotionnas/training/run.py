@@ -97,7 +97,7 @@ class Run:
         rundir = RunDir(out_dir)
         if restart:
             rundir.clear()
-        check_space(cfg.space)  # family names, before any work
+        check_space(cfg.space, cfg.features.speaker_norm)  # family names, before any work
         rundir.claim(cfg)
         torch.set_num_threads(cfg.threads)
         data = DataRef.from_config(cfg)

@@ -60,15 +60,13 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
             row["mean_combiner"] = {k: v for k, v in scores(y, np.mean(probs, axis=0).argmax(1), n).items()
                                     if k in METRICS}
         if baseline_names:
-            row["baselines"] = {}
-            for b in baseline_names:
-                key = g.summary["baselines"][b]["key"]
-                p = np.asarray(refits[i, key]["test_probs"], np.float32)
-                row["baselines"][b] = {k: v for k, v in scores(y, p.argmax(1), n).items() if k in METRICS}
+            row["baselines"] = {b: {k: v for k, v in scores(y, np.asarray(refits[i, g.summary["baselines"][b]["key"]][
+                "test_probs"], np.float32).argmax(1), n).items() if k in METRICS} for b in baseline_names}
         fold_rows.append(row)
     res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
            "label_names": fs.label_names, "synthetic": cfg.corpus == "demo", "n_utterances": len(fs),
-           "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows}
+           "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows,
+           **({"speaker_adaptive": True} if cfg.features.speaker_norm else {})}  # labelled; defaults unchanged
     res["ablations"] = {"selection": {"ensemble (selected k)": _agg(fold_rows),
                                       "top-1 candidate": _agg([f["top1"] for f in fold_rows])}}
     if cfg.selection.combiner != "mean":

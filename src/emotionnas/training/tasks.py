@@ -18,6 +18,7 @@ import torch
 
 from emotionnas.config import FeatureConfig, TrainConfig
 from emotionnas.features.inputs import InputSpec, deep_inputs, spectrogram_inputs, spectrogram_stats
+from emotionnas.features.speaker_norm import speaker_normalised
 from emotionnas.models.build import Dims, build_model, input_spec
 from emotionnas.space.pipeline import Candidate
 from emotionnas.training.loop import ArraySplit, predict_proba, train_model
@@ -59,10 +60,14 @@ class DataRef:
                 del _DEEP[key]
         if self not in _FEATURES:
             f = self.features
-            _FEATURES[self] = load_features(self.corpus, self.root, f.cache_dir, encoder=f.encoder,
-                                            deep_pool=f.deep_pool, progress=progress,
-                                            spec_cfg=self.spectrogram_config(), augment=f.augment,
-                                            **dict(self.options))
+            fs = load_features(self.corpus, self.root, f.cache_dir, encoder=f.encoder,
+                               deep_pool=f.deep_pool, progress=progress,
+                               spec_cfg=self.spectrogram_config(), augment=f.augment, **dict(self.options))
+            if f.speaker_norm and fs.deep is not None:  # the speaker-adaptive mode (labelled in results)
+                fs.deep = speaker_normalised(fs.deep, fs.speakers)
+                for c in fs.copies.values():
+                    c["deep"] = speaker_normalised(c["deep"], fs.speakers)
+            _FEATURES[self] = fs
         return _FEATURES[self]
 
 
