@@ -86,4 +86,4 @@ def test_tasks_train_on_the_copies_of_training_utterances_only(demo_root, tmp_pa
                                           features=FeatureConfig(cache_dir=str(tmp_path), encoder="whisper-tiny.en")))
     (x0, _), y0 = training_inputs(plain, plain.load(), spec, idx)
     assert len(x0) == 3 and torch.equal(x0, x[:3, :, : x0.shape[2]])
-    assert TrainConfig().mixup == 0.0 and FeatureConfig().augment == []  # both off by default
+    assert TrainConfig().mixup == 0.4 and FeatureConfig().augment == []  # mixup on, copies off by default

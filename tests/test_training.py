@@ -54,7 +54,7 @@ def test_batchnorm_model_on_one_batch_per_epoch_does_not_collapse_in_eval():
     x = 20 + 5 * torch.randn(64, 4, generator=g)
     y = (x[:, 0] > 20).long().numpy()
     model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
-    res = train_model(model, ArraySplit((x[:32],), y[:32]), TrainConfig(epochs=8, lr=1e-2, batch_size=32), 2,
+    res = train_model(model, ArraySplit((x[:32],), y[:32]), TrainConfig(epochs=8, lr=1e-2, batch_size=32, mixup=0.0), 2,
                       seed=0, val=ArraySplit((x[32:],), y[32:]))
     assert max(h["val_ua"] for h in res.history) > 80
 
@@ -109,5 +109,5 @@ def test_training_with_mixup_still_learns_a_separable_task():
                       seed=0, val=ArraySplit((x[120:],), y[120:]))
     assert res.history[-1]["val_ua"] > 90
     plain = train_model(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2)), ArraySplit((x[:120],), y[:120]),
-                        TrainConfig(epochs=20, lr=1e-2), 2, seed=0)
+                        TrainConfig(epochs=20, lr=1e-2, mixup=0.0), 2, seed=0)
     assert res.history[-1]["train_loss"] > plain.history[-1]["train_loss"]  # mixed targets: a harder loss
