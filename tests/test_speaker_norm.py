@@ -26,7 +26,7 @@ def test_each_speaker_is_standardised_by_its_own_frames_only():
         speaker_stats([])
 
 
-def test_speaker_norm_refuses_fine_tuning_families_and_model_json_checks_the_flag():
+def test_speaker_norm_refuses_fine_tuning_families_and_model_json_checks_the_flag(tmp_path):
     from emotionnas.space.model_spec import ModelSpec
     from emotionnas.space.pipeline import check_space
     cfg = RunConfig.from_dict({"features": {"speaker_norm": True}, "space": {"deep": ["gru", "tune"]}})
@@ -34,20 +34,18 @@ def test_speaker_norm_refuses_fine_tuning_families_and_model_json_checks_the_fla
         check_space(cfg.space, cfg.features.speaker_norm)
     check_space(cfg.space, False)
     with pytest.raises(ConfigError, match="speaker_norm: expected true or false"):
-        ModelSpec.from_meta({**_meta(), "speaker_norm": "yes"})
-    assert ModelSpec.from_meta({**_meta(), "speaker_norm": True}).speaker_norm
-    assert "speaker_norm" not in ModelSpec.from_meta(_meta()).to_dict()  # default models read as before
+        ModelSpec.from_meta({**_meta(tmp_path), "speaker_norm": "yes"})
+    assert ModelSpec.from_meta({**_meta(tmp_path), "speaker_norm": True}).speaker_norm
+    assert "speaker_norm" not in ModelSpec.from_meta(_meta(tmp_path)).to_dict()  # default models read as before
 
 
-def _meta():
+def _meta(folder):
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent))
     from test_hostile_input import _exported_meta
-    import tempfile
-    d = Path(tempfile.mkdtemp())
-    _exported_meta(d)
-    return json.loads((d / "model.json").read_text())
+    _exported_meta(folder / "m")
+    return json.loads((folder / "m" / "model.json").read_text())
 
 
 def test_the_report_labels_a_speaker_adaptive_run():
