@@ -71,7 +71,9 @@ def test_enrolled_recognizer_standardises_like_training_in_both_backends(tiny_ru
     rec = Recognizer.load(model)
     with pytest.raises(ConfigError, match="enrol the speaker first"):
         rec.predict(files[0])
-    assert rec.enroll(files[:4]) == 4
+    assert rec.enroll(rec.load_wave(f) for f in files[:4]) == 4  # any iterable, arrays as their files
+    first = rec.speaker
+    assert rec.enroll(files[:4]) == 4 and all(np.array_equal(a, b) for a, b in zip(first, rec.speaker))
     raw = rec.raw_deep(rec.load_wave(files[0]))
     want = speaker_standardise(raw, speaker_stats([rec.raw_deep(rec.load_wave(f)) for f in files[:4]]))
     got = rec.features(rec.load_wave(files[0]))[1][0]

@@ -19,22 +19,19 @@ from fractions import Fraction
 
 import numpy as np
 
-from emotionnas.config import AUGMENT_NOISE, AUGMENT_SPEED
+from emotionnas.config import AUGMENT_NOISE, AUGMENT_SPEED  # the names' grammar lives with the config check
 from emotionnas.errors import ConfigError
-
-_SPEED, _NOISE = AUGMENT_SPEED, AUGMENT_NOISE  # the names' grammar lives with the config check
-
 
 def perturb(wave: np.ndarray, name: str) -> np.ndarray:
     """The copy `name` of a 16 kHz float32 wave."""
     from scipy.signal import resample_poly
 
     wave = np.asarray(wave, dtype=np.float32)
-    m = _SPEED.match(name)
+    m = AUGMENT_SPEED.match(name)
     if m:  # played `factor` times as fast: resampled to len / factor samples, read at the same rate
         f = Fraction(m.group(1)).limit_denominator(100)
         return resample_poly(wave, f.denominator, f.numerator).astype(np.float32)
-    n = _NOISE.match(name)
+    n = AUGMENT_NOISE.match(name)
     if n:
         rng = np.random.default_rng(zlib.crc32(wave.tobytes()))
         snr = rng.uniform(float(n.group(1)), float(n.group(2)))

@@ -18,9 +18,13 @@ def speaker_stats(arrays) -> tuple[np.ndarray, np.ndarray]:
     arrays: ((L+1, 1, D), (L+1, 1, D)) float32 (the speaker-adaptive mode's enrolment)."""
     if not len(arrays):
         raise ConfigError("speaker_stats: no utterances to enrol")
-    total = sum(np.asarray(a, np.float64).sum(axis=1, keepdims=True) for a in arrays)
-    squares = sum((np.asarray(a, np.float64) ** 2).sum(axis=1, keepdims=True) for a in arrays)
-    n = sum(a.shape[1] for a in arrays)
+    total = squares = 0.0
+    n = 0
+    for a in arrays:
+        x = np.asarray(a, np.float64)
+        total = total + x.sum(axis=1, keepdims=True)
+        squares = squares + (x ** 2).sum(axis=1, keepdims=True)
+        n += x.shape[1]
     mean = total / n
     std = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0)) + 1e-3
     return mean.astype(np.float32), std.astype(np.float32)

@@ -100,13 +100,16 @@ class BaseRecognizer:
         if not self.spec.speaker_norm:
             raise ConfigError(f"{self.spec.source}: not a speaker-adaptive model (nothing to enrol)")
         from emotionnas.recognizer.outputs import expand_inputs
-        paths = [x for x in inputs if isinstance(x, (str, Path))]  # folders and list files: their files
-        waves = [self.load_wave(x, sample_rate) for x in inputs if not isinstance(x, (str, Path))]
-        waves += [self.load_wave(p) for _, p in expand_inputs(paths)]
-        if not waves:
+        inputs = list(inputs)  # read twice below: a generator would lose its items to the first pass
+        named = [x for x in inputs if isinstance(x, (str, Path))]
+        paths = [p for _, p in expand_inputs(named)]  # files, and the files of folders and list files
+        arrays = [x for x in inputs if not isinstance(x, (str, Path))]
+        deeps = [self.raw_deep(self.load_wave(x, sample_rate)) for x in arrays]  # one wave held at a time
+        deeps += [self.raw_deep(self.load_wave(p)) for p in paths]
+        if not deeps:
             raise ConfigError("enroll: no audio given")
-        self.speaker = speaker_stats([self.raw_deep(w) for w in waves])
-        return len(waves)
+        self.speaker = speaker_stats(deeps)
+        return len(deeps)
 
     def adapt(self, deep: np.ndarray) -> np.ndarray:
         """Deep features as the members were trained on them: standardised by the enrolled

@@ -38,6 +38,11 @@ def paired(ours: list[float], theirs: list[float]) -> dict:
     return out
 
 
+def _metrics(y, probs, n: int) -> dict:
+    """UA, WA, macro-F1 of class probabilities `probs` (N, C) against labels `y`."""
+    return {k: v for k, v in scores(y, np.asarray(probs, np.float32).argmax(1), n).items() if k in METRICS}
+
+
 def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     n = fs.n_classes
     fold_rows, group_of = [], {i: g for g in groups for i in g.members}
@@ -54,14 +59,13 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
                "members": [{"name": m["name"], "key": m["key"], "epoch": m["epoch"],
                             "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
-               "top1": {k: v for k, v in scores(y, probs[0].argmax(1), n).items() if k in METRICS},
+               "top1": _metrics(y, probs[0], n),
                "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
         if cfg.selection.combiner != "mean":  # what averaging the same members scores (an ablation; chooses nothing)
-            row["mean_combiner"] = {k: v for k, v in scores(y, np.mean(probs, axis=0).argmax(1), n).items()
-                                    if k in METRICS}
+            row["mean_combiner"] = _metrics(y, np.mean(probs, axis=0), n)
         if baseline_names:
-            row["baselines"] = {b: {k: v for k, v in scores(y, np.asarray(refits[i, g.summary["baselines"][b]["key"]][
-                "test_probs"], np.float32).argmax(1), n).items() if k in METRICS} for b in baseline_names}
+            row["baselines"] = {b: _metrics(y, refits[i, g.summary["baselines"][b]["key"]]["test_probs"], n)
+                                for b in baseline_names}
         fold_rows.append(row)
     res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
            "label_names": fs.label_names, "synthetic": cfg.corpus == "demo", "n_utterances": len(fs),
