@@ -106,3 +106,32 @@ def test_demo_corpus_features(tmp_path):
     assert len(table) == 16 and table.labels == ["angry", "happy", "neutral", "sad"]
     fs = build_feature_set(table, tmp_path / "cache", streams=("spectrogram",), progress=False)
     assert fs.spectrograms.shape == (16, 140, 140) and np.isfinite(fs.spectrograms).all()
+
+
+def test_streams_extracted_together_equal_one_at_a_time(tmp_path):
+    """extract_streams runs the NumPy stream beside the encoder: same arrays, same reports,
+    results in the order asked, every entry on disk."""
+    table = small_table(tmp_path, n=5)
+    streams = [spectrogram_stream(), deep_stream(CountingEncoder(), deep_pool=2)]
+    together = FeatureCache(tmp_path / "together").extract_streams(table.utterances, streams, progress=False)
+    alone = FeatureCache(tmp_path / "alone")
+    for (got, report), stream in zip(together, streams):
+        want, ref = alone.extract(table.utterances, stream, progress=False)
+        assert report.stream == stream.name and (report.computed, report.cached) == (ref.computed, 0) == (5, 0)
+        assert got.keys() == want.keys()
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    again = FeatureCache(tmp_path / "together").extract_streams(table.utterances, streams, progress=False)
+    assert [r.cached for _, r in again] == [5, 5]
+
+
+def test_failed_background_write_is_raised(tmp_path, monkeypatch):
+    """Entries are written by a background thread; a write that fails is not lost silently."""
+    import emotionnas.features.cache as cache_mod
+    table = small_table(tmp_path, n=3)
+
+    def refuse(path, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cache_mod, "atomic_write_bytes", refuse)
+    import pytest
+    with pytest.raises(OSError, match="No space"):
+        FeatureCache(tmp_path / "cache").extract(table.utterances, spectrogram_stream(), progress=False)

@@ -44,19 +44,19 @@ def cmd_corpus(a) -> int:
 
 def cmd_features(a) -> int:
     from emotionnas.data.corpora import read_corpus
-    from emotionnas.features.cache import FeatureCache, deep_stream, spectrogram_stream
+    from emotionnas.features.cache import FeatureCache, combined_line, deep_stream, spectrogram_stream
     table = read_corpus(a.name, a.root, **_corpus_options(a.option))
     cache = FeatureCache(a.cache)
     streams = ["spectrogram", "deep"] if a.stream == "both" else [a.stream]
-    errors: list[str] = list(table.errors)
-    for name in streams:
-        from emotionnas.features.spectrogram import SpectrogramConfig
-        size = a.spectrogram_size
-        stream = (spectrogram_stream(SpectrogramConfig(out_freq=size, out_time=size)) if name == "spectrogram"
-                  else deep_stream(a.encoder, a.deep_pool, a.layers))
-        _, report = cache.extract(table.utterances, stream, progress=not a.quiet)
-        print(report.line())
-        errors += [e for e in report.errors if e not in errors]
+    from emotionnas.features.spectrogram import SpectrogramConfig
+    size = a.spectrogram_size
+    made = [spectrogram_stream(SpectrogramConfig(out_freq=size, out_time=size)) if name == "spectrogram"
+            else deep_stream(a.encoder, a.deep_pool, a.layers) for name in streams]
+    t0 = time.perf_counter()
+    reports = [r for _, r in cache.extract_streams(table.utterances, made, progress=not a.quiet)]
+    print("\n".join([r.line() for r in reports] + ([combined_line(reports, time.perf_counter() - t0)]
+                                                   if len(reports) > 1 else [])))
+    errors = list(dict.fromkeys(list(table.errors) + [e for r in reports for e in r.errors]))
     if errors:
         print(f"skipped {len(errors)} file(s):", file=sys.stderr)
         for e in errors:

@@ -97,8 +97,9 @@ def build_feature_set(table: CorpusTable, cache_dir, streams=STREAMS, encoder=DE
     arrays, reports = {}, []
     made = {name: spectrogram_stream(spec_cfg) if name == "spectrogram" else deep_stream(encoder, deep_pool)
             for name in streams}
-    for name in streams:
-        arrays[name], report = cache.extract(table.utterances, made[name], progress=progress)
+    for name, (got, report) in zip(streams, cache.extract_streams(table.utterances, [made[n] for n in streams],
+                                                                   progress=progress)):
+        arrays[name] = got
         reports.append(report)
     errors = list(table.errors)
     for r in reports:

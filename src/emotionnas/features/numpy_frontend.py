@@ -5,18 +5,16 @@ pooling); tests hold each pair equal to 1e-5, so ONNX and torch give the same pr
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+from emotionnas.features.mel_filters import slaney_mel
 
 SAMPLE_RATE, N_FFT, HOP_LENGTH, CHUNK_FRAMES = 16000, 400, 160, 3000
 FLOAT16_MAX = 65504.0
 
 
-@functools.lru_cache(maxsize=4)
 def mel_filters(n_mels: int = 80) -> np.ndarray:
-    import librosa
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+    return slaney_mel(SAMPLE_RATE, N_FFT, n_mels)
 
 
 def log_mel(wave: np.ndarray, n_mels: int = 80) -> np.ndarray:

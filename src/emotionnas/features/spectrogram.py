@@ -93,8 +93,8 @@ def compute_spectrograms(waves: list[np.ndarray], cfg: SpectrogramConfig = Spect
     batch = np.stack([fit_length(np.asarray(w, np.float32), n) for w in waves]).astype(np.float64)
     power = power_spectrogram(batch, cfg)
     if cfg.mel_bins:
-        import librosa
-        fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.fft_size, n_mels=cfg.mel_bins)
+        from emotionnas.features.mel_filters import slaney_mel
+        fb = slaney_mel(cfg.sample_rate, cfg.fft_size, cfg.mel_bins)
         power = np.einsum("mf,nft->nmt", fb, power)
     logp = np.log(np.maximum(power, cfg.log_floor))
     return adaptive_avg_pool(logp, cfg.out_freq, cfg.out_time).astype(np.float32)

@@ -25,8 +25,8 @@ CHUNK_FRAMES = 3000  # 30 s of mel frames: the longest input Whisper's positions
 @functools.lru_cache(maxsize=4)
 def mel_filters(n_mels: int = 80) -> torch.Tensor:
     """(n_mels, n_fft // 2 + 1) float32 Slaney filter bank, as Whisper uses."""
-    import librosa
-    return torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels)).float()
+    from emotionnas.features.mel_filters import slaney_mel  # librosa's numbers, without importing it
+    return torch.from_numpy(slaney_mel(SAMPLE_RATE, N_FFT, n_mels).copy())
 
 
 @functools.lru_cache(maxsize=1)
