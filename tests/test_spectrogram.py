@@ -1,8 +1,9 @@
+import pytest
 import librosa
 import numpy as np
 import torch
 
-from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram, power_spectrogram
+from emotionnas.features.spectrogram import SpectrogramConfig, compute_spectrogram, compute_spectrograms, power_spectrogram
 
 
 def test_paper_framing():
@@ -68,3 +69,15 @@ def test_log_mel_run_config(tmp_path):
     import pytest
     with pytest.raises(ConfigError, match="spectrogram_mel"):
         RunConfig.from_dict({"features": {"spectrogram_mel": 1000}})
+
+
+@pytest.mark.parametrize("n", [1, 175, 176, 401, 16000, 127999, 128000, 200000])
+def test_padding_frames_skipped_exactly(n):
+    """Only frames holding audio go through the FFT; the result equals the plain all-frames
+    computation number for number, at the padding's edges too."""
+    from emotionnas.features.spectrogram import adaptive_avg_pool, fit_length, power_spectrogram
+    cfg = SpectrogramConfig(out_freq=70, out_time=70)
+    wave = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    full = power_spectrogram(fit_length(wave, 128000).astype(np.float64)[None], cfg)
+    want = adaptive_avg_pool(np.log(np.maximum(full, cfg.log_floor)), 70, 70).astype(np.float32)
+    np.testing.assert_array_equal(compute_spectrograms([wave], cfg), want)

@@ -81,6 +81,18 @@ def adaptive_avg_pool(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return pool(pool(x, out_h, 1), out_w, 2)
 
 
+def _padded_power(wave: np.ndarray, used: int, cfg: SpectrogramConfig) -> np.ndarray:
+    """`power_spectrogram` of one cut/padded wave whose first `used` samples are audio: the
+    frames that lie wholly in the zero padding have power exactly 0, so only the others go
+    through the FFT (a 2 s utterance padded to 8 s costs a quarter)."""
+    frames = (len(wave) - cfg.win_length) // cfg.hop_length + 1
+    live = min(frames, max(1, -(-used // cfg.hop_length)))  # frames starting before the padding
+    power = np.zeros((cfg.fft_size // 2 + 1, frames))
+    end = min(len(wave), (live - 1) * cfg.hop_length + cfg.win_length)
+    power[:, :live] = power_spectrogram(wave[None, :end], cfg)[0]
+    return power
+
+
 def compute_spectrogram(wave: np.ndarray, cfg: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:
     """Mono 16 kHz waveform -> float32 (out_freq, out_time) log power spectrogram."""
     return compute_spectrograms([wave], cfg)[0]
@@ -90,8 +102,8 @@ def compute_spectrograms(waves: list[np.ndarray], cfg: SpectrogramConfig = Spect
     """Batch version: list of waveforms -> float32 (N, out_freq, out_time). NumPy only (the
     recognizer's ONNX backend runs it without torch)."""
     n = int(round(cfg.seconds * cfg.sample_rate))
-    batch = np.stack([fit_length(np.asarray(w, np.float32), n) for w in waves]).astype(np.float64)
-    power = power_spectrogram(batch, cfg)
+    power = np.stack([_padded_power(fit_length(np.asarray(w, np.float32), n).astype(np.float64),
+                                    min(len(w), n), cfg) for w in waves])
     if cfg.mel_bins:
         from emotionnas.features.mel_filters import slaney_mel
         fb = slaney_mel(cfg.sample_rate, cfg.fft_size, cfg.mel_bins)
