@@ -1,6 +1,7 @@
 import shutil
 
 import numpy as np
+import pytest
 
 from conftest import write_wav
 from emotionnas.data.demo import demo_table
@@ -132,6 +133,5 @@ def test_failed_background_write_is_raised(tmp_path, monkeypatch):
     def refuse(path, data):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(cache_mod, "atomic_write_bytes", refuse)
-    import pytest
     with pytest.raises(OSError, match="No space"):
         FeatureCache(tmp_path / "cache").extract(table.utterances, spectrogram_stream(), progress=False)

@@ -205,15 +205,14 @@ class FeatureCache:
         return out, report
 
     def extract_streams(self, utterances, streams: list[Stream], progress: bool = True) -> list[tuple[dict, ExtractionReport]]:
-        """`extract` of several streams, one result per stream in order. The first stream (the
-        encoder: torch, both cores) runs here while the others (NumPy, which frees the GIL in its
-        FFTs and writes) run together in one thread beside it: same entries, less wall time."""
+        """`extract` of several streams, one result per stream in order. The stream with a batched
+        encoder (`compute_many`: torch, both cores; else the first) runs here while the others
+        (NumPy, which frees the GIL in its FFTs and writes) run in one thread beside it: same
+        entries, less wall time; only this stream shows a progress bar."""
         if len(streams) < 2:
             return [self.extract(utterances, s, progress=progress) for s in streams]
         heavy = max(range(len(streams)), key=lambda i: streams[i].compute_many is not None)
         rest = [s for i, s in enumerate(streams) if i != heavy]
-        for s in streams:
-            self._prepare_folder(s)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-beside") as beside:
             others = beside.submit(lambda: [self.extract(utterances, s, progress=False) for s in rest])
             first = self.extract(utterances, streams[heavy], progress=progress)

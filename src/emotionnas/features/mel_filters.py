@@ -1,7 +1,7 @@
 """Slaney mel filter bank in NumPy: the numbers of ``librosa.filters.mel(sr, n_fft, n_mels)``
-(htk=False, norm="slaney", fmin 0, fmax sr/2), without importing librosa (~2 s of start-up,
-paid by every feature extraction and every recognizer load). tests/test_mel_filters.py holds
-it equal to librosa's bank.
+(htk=False, norm="slaney", fmin 0, fmax sr/2), without importing librosa (~1.9 s of start-up
+in a feature extraction; the recognizer's first prediction paid it too).
+tests/test_mel_filters.py holds it equal to librosa's bank.
 """
 from __future__ import annotations
 
