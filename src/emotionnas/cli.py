@@ -4,6 +4,7 @@
   emotionnas features NAME ROOT --cache DIR [--stream both] [--encoder whisper-base]
   emotionnas search {cnn,emodarts,rnn} NAME ROOT --fold K --out DIR
   emotionnas run NAME ROOT --out DIR [--config cfg.yaml] [--protocol loso] [--set key=value ...]
+  emotionnas prior RUN_DIR ... --out prior.json
   emotionnas export RUN_DIR --out MODEL_DIR
   emotionnas predict --model MODEL_DIR FILE_OR_DIR ... [--windows 3.0 --hop 1.0 --plot out.png]
   emotionnas serve --model MODEL_DIR [--host 127.0.0.1 --port 8000]
@@ -91,12 +92,8 @@ def _load_run_config(a):
 def cmd_run(a) -> int:
     from emotionnas.training.crossval import run_crossval
     cfg = _load_run_config(a)
-    if a.baselines:
-        cfg.baselines = True
-    if a.workers:
-        cfg.workers = a.workers
-    if a.executor:
-        cfg.executor = a.executor
+    cfg.baselines = cfg.baselines or a.baselines
+    cfg.workers, cfg.executor = a.workers or cfg.workers, a.executor or cfg.executor
     run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
     _report(a.out)
     return 0
@@ -144,6 +141,11 @@ def cmd_search(a) -> int:
     print(json.dumps({k: record[k] for k in ("genotype", "recipe", "layers")}, indent=2))
     print(f"search done in {time.perf_counter() - t0:.0f} s -> {out}", file=sys.stderr)
     return 0
+
+
+def cmd_prior(a) -> int:
+    from emotionnas.training.prior import write_prior
+    return write_prior(a.runs, a.out)
 
 
 def cmd_report(a) -> int:
@@ -199,7 +201,6 @@ def cmd_predict(a) -> int:
 
 def cmd_serve(a) -> int:
     from dataclasses import replace
-
     from emotionnas.recognizer.serve import LOOPBACK_HOSTS, SERVE_LIMITS, ServeSettings, serve
     if a.max_seconds <= 0 or a.max_mb <= 0 or a.queue < 1 or a.timeout <= 0:
         raise EmotionNASError("--max-seconds, --max-mb, --timeout must be > 0 and --queue >= 1")
@@ -233,9 +234,7 @@ def cmd_demo(a) -> int:
     from emotionnas.recognizer.export import export_run
     from emotionnas.recognizer import Recognizer
     from emotionnas.training.crossval import run_crossval
-
-    t0 = time.perf_counter()
-    out = Path(a.out)
+    t0, out = time.perf_counter(), Path(a.out)
     corpus = out / "corpus"
     if not (corpus / "manifest.csv").exists():
         make_demo_corpus(corpus)
@@ -293,10 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both")
     sp.add_argument("--encoder", default=FeatureConfig.encoder)
     sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
-    sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all; "
-                                                          "runs read all layers)")
-    sp.add_argument("--spectrogram-size", type=int, default=70,
-                    help="side of the pooled spectrogram (config: features.spectrogram_size)")
+    sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all, as runs read)")
+    sp.add_argument("--spectrogram-size", type=int, default=70, help="side of the pooled spectrogram")
     sp.set_defaults(func=cmd_features)
 
     sp = sub.add_parser("search", help="architecture search on one fold's training speakers")
@@ -311,14 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
-    sp.add_argument("--baselines", action="store_true",
-                    help="also refit the hand-designed baselines on every fold and compare, fold-paired")
+    sp.add_argument("--baselines", action="store_true", help="also refit the hand-designed baselines, fold-paired")
     sp.add_argument("--workers", type=int, help="worker processes for independent tasks (default: config, 2)")
     sp.add_argument("--executor", help="'local' (default) or dask://HOST:PORT of a running Dask scheduler")
-    sp.add_argument("--restart", action="store_true",
-                    help="delete the previous run in --out first (default: resume it; refused if the config "
-                         "or corpus changed)")
+    sp.add_argument("--restart", action="store_true", help="delete the previous run in --out first "
+                    "(default: resume it; refused if the config or corpus changed)")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("prior", help="a selection prior (JSON) from finished runs, for runs on other corpora")
+    sp.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    sp.add_argument("--out", required=True, help="the prior's JSON file (use with --set selection.prior=FILE)")
+    sp.set_defaults(func=cmd_prior)
 
     sp = sub.add_parser("report", help="(re)write a run's report.md, figures and tables")
     sp.add_argument("run_dir")

@@ -230,6 +230,9 @@ class SelectionConfig:
     # the ensemble may then hold up to max_ensemble * seeds members.
     seeds: int = 1
     combiner: str = "mean"            # mean | stack | auto (stack only if its cross-fitted inner UA beats mean)
+    # a prior learned on other corpora fills the pool best-first (training/prior.py): "builtin"
+    # (presets/prior.json), a path, or None (the pool is a random sample of the space)
+    prior: str | None = None
 
     def __post_init__(self):
         if self.inner_folds < 2:
@@ -242,6 +245,8 @@ class SelectionConfig:
             raise ConfigError(f"selection.seeds: expected 1..8, got {self.seeds!r}")
         if self.combiner not in COMBINERS:
             raise ConfigError(f"selection.combiner: expected one of {COMBINERS}, got {self.combiner!r}")
+        if self.prior is not None and not (isinstance(self.prior, str) and self.prior):
+            raise ConfigError(f"selection.prior: expected 'builtin' or a path to a prior JSON, got {self.prior!r}")
 
 
 PRESETS = ("demo", "paper")

@@ -35,6 +35,7 @@ from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
                                              run_search_task, search_speakers)
 from emotionnas.training.executor import make_executor
+from emotionnas.training.prior import order_by_prior
 from emotionnas.training.run_helpers import fingerprint_of, plan_searches, speaker_indices, stage_seed
 from emotionnas.training.summary import summarize
 from emotionnas.training.tasks import DataRef, TrainTask, run_task
@@ -69,6 +70,7 @@ class Group:
     baselines: dict = field(default_factory=dict)   # name -> Candidate
     records: dict = field(default_factory=dict)     # (key, k) -> val probs (E, n, C)
     summary: dict = field(default_factory=dict)
+    prior: dict = field(default_factory=dict)       # selection.prior: sources used and candidate scores
 
     @property
     def name(self) -> str:
@@ -87,6 +89,7 @@ class Run:
         self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers, cfg.features.encoder)
         self.t_start = time.perf_counter() if t_start is None else t_start
         self.timing: dict = {}
+        self.fingerprint: dict = {}
 
     @classmethod
     def start(cls, cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> "Run":
@@ -105,14 +108,17 @@ class Run:
         folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
         if cfg.max_folds:
             folds = folds[: cfg.max_folds]
-        rundir.check_fingerprint(fingerprint_of(fs, folds, cfg))  # before anything is reused or overwritten
+        fingerprint = fingerprint_of(fs, folds, cfg)
+        rundir.check_fingerprint(fingerprint)  # before anything is reused or overwritten
         atomic_write_json(rundir.environment, environment(cfg.seed))
         if fs.table.errors:
             atomic_write_text(rundir.skipped, "\n".join(fs.table.errors) + "\n")
             log(f"skipped {len(fs.table.errors)} bad file(s), listed in {rundir.skipped}")
         save_folds(folds, rundir.folds)
-        return cls(cfg, rundir, data, fs, folds, make_executor(cfg.executor, cfg.workers),
-                   progress=progress, log=log, t_start=t_start)
+        run = cls(cfg, rundir, data, fs, folds, make_executor(cfg.executor, cfg.workers),
+                  progress=progress, log=log, t_start=t_start)
+        run.fingerprint = fingerprint  # selection.prior drops the sources of this corpus by it
+        return run
 
     def __enter__(self) -> "Run":
         return self
@@ -166,6 +172,7 @@ class Run:
         fixed = {c.key for c in g.baselines.values()}
         rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
         rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
+        rest, g.prior = order_by_prior(cfg, rest, g.probe["scores"], self.fingerprint)
         n_sample = max(0, cfg.selection.budget - len(g.baselines))
         g.pool = {c.key: c for c in list(g.baselines.values()) + rest[:n_sample]}
         return g
@@ -320,6 +327,7 @@ class Run:
         return {"group": g.name, "speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
                 "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner],
                 "layer_probe": g.probe, "candidates": list(rows.values()), "ranking": ranking,
+                **({"prior": g.prior} if g.prior else {}),
                 "ensemble_uas": [round(u, 3) for u in ens_uas], "ensemble_k": k_best,
                 "combiner": {**record, "fitted": combiner.to_dict()},
                 "members": [{"key": k, "name": rows[k]["name"], "epoch": rows[k]["epoch"]} for k in ranking[:k_best]],

@@ -1,0 +1,147 @@
+"""The cross-corpus selection prior (training/prior.py): features relative to the layer probe,
+effects that recover what the sources show, a corpus never using its own scores, bounded and
+checked files, and the pool a run fills from it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotionnas.config import RunConfig
+from emotionnas.errors import ConfigError
+from emotionnas.space.pipeline import Candidate
+from emotionnas.training import prior as pr
+
+
+def test_layers_are_features_by_probe_rank_not_by_number():
+    """The best window of a corpus whose probe peaks at layer 3 and of one peaking at layer 0
+    are the same feature (rank0), so effects carry across corpora."""
+    a = pr.ranked_windows([50, 60, 70, 80, 60, 50], [1, 2])
+    b = pr.ranked_windows([80, 70, 60, 50, 40, 30], [1, 2])
+    fa = pr.candidate_features(Candidate("gru", (3,)).to_dict(), a)
+    fb = pr.candidate_features(Candidate("gru", (0,)).to_dict(), b)
+    assert fa == fb and "layers=rank0" in fa and "layers=width1" in fa
+    assert "layers=all" in pr.candidate_features(Candidate("lstm", "all").to_dict(), a)
+    assert "hidden=256" in fa and not any(f.startswith("hidden") for f in
+                                          pr.candidate_features(Candidate("linear", (3,), pooling="mean").to_dict(), a))
+
+
+SHAPES = [(d, w, p, h) for d in ("lstm", "mlp") for w in ((2,), (1, 2), "all")
+          for p in ("attention", "meanstd") for h in (128, 256)]
+
+
+def _groups(rng, n_groups=4, gap=5.0):
+    """Synthetic selection groups (candidates, rung-0 UAs): lstm scores `gap` UA above mlp,
+    plus noise and a per-group offset."""
+    ranked = pr.ranked_windows([60, 70, 80, 70], [1, 2])
+    out = []
+    for _ in range(n_groups):
+        cands = [Candidate(d, w, pooling=p, hidden=h) for d, w, p, h in SHAPES]
+        uas = np.array([70 + rng.normal(0, 1) + (gap if c.deep == "lstm" else 0) for c in cands]) + rng.normal(0, 10)
+        out.append((cands, [pr.candidate_features(c.to_dict(), ranked) for c in cands], uas))
+    return out
+
+
+def test_effects_recover_the_planted_choice():
+    effects = pr.fit_effects([(f, u) for _, f, u in _groups(np.random.default_rng(0))])
+    assert effects["deep=lstm"] - effects["deep=mlp"] > 1.0  # z-scored: the gap dominates the noise
+    flat = pr.fit_effects([(f, u) for _, f, u in _groups(np.random.default_rng(1), gap=0.0)])
+    assert abs(flat["deep=lstm"] - flat["deep=mlp"]) < 0.5
+
+
+def _fake_run(root, corpus, digests, rng):
+    """A run folder as `emotionnas run` leaves it: config.yaml, fingerprint.json, selection.json."""
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text(RunConfig(corpus=corpus).to_yaml())
+    (root / "fingerprint.json").write_text(json.dumps({"corpus": corpus, "speakers": {
+        f"s{i}": {"utterances": 10, "digest": d} for i, d in enumerate(digests)}}))
+    for g, (cands, _, uas) in enumerate(_groups(rng, n_groups=2)):
+        rows = [{"candidate": c.to_dict(), "rung0_ua": float(u)} for c, u in zip(cands, uas)]
+        rows.append({"candidate": Candidate("gru", (2,)).to_dict(), "rung0_ua": None})  # a replica: no rung 0
+        d = root / "searches" / f"group{g}"
+        d.mkdir(parents=True)
+        (d / "selection.json").write_text(json.dumps({"layer_probe": {"scores": [60, 70, 80, 70]},
+                                                      "candidates": rows}))
+    return root
+
+
+def test_built_prior_has_provenance_and_drops_a_corpus_own_scores(tmp_path):
+    rng = np.random.default_rng(2)
+    prior = pr.build_prior([_fake_run(tmp_path / "a", "alpha", ["d1", "d2"], rng),
+                            _fake_run(tmp_path / "b", "beta", ["d3"], rng)])
+    assert [s["corpus"] for s in prior["sources"]] == ["alpha", "beta"]
+    assert prior["sources"][0]["groups"] == 2 and prior["sources"][0]["candidates"] == 48
+    assert prior["sources"][0]["effects"]["deep=lstm"] > prior["sources"][0]["effects"]["deep=mlp"]
+    assert "git" in prior["built"] and "no test score" in prior["built"]["target"]
+    keep, dropped = pr.usable_sources(prior, "alpha", ["zz"])
+    assert [s["corpus"] for s in keep] == ["beta"] and dropped == ["alpha"]
+    keep, dropped = pr.usable_sources(prior, "renamed", ["d3"])  # same speakers under another name
+    assert [s["corpus"] for s in keep] == ["alpha"] and dropped == ["beta"]
+    with pytest.raises(ConfigError, match="not a run folder"):
+        pr.build_prior([tmp_path])
+
+
+def test_bad_prior_files_are_one_line_errors_naming_the_file(tmp_path):
+    bad = tmp_path / "p.json"
+    for text in ("{not json", json.dumps({"format": 1, "kind": pr.KIND, "sources": [{"corpus": "x"}]}),
+                 json.dumps({"format": 1, "kind": pr.KIND, "sources": [
+                     {"corpus": "x", "speaker_digests": [], "effects": {"deep=gru": "import os"}}]}),
+                 json.dumps([1, 2])):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=str(bad)):
+            pr.load_prior(str(bad))
+    bad.write_bytes(b" " * (pr.MAX_PRIOR_BYTES + 1))
+    with pytest.raises(ConfigError, match="limit"):
+        pr.load_prior(str(bad))
+    assert pr.load_prior("builtin")["sources"]  # the shipped prior loads
+
+
+def test_pool_order_follows_the_prior_of_other_corpora(tmp_path):
+    prior = {"format": 1, "kind": pr.KIND, "sources": [
+        {"corpus": "other", "speaker_digests": [], "effects": {"deep=lstm": 1.0, "deep=mlp": -1.0}},
+        {"corpus": "demo", "speaker_digests": [], "effects": {"deep=mlp": 9.0}}]}  # own corpus: never used
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps(prior))
+    rest = [Candidate(d, (1,)) for d in ("mlp", "gru", "lstm", "mlp", "cell")]
+    cfg = RunConfig(corpus="demo")
+    assert pr.order_by_prior(cfg, rest, [50, 60, 40], {}) == (rest, {})  # off: the random order stays
+    cfg.selection.prior = str(path)
+    ordered, record = pr.order_by_prior(cfg, rest, [50, 60, 40], {"speakers": {}})
+    assert [c.deep for c in ordered] == ["lstm", "gru", "cell", "mlp", "mlp"]  # ties keep their order
+    assert record["sources"] == ["other"] and record["dropped"] == ["demo"]
+    assert record["scores"][rest[2].key] == 1.0
+
+
+@pytest.mark.slow  # the tiny_run fixture: a real run_crossval
+def test_run_fills_its_pool_from_a_prior_and_records_it(tiny_run, tmp_path):
+    """A prior built from a finished run steers another run's pool; on the same corpus it is
+    dropped (a corpus never uses its own scores) and the pool is the random one."""
+    from emotionnas.data.folds import final_search_fold
+    from emotionnas.training.run import Run
+    run_dir, _ = tiny_run
+    built = tmp_path / "prior.json"
+    assert pr.write_prior([run_dir], built) == 0
+    cfg = RunConfig.from_yaml(run_dir / "config.yaml")
+    pools = {}
+    for name, spec in (("none", None), ("own", str(built))):
+        cfg.selection.prior = spec
+        with Run.start(cfg, tmp_path / name, progress=False, log=lambda *a: None) as run:
+            fold = final_search_fold(sorted(set(run.fs.speakers.tolist())), n_val=cfg.n_val, seed=cfg.seed)
+            g = run.prepare_group(fold, [])
+            pools[name] = list(g.pool)
+            if spec:
+                assert g.prior["dropped"] == ["demo"] and g.prior["sources"] == []
+    assert pools["own"] == pools["none"]
+    other = json.loads(built.read_text())
+    other["sources"][0].update(corpus="other", speaker_digests=[],
+                               effects={"deep=mlp": 5.0, "deep=linear": 4.0})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    cfg.selection.prior = str(tmp_path / "other.json")
+    with Run.start(cfg, tmp_path / "other", progress=False, log=lambda *a: None) as run:
+        g = run.prepare_group(final_search_fold(sorted(set(run.fs.speakers.tolist())), n_val=cfg.n_val,
+                                                seed=cfg.seed), [])
+        sampled = [c for c in g.pool.values() if c.key not in {b.key for b in g.baselines.values()}]
+        assert g.prior["sources"] == ["other"]
+        scores = [g.prior["scores"][c.key] for c in sampled]
+        assert scores == sorted(scores, reverse=True) and scores[0] >= 4.0
