@@ -11,6 +11,7 @@ from emotionnas.cli import demo_config
 from emotionnas.config import RunConfig
 from emotionnas.data.folds import Fold, make_folds
 from emotionnas.rundir import RunDir
+from emotionnas.space.pipeline import FINE_TUNED
 from emotionnas.training.crossval import plan_searches, run_crossval
 
 
@@ -70,7 +71,13 @@ def test_run_writes_results_and_provenance(demo_run):
         assert (run / name).exists(), name
     assert set(results) >= {"ua", "wa", "macro_f1", "ua_std", "folds", "searches", "baselines", "selection_spread"}
     assert len(results["folds"]) == 2 and results["synthetic"] is True
-    assert set(results["baselines"]) == {"linear probe", "GRU", "LSTM", "ResNet*", "ResNet* + LSTM (concat)"}
+    assert set(results["baselines"]) == {"linear probe", "GRU", "LSTM", "ResNet*", "ResNet* + LSTM (concat)",
+                                         FINE_TUNED}
+    for group in run.glob("searches/*/selection.json"):  # fine-tuning: a fixed-schedule baseline, not in the pool
+        summary = json.loads(group.read_text())
+        tuned = summary["baselines"][FINE_TUNED]
+        assert tuned["fixed_schedule"] and tuned["epoch"] == cfg.train.epochs
+        assert tuned["key"] not in {c["key"] for c in summary["candidates"]}
     check_fold_scores(run, results)  # UA etc. recomputed from the saved refit predictions
     for f in results["folds"]:
         assert 1 <= len(f["members"]) <= cfg.selection.max_ensemble

@@ -146,7 +146,9 @@ def _baselines_lines(results: dict, run: RunDir) -> list[str]:
     atomic_write_text(run.tables / "baselines.md", bt)
     return ["## Searched vs hand-designed baselines\n",
             "Same folds, features and training speakers; each baseline's epoch chosen by the same inner "
-            "cross-validation. Paired over folds (Wilcoxon signed-rank on the per-fold UA differences).\n", bt]
+            "cross-validation — except the fine-tuning recipe when the space does not tune the encoder: it is "
+            "not a candidate, and trains its fixed schedule (every epoch, the last used). Paired over folds "
+            "(Wilcoxon signed-rank on the per-fold UA differences).\n", bt]
 
 
 def _folds_lines(results: dict, run: RunDir) -> list[str]:

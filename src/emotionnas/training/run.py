@@ -29,8 +29,8 @@ from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
 from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers
 from emotionnas.space.families import family
-from emotionnas.space.pipeline import (Candidate, baselines, check_space, enumerate_space, layer_windows,
-                                      tunes_encoder)
+from emotionnas.space.pipeline import (FINE_TUNED, Candidate, baselines, check_space, enumerate_space,
+                                      layer_windows, tunes_encoder)
 from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
                                              run_search_task, search_speakers)
@@ -88,8 +88,7 @@ class Run:
         self.executor, self.progress, self.log = executor, progress, log
         self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers, cfg.features.encoder)
         self.t_start = time.perf_counter() if t_start is None else t_start
-        self.timing: dict = {}
-        self.fingerprint: dict = {}
+        self.timing, self.fingerprint = {}, {}  # fingerprint: set by start (selection.prior reads it)
 
     @classmethod
     def start(cls, cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> "Run":
@@ -108,8 +107,7 @@ class Run:
         folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
         if cfg.max_folds:
             folds = folds[: cfg.max_folds]
-        fingerprint = fingerprint_of(fs, folds, cfg)
-        rundir.check_fingerprint(fingerprint)  # before anything is reused or overwritten
+        rundir.check_fingerprint(fingerprint := fingerprint_of(fs, folds, cfg))  # before anything is reused
         atomic_write_json(rundir.environment, environment(cfg.seed))
         if fs.table.errors:
             atomic_write_text(rundir.skipped, "\n".join(fs.table.errors) + "\n")
@@ -142,8 +140,7 @@ class Run:
     def task(self, kind, cand: Candidate, group: Group, train, predict, seed, epochs=None) -> TrainTask:
         return TrainTask(kind=kind, data=self.data, candidate=cand, train=tuple(int(i) for i in train),
                          predict=tuple(int(i) for i in predict), seed=seed, train_cfg=self.cfg.train,
-                         dims=self.dims, genotype=group.arch.get("genotype"), recipe=group.arch.get("recipe"),
-                         epochs=epochs)
+                         dims=self.dims, genotype=group.arch.get("genotype"), recipe=group.arch.get("recipe"), epochs=epochs)
 
     # ------------------------------------------------------------ stage A: probe, pool, cell searches
     @_timed("search_seconds")
@@ -162,19 +159,22 @@ class Run:
                               speaker_indices(fs.speakers, search_fold.val)])
         idx.sort()
         g = Group(search_fold, members, idx)
-        g.inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds,
-                                  stage_seed(cfg.seed, "inner", search_fold.name), fs.labels[idx])
+        g.inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds, stage_seed(cfg.seed, "inner", g.name),
+                                  fs.labels[idx])
         g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
         top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
-        g.baselines = baselines(windows[0], top if tunes_encoder(cfg.space) else None)
+        tunable = "whisper" in cfg.features.encoder.lower() and not cfg.features.speaker_norm
+        g.baselines = baselines(windows[0], top if tunable else None)
+        in_pool = {n: c for n, c in g.baselines.items() if n != FINE_TUNED or tunes_encoder(cfg.space)}  # else
+        # fine-tuning (of Whisper, not on standardised states) is a baseline outside the pool (fixed schedule)
         space = enumerate_space(cfg.space, windows, top)
         fixed = {c.key for c in g.baselines.values()}
         rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
         rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
         rest, g.prior = order_by_prior(cfg, rest, g.probe["scores"], self.fingerprint)
-        n_sample = max(0, cfg.selection.budget - len(g.baselines))
-        g.pool = {c.key: c for c in list(g.baselines.values()) + rest[:n_sample]}
+        n_sample = max(0, cfg.selection.budget - len(in_pool))
+        g.pool = {c.key: c for c in list(in_pool.values()) + rest[:n_sample]}
         return g
 
     def search_task(self, g: Group) -> SearchTask | None:
@@ -273,7 +273,7 @@ class Run:
         for g in groups:
             rung0 = {key: self.curves(g, key, first[g.name])[1] for key in base[g.name]}
             keep = sel.survivors(rung0, cfg.eta)
-            extra = [c.key for c in g.baselines.values()] if baselines else []
+            extra = [c.key for c in g.baselines.values() if c.key in g.pool] if baselines else []
             full[g.name] = (rung0, keep, list(dict.fromkeys(keep + extra)))
         self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
         if cfg.seeds > 1:
@@ -331,8 +331,9 @@ class Run:
                 "ensemble_uas": [round(u, 3) for u in ens_uas], "ensemble_k": k_best,
                 "combiner": {**record, "fitted": combiner.to_dict()},
                 "members": [{"key": k, "name": rows[k]["name"], "epoch": rows[k]["epoch"]} for k in ranking[:k_best]],
-                "baselines": {b: {"key": c.key, "epoch": rows[c.key].get("epoch")} for b, c in g.baselines.items()
-                              if c.key in rows}}
+                "baselines": {b: ({"key": c.key, "epoch": rows[c.key].get("epoch")} if c.key in rows else
+                                  {"key": c.key, "epoch": self.cfg.train.epochs, "fixed_schedule": True})
+                              for b, c in g.baselines.items()}}  # outside the pool: the recipe's whole schedule
 
     # ------------------------------------------------------------ stage D: refit and test
     @_timed("refit_seconds")
@@ -360,7 +361,8 @@ class Run:
                                             load_checkpoint(self.dir.refit_weights(i, key), self.log) is not None):
                         done[i, key] = rec
                         continue
-                    task = self.task("refit", g.pool[key], g, train, test, seed, epoch)
+                    cand = g.pool.get(key) or next(c for c in g.baselines.values() if c.key == key)
+                    task = self.task("refit", cand, g, train, test, seed, epoch)
                     jobs.append(((i, key, keep_weights, identity), run_task, task))
         for (i, key, keep_weights, identity), res in self.map(jobs, "refit and test"):
             if keep_weights:
