@@ -230,9 +230,7 @@ class SelectionConfig:
     # the ensemble may then hold up to max_ensemble * seeds members.
     seeds: int = 1
     combiner: str = "mean"            # mean | stack | auto (stack only if its cross-fitted inner UA beats mean)
-    # a prior learned on other corpora fills the pool best-first (training/prior.py): "builtin"
-    # (presets/prior.json), a path, or None (the pool is a random sample of the space)
-    prior: str | None = None
+    prior: str | None = None          # "builtin" | a path: a prior from other corpora orders the pool (training/prior.py)
 
     def __post_init__(self):
         if self.inner_folds < 2:
