@@ -17,8 +17,8 @@ from emotionnas.training import prior as pr
 def test_layers_are_features_by_probe_rank_not_by_number():
     """The best window of a corpus whose probe peaks at layer 3 and of one peaking at layer 0
     are the same feature (rank0), so effects carry across corpora."""
-    a = pr.ranked_windows([50, 60, 70, 80, 60, 50], [1, 2])
-    b = pr.ranked_windows([80, 70, 60, 50, 40, 30], [1, 2])
+    a = pr.ranked_windows([50, 60, 70, 80, 60, 50])
+    b = pr.ranked_windows([80, 70, 60, 50, 40, 30])
     fa = pr.candidate_features(Candidate("gru", (3,)).to_dict(), a)
     fb = pr.candidate_features(Candidate("gru", (0,)).to_dict(), b)
     assert fa == fb and "layers=rank0" in fa and "layers=width1" in fa
@@ -34,7 +34,7 @@ SHAPES = [(d, w, p, h) for d in ("lstm", "mlp") for w in ((2,), (1, 2), "all")
 def _groups(rng, n_groups=4, gap=5.0):
     """Synthetic selection groups (candidates, rung-0 UAs): lstm scores `gap` UA above mlp,
     plus noise and a per-group offset."""
-    ranked = pr.ranked_windows([60, 70, 80, 70], [1, 2])
+    ranked = pr.ranked_windows([60, 70, 80, 70])
     out = []
     for _ in range(n_groups):
         cands = [Candidate(d, w, pooling=p, hidden=h) for d, w, p, h in SHAPES]
@@ -50,10 +50,19 @@ def test_effects_recover_the_planted_choice():
     assert abs(flat["deep=lstm"] - flat["deep=mlp"]) < 0.5
 
 
-def _fake_run(root, corpus, digests, rng):
-    """A run folder as `emotionnas run` leaves it: config.yaml, fingerprint.json, selection.json."""
-    root.mkdir(parents=True)
-    (root / "config.yaml").write_text(RunConfig(corpus=corpus).to_yaml())
+def _fake_run(root, corpus, digests, rng, audio: list[bytes], prior=None):
+    """A run folder as `emotionnas run` leaves it (config.yaml, fingerprint.json, selection.json)
+    over a manifest corpus of the given audio files (the prior fingerprints its audio)."""
+    from conftest import write_wav
+    (root / "corpus").mkdir(parents=True)
+    lines = ["path,label,speaker"]
+    for i, seed in enumerate(audio):
+        write_wav(root / "corpus" / f"u{i}.wav", np.random.default_rng(seed).uniform(-0.5, 0.5, 1600))
+        lines.append(f"u{i}.wav,{'ab'[i % 2]},s{i % 2}")
+    (root / "corpus" / f"{corpus}.csv").write_text("\n".join(lines) + "\n")
+    cfg = RunConfig(corpus="manifest", root=str(root / "corpus" / f"{corpus}.csv"))
+    cfg.selection.prior = prior
+    (root / "config.yaml").write_text(cfg.to_yaml())
     (root / "fingerprint.json").write_text(json.dumps({"corpus": corpus, "speakers": {
         f"s{i}": {"utterances": 10, "digest": d} for i, d in enumerate(digests)}}))
     for g, (cands, _, uas) in enumerate(_groups(rng, n_groups=2)):
@@ -66,51 +75,80 @@ def _fake_run(root, corpus, digests, rng):
     return root
 
 
-def test_built_prior_has_provenance_and_drops_a_corpus_own_scores(tmp_path):
+def test_built_prior_drops_a_corpus_own_scores_by_name_speakers_or_audio(tmp_path):
     rng = np.random.default_rng(2)
-    prior = pr.build_prior([_fake_run(tmp_path / "a", "alpha", ["d1", "d2"], rng),
-                            _fake_run(tmp_path / "b", "beta", ["d3"], rng)])
-    assert [s["corpus"] for s in prior["sources"]] == ["alpha", "beta"]
+    a = _fake_run(tmp_path / "a", "alpha", ["d1", "d2"], rng, [1, 2, 3])
+    prior = pr.build_prior([a, _fake_run(tmp_path / "b", "beta", ["d3"], rng, [4, 5])])
+    assert [s["corpus"] for s in prior["sources"]] == ["manifest:alpha", "manifest:beta"]
     assert prior["sources"][0]["groups"] == 2 and prior["sources"][0]["candidates"] == 48
+    assert len(prior["sources"][0]["utterance_hashes"]) == 3
     assert prior["sources"][0]["effects"]["deep=lstm"] > prior["sources"][0]["effects"]["deep=mlp"]
-    assert "git" in prior["built"] and "no test score" in prior["built"]["target"]
-    keep, dropped = pr.usable_sources(prior, "alpha", ["zz"])
-    assert [s["corpus"] for s in keep] == ["beta"] and dropped == ["alpha"]
-    keep, dropped = pr.usable_sources(prior, "renamed", ["d3"])  # same speakers under another name
-    assert [s["corpus"] for s in keep] == ["alpha"] and dropped == ["beta"]
+    hashes_a = pr.utterance_hashes(sorted((a / "corpus").glob("*.wav")))
+    cases = {("manifest:beta", (), ()): ["manifest:beta"],     # the same corpus (here: manifest) name
+             ("renamed", ("d3",), ()): ["manifest:beta"],      # the same speakers under another name
+             ("other", (), tuple(hashes_a[:1])): ["manifest:alpha"],  # one shared audio file is enough
+             ("manifest:gamma", (), ()): []}                   # another manifest shares nothing
+    for (corpus, digests, hashes), dropped in cases.items():
+        keep, got = pr.usable_sources(prior, corpus, digests, hashes)
+        assert got == dropped and len(keep) == 2 - len(dropped)
     with pytest.raises(ConfigError, match="not a run folder"):
         pr.build_prior([tmp_path])
+    with pytest.raises(ConfigError, match="ordered by a prior"):  # its scores carry other corpora's
+        pr.build_prior([_fake_run(tmp_path / "c", "gamma", ["d4"], rng, [6], prior="builtin")])
 
 
-def test_bad_prior_files_are_one_line_errors_naming_the_file(tmp_path):
+def _prior(**src):
+    return {"format": 1, "kind": pr.KIND, "sources": [{"corpus": "x", "speaker_digests": [], "utterance_hashes": [],
+                                                       "effects": {}, **src}]}
+
+
+@pytest.mark.parametrize("text", [
+    "{not json", json.dumps([1, 2]), json.dumps({"format": 1, "kind": pr.KIND, "sources": [{"corpus": "x"}]}),
+    json.dumps(_prior(effects={"deep=gru": "import os"})), json.dumps(_prior(effects={"deep=gru": True})),
+    json.dumps(_prior(effects={"deep=gru": 1e308})), '{"format": 1, "kind": "%s", "sources": [{"corpus": "x", '
+    '"speaker_digests": [], "utterance_hashes": [], "effects": {"deep=gru": 1%s}}]}' % (pr.KIND, "0" * 400),
+    json.dumps(_prior(speaker_digests=[[1]])), json.dumps(_prior(utterance_hashes="abc")), "[" * 200_000])
+def test_bad_prior_files_are_one_line_errors_naming_the_file(tmp_path, text):
     bad = tmp_path / "p.json"
-    for text in ("{not json", json.dumps({"format": 1, "kind": pr.KIND, "sources": [{"corpus": "x"}]}),
-                 json.dumps({"format": 1, "kind": pr.KIND, "sources": [
-                     {"corpus": "x", "speaker_digests": [], "effects": {"deep=gru": "import os"}}]}),
-                 json.dumps([1, 2])):
-        bad.write_text(text)
-        with pytest.raises(ConfigError, match=str(bad)):
-            pr.load_prior(str(bad))
-    bad.write_bytes(b" " * (pr.MAX_PRIOR_BYTES + 1))
-    with pytest.raises(ConfigError, match="limit"):
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=str(bad)):
         pr.load_prior(str(bad))
-    assert pr.load_prior("builtin")["sources"]  # the shipped prior loads
+
+
+def test_prior_reads_are_bounded(tmp_path):
+    big = tmp_path / "p.json"
+    big.write_bytes(b" " * (pr.MAX_PRIOR_BYTES + 1))
+    with pytest.raises(ConfigError, match="limit"):
+        pr.load_prior(str(big))
+    prior, _ = pr.load_prior("builtin")  # the shipped prior loads, with both corpora
+    assert {s["corpus"] for s in prior["sources"]} == {"emodb", "urdu"}
 
 
 def test_pool_order_follows_the_prior_of_other_corpora(tmp_path):
     prior = {"format": 1, "kind": pr.KIND, "sources": [
-        {"corpus": "other", "speaker_digests": [], "effects": {"deep=lstm": 1.0, "deep=mlp": -1.0}},
-        {"corpus": "demo", "speaker_digests": [], "effects": {"deep=mlp": 9.0}}]}  # own corpus: never used
+        {"corpus": "other", "speaker_digests": [], "utterance_hashes": ["ffffffffff"],
+         "effects": {"deep=lstm": 1.0, "deep=mlp": -1.0}},
+        {"corpus": "demo", "speaker_digests": [], "utterance_hashes": [],
+         "effects": {"deep=mlp": 9.0}}]}  # own corpus: never used
     path = tmp_path / "prior.json"
     path.write_text(json.dumps(prior))
     rest = [Candidate(d, (1,)) for d in ("mlp", "gru", "lstm", "mlp", "cell")]
     cfg = RunConfig(corpus="demo")
-    assert pr.order_by_prior(cfg, rest, [50, 60, 40], {}) == (rest, {})  # off: the random order stays
+    fingerprint = {"speakers": {"s": {"digest": "d"}}}
+    assert pr.bind_prior(cfg, tmp_path, ["a" * 64], fingerprint) is None
+    assert pr.order_by_prior(None, rest, [50, 60, 40]) == (rest, {})  # off: the random order stays
     cfg.selection.prior = str(path)
-    ordered, record = pr.order_by_prior(cfg, rest, [50, 60, 40], {"speakers": {}})
+    with pytest.raises(ConfigError, match="needed"):  # fails closed: no audio hashes, no prior
+        pr.bind_prior(cfg, tmp_path, [], fingerprint)
+    bound = pr.bind_prior(cfg, tmp_path, ["a" * 64], fingerprint)
+    ordered, record = pr.order_by_prior(bound, rest, [50, 60, 40])
     assert [c.deep for c in ordered] == ["lstm", "gru", "cell", "mlp", "mlp"]  # ties keep their order
     assert record["sources"] == ["other"] and record["dropped"] == ["demo"]
     assert record["scores"][rest[2].key] == 1.0
+    prior["sources"][0]["effects"]["deep=gru"] = 2.0  # the prior changes under a run in progress
+    path.write_text(json.dumps(prior))
+    with pytest.raises(ConfigError, match="stale"):
+        pr.bind_prior(cfg, tmp_path, ["a" * 64], fingerprint)
 
 
 @pytest.mark.slow  # the tiny_run fixture: a real run_crossval
@@ -123,25 +161,21 @@ def test_run_fills_its_pool_from_a_prior_and_records_it(tiny_run, tmp_path):
     built = tmp_path / "prior.json"
     assert pr.write_prior([run_dir], built) == 0
     cfg = RunConfig.from_yaml(run_dir / "config.yaml")
-    pools = {}
-    for name, spec in (("none", None), ("own", str(built))):
+
+    def pool(name, spec):
         cfg.selection.prior = spec
         with Run.start(cfg, tmp_path / name, progress=False, log=lambda *a: None) as run:
             fold = final_search_fold(sorted(set(run.fs.speakers.tolist())), n_val=cfg.n_val, seed=cfg.seed)
-            g = run.prepare_group(fold, [])
-            pools[name] = list(g.pool)
-            if spec:
-                assert g.prior["dropped"] == ["demo"] and g.prior["sources"] == []
-    assert pools["own"] == pools["none"]
+            return run.prepare_group(fold, [])
+    g_none, g_own = pool("none", None), pool("own", str(built))
+    assert g_own.prior["dropped"] == ["demo"] and g_own.prior["sources"] == []
+    assert list(g_own.pool) == list(g_none.pool)
     other = json.loads(built.read_text())
-    other["sources"][0].update(corpus="other", speaker_digests=[],
+    other["sources"][0].update(corpus="other", speaker_digests=[], utterance_hashes=[],
                                effects={"deep=mlp": 5.0, "deep=linear": 4.0})
     (tmp_path / "other.json").write_text(json.dumps(other))
-    cfg.selection.prior = str(tmp_path / "other.json")
-    with Run.start(cfg, tmp_path / "other", progress=False, log=lambda *a: None) as run:
-        g = run.prepare_group(final_search_fold(sorted(set(run.fs.speakers.tolist())), n_val=cfg.n_val,
-                                                seed=cfg.seed), [])
-        sampled = [c for c in g.pool.values() if c.key not in {b.key for b in g.baselines.values()}]
-        assert g.prior["sources"] == ["other"]
-        scores = [g.prior["scores"][c.key] for c in sampled]
-        assert scores == sorted(scores, reverse=True) and scores[0] >= 4.0
+    g = pool("other", str(tmp_path / "other.json"))
+    sampled = [c for c in g.pool.values() if c.key not in {b.key for b in g.baselines.values()}]
+    assert g.prior["sources"] == ["other"]
+    scores = [g.prior["scores"][c.key] for c in sampled]
+    assert scores == sorted(scores, reverse=True) and scores[0] >= 4.0

@@ -19,6 +19,7 @@ import yaml
 from emotionnas.reports import plots, tables
 from emotionnas.reports.tables import DASH, fmt, markdown_table
 from emotionnas.rundir import RunDir, safe_component
+from emotionnas.space.pipeline import FINE_TUNED
 from emotionnas.utils.io import atomic_write_text, read_json_or_none
 
 PROTOCOLS = {"loso": "leave-one-speaker-out", "loso-session": "leave-one-session-out",
@@ -146,9 +147,10 @@ def _baselines_lines(results: dict, run: RunDir) -> list[str]:
     atomic_write_text(run.tables / "baselines.md", bt)
     return ["## Searched vs hand-designed baselines\n",
             "Same folds, features and training speakers; each baseline's epoch chosen by the same inner "
-            "cross-validation — except the fine-tuning recipe when the space does not tune the encoder: it is "
-            "not a candidate, and trains its fixed schedule (every epoch, the last used). Paired over folds "
-            "(Wilcoxon signed-rank on the per-fold UA differences).\n", bt]
+            "cross-validation" + (" (the fine-tuning recipe, when the space does not tune the encoder, is not a "
+                                  "candidate: it trains its fixed schedule and uses the last epoch)"
+                                  if FINE_TUNED in results["baselines"] else "")
+            + ". Paired over folds (Wilcoxon signed-rank on the per-fold UA differences).\n", bt]
 
 
 def _folds_lines(results: dict, run: RunDir) -> list[str]:

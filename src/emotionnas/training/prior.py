@@ -10,13 +10,18 @@ candidate of every selection group, z-scored within its group. Only inner-CV sco
 speakers enter; no test score does. Its provenance (runs, corpora, speaker digests, date, git
 revision) is written in it.
 
-At run time (`selection.prior: builtin | PATH`) a source is dropped when it is the run's own
-corpus (same name, or any speaker whose fingerprint digest is the same), so a corpus never uses
-its own scores; the effects of the remaining sources are averaged, and the non-baseline
-candidates enter the pool best prior score first (ties: the run's random order).
+At run time (`selection.prior: builtin | PATH`) a source is dropped when it shares any audio
+with the run's corpus (a truncated sha256 of each utterance's file), a speaker fingerprint
+digest, or its corpus name (for the generic `manifest` reader: with the manifest's file name),
+so a corpus never uses its own scores; a run that itself used a prior is refused as a source
+(its scores carry other corpora's). The effects of the remaining sources are averaged, and the
+non-baseline candidates enter the pool best prior score first (ties: the run's random order).
+The prior a run starts with is copied into its folder (RUN/prior.json); a resume with another
+prior's content is refused as stale.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,19 +35,28 @@ from emotionnas.space.pipeline import layer_windows
 
 FORMAT = 1
 KIND = "emotionnas selection prior"
-MAX_PRIOR_BYTES = 1 << 20
+MAX_PRIOR_BYTES = 16 << 20
 MAX_GROUP_BYTES = 8 << 20
+MAX_EFFECT = 100.0   # effects are in z units (~1); anything larger is not a prior
+HASH_CHARS = 10      # of each utterance's sha256: a false overlap (p ~ n^2 / 2^41) only drops a source
 RIDGE = 1.0          # a priori: one unit of penalty per z-scored observation scale
-RANK_CAP = 3         # windows ranked below the probe's 3rd best share one feature
+RANK_CAP = 3         # windows ranked below the probe's 3rd best (of their width) share one feature
+GENERIC_NAMES = ("manifest",)  # reader names that say nothing about which corpus it is
+
+
+def corpus_label(cfg: RunConfig) -> str:
+    """A source's name: the reader's, with the manifest's file name for a generic reader."""
+    return f"{cfg.corpus}:{Path(cfg.root).stem}" if cfg.corpus in GENERIC_NAMES else cfg.corpus
 BUILTIN = Path(__file__).resolve().parents[1] / "presets" / "prior.json"
 
 
-def ranked_windows(probe_scores, widths) -> list[tuple[int, ...]]:
-    """Every window of consecutive layers of the given widths, the probe's best first."""
-    return layer_windows(list(probe_scores), widths, top=10 ** 6)
+def ranked_windows(probe_scores, widths=(1, 2, 3, 4)) -> dict[int, list[tuple[int, ...]]]:
+    """Per width, every window of consecutive layers of that width, the probe's best first (ranks
+    within a width, so they mean the same whatever widths a run's space allows)."""
+    return {w: layer_windows(list(probe_scores), [w], top=10 ** 6) for w in widths}
 
 
-def candidate_features(c: dict, ranked: list[tuple[int, ...]]) -> list[str]:
+def candidate_features(c: dict, ranked: dict[int, list[tuple[int, ...]]]) -> list[str]:
     """The choices of candidate `c` (Candidate.to_dict()), layers as their probe rank."""
     deep, spec = c["deep"], c["spectrogram"]
     out = [f"deep={deep}", f"spectrogram={spec}"]
@@ -51,7 +65,8 @@ def candidate_features(c: dict, ranked: list[tuple[int, ...]]) -> list[str]:
             out.append("layers=all")
         else:
             win = tuple(c["layers"])
-            rank = ranked.index(win) if win in ranked else RANK_CAP
+            same = ranked.get(len(win), [])
+            rank = same.index(win) if win in same else RANK_CAP
             out += [f"layers=rank{min(rank, RANK_CAP)}", f"layers=width{len(win)}"]
         out += [f"pooling={c['pooling']}", f"frame_pool={c['frame_pool']}", f"dropout={float(c['dropout']):g}"]
         if deep in names("deep") and family(deep).width:
@@ -86,20 +101,39 @@ def _source_groups(run_dir: Path) -> tuple[RunConfig, dict, list]:
     if not cfg_path.exists() or not fp_path.exists():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml or fingerprint.json)")
     cfg = RunConfig.from_yaml(cfg_path)
+    if cfg.selection.prior:
+        raise ConfigError(f"{run_dir}: its pool was ordered by a prior (selection.prior: {cfg.selection.prior}), "
+                          "so its scores carry other corpora's; build priors from runs without one")
     fingerprint = _read_bounded(fp_path, MAX_GROUP_BYTES)
     groups = []
     for path in sorted((run_dir / "searches").glob("*/selection.json")):
         summary = _read_bounded(path, MAX_GROUP_BYTES)
         try:
-            ranked = ranked_windows(summary["layer_probe"]["scores"], cfg.space.layer_widths)
+            ranked = ranked_windows(summary["layer_probe"]["scores"])
             cands = [c for c in summary["candidates"] if c.get("rung0_ua") is not None]
             groups.append(([candidate_features(c["candidate"], ranked) for c in cands],
                            np.array([float(c["rung0_ua"]) for c in cands])))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ConfigError(f"{path}: not a selection summary ({type(e).__name__}: {e})") from None
     if not groups:
         raise ConfigError(f"{run_dir}: no searches/*/selection.json (has the run's selection finished?)")
     return cfg, fingerprint, groups
+
+
+def utterance_hashes(paths) -> list[str]:
+    """Truncated sha256 of each audio file: what a source and a run compare to find shared audio."""
+    from emotionnas.utils.io import file_sha256
+    return sorted({file_sha256(p)[:HASH_CHARS] for p in paths})
+
+
+def _corpus_hashes(cfg: RunConfig, run_dir: Path) -> list[str]:
+    from emotionnas.data.corpora import read_corpus
+    try:
+        table = read_corpus(cfg.corpus, cfg.root, **cfg.corpus_options)
+    except Exception as e:  # noqa: BLE001 - said in one line
+        raise ConfigError(f"{run_dir}: its corpus ({cfg.corpus} at {cfg.root}) is needed to fingerprint the "
+                          f"source's audio and cannot be read ({type(e).__name__}: {e})") from None
+    return utterance_hashes(u.path for u in table.utterances)
 
 
 def build_prior(run_dirs, ridge: float = RIDGE) -> dict:
@@ -108,15 +142,21 @@ def build_prior(run_dirs, ridge: float = RIDGE) -> dict:
     by_corpus: dict[str, dict] = {}
     for run_dir in map(Path, run_dirs):
         cfg, fingerprint, groups = _source_groups(run_dir)
-        src = by_corpus.setdefault(cfg.corpus, {"corpus": cfg.corpus, "runs": [], "speaker_digests": set(),
-                                                "groups_data": []})
+        name = corpus_label(cfg)
+        src = by_corpus.setdefault(name, {"corpus": name, "runs": [], "speaker_digests": set(),
+                                          "utterance_hashes": set(), "groups_data": []})
         src["runs"].append(str(run_dir))
-        src["speaker_digests"] |= {s["digest"] for s in fingerprint.get("speakers", {}).values()}
+        try:
+            src["speaker_digests"] |= {str(v["digest"]) for v in fingerprint["speakers"].values()}
+        except (KeyError, TypeError, AttributeError):
+            raise ConfigError(f"{run_dir / 'fingerprint.json'}: no speaker digests") from None
+        src["utterance_hashes"] |= set(_corpus_hashes(cfg, run_dir))
         src["groups_data"] += groups
     sources = []
     for src in by_corpus.values():
         groups = src.pop("groups_data")
-        sources.append({**src, "speaker_digests": sorted(src["speaker_digests"]), "groups": len(groups),
+        sources.append({**src, "speaker_digests": sorted(src["speaker_digests"]),
+                        "utterance_hashes": sorted(src["utterance_hashes"]), "groups": len(groups),
                         "candidates": int(sum(len(u) for _, u in groups)), "effects": fit_effects(groups, ridge)})
     return {"format": FORMAT, "kind": KIND,
             "built": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "git": git_revision(),
@@ -126,41 +166,74 @@ def build_prior(run_dirs, ridge: float = RIDGE) -> dict:
 
 
 def _read_bounded(path: Path, limit: int):
+    """JSON from `path`, read through at most `limit` bytes (never sized by the file's claim)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise ConfigError(f"{path}: {size} bytes > limit {limit}")
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: unreadable JSON ({type(e).__name__}: {e})") from None
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ConfigError(f"{path}: more than {limit} bytes (limit)")
+        return json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ConfigError(f"{path}: unreadable JSON ({type(e).__name__}: {str(e)[:80]})") from None
 
 
-def load_prior(spec: str) -> dict:
-    """The prior named by `selection.prior` ('builtin' or a path), checked."""
+def _strings(x) -> bool:
+    return isinstance(x, list) and all(isinstance(v, str) for v in x)
+
+
+def _effect(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_EFFECT
+
+
+def load_prior(spec: str) -> tuple[dict, bytes]:
+    """The prior named by `selection.prior` ('builtin' or a path), checked; and its bytes."""
     path = BUILTIN if spec == "builtin" else Path(spec)
     prior = _read_bounded(path, MAX_PRIOR_BYTES)
     ok = (isinstance(prior, dict) and prior.get("format") == FORMAT and prior.get("kind") == KIND
           and isinstance(prior.get("sources"), list))
-    for src in prior.get("sources", []) if ok else []:
+    for src in prior["sources"] if ok else []:
         ok = ok and isinstance(src, dict) and isinstance(src.get("corpus"), str) \
-            and isinstance(src.get("speaker_digests"), list) and isinstance(src.get("effects"), dict) \
-            and all(isinstance(k, str) and isinstance(v, (int, float)) and np.isfinite(v)
-                    for k, v in src["effects"].items())
+            and _strings(src.get("speaker_digests")) and _strings(src.get("utterance_hashes")) \
+            and isinstance(src.get("effects"), dict) \
+            and all(isinstance(k, str) and _effect(v) for k, v in src["effects"].items())
     if not ok:
-        raise ConfigError(f"{path}: not an emotionnas selection prior (format {FORMAT}: kind, sources "
-                          "with corpus, speaker_digests and numeric effects)")
+        raise ConfigError(f"{path}: not an emotionnas selection prior (format {FORMAT}: kind, sources with "
+                          f"corpus, speaker_digests, utterance_hashes and numeric effects |v| <= {MAX_EFFECT:g})")
     prior["path"] = str(path)
-    return prior
+    return prior, json.dumps(prior["sources"], sort_keys=True).encode()
 
 
-def usable_sources(prior: dict, corpus: str, speaker_digests) -> tuple[list[dict], list[str]]:
+def usable_sources(prior: dict, corpus: str, speaker_digests, hashes) -> tuple[list[dict], list[str]]:
     """(sources from other corpora, names of the dropped ones: this corpus's own scores)."""
-    own = set(speaker_digests)
+    own_digests, own_hashes = set(speaker_digests), {h[:HASH_CHARS] for h in hashes}
     keep, dropped = [], []
     for src in prior["sources"]:
-        (dropped if src["corpus"] == corpus or own & set(src["speaker_digests"]) else keep).append(src)
+        same_name = src["corpus"] == corpus
+        shared = own_digests & set(src["speaker_digests"]) or own_hashes & set(src["utterance_hashes"])
+        (dropped if same_name or shared else keep).append(src)
     return keep, [s["corpus"] for s in dropped]
+
+
+def bind_prior(cfg: RunConfig, run_root: Path, content_hashes, fingerprint: dict) -> dict | None:
+    """At `Run.start`: the usable sources of `selection.prior` for this corpus (None when off).
+    The prior is copied into the run folder; resuming with another prior's content is refused."""
+    if not cfg.selection.prior:
+        return None
+    if not content_hashes or not fingerprint.get("speakers"):
+        raise ConfigError("selection.prior: the run's audio hashes and speaker digests are needed to drop "
+                          "its own corpus's scores; none were given")
+    from emotionnas.rundir import RESTART_HINT
+    from emotionnas.utils.io import atomic_write_bytes
+    prior, content = load_prior(cfg.selection.prior)
+    copy = Path(run_root) / "prior.json"
+    if copy.exists() and copy.read_bytes() != content:
+        raise ConfigError(f"{copy}: this run started with another prior than {prior['path']} (stale); {RESTART_HINT}")
+    atomic_write_bytes(copy, content)
+    digests = [str(s.get("digest")) for s in fingerprint["speakers"].values()]
+    sources, dropped = usable_sources(prior, corpus_label(cfg), digests, content_hashes)
+    return {"path": prior["path"], "sha256": hashlib.sha256(content).hexdigest()[:16], "sources": sources,
+            "dropped": dropped}
 
 
 def prior_scores(sources: list[dict], candidates, ranked) -> dict[str, float]:
@@ -173,18 +246,15 @@ def prior_scores(sources: list[dict], candidates, ranked) -> dict[str, float]:
     return out
 
 
-def order_by_prior(cfg: RunConfig, rest: list, probe_scores, fingerprint: dict) -> tuple[list, dict]:
+def order_by_prior(bound: dict | None, rest: list, probe_scores) -> tuple[list, dict]:
     """`rest` (the pool's non-baseline candidates in the run's random order) best prior score
-    first, and the record of it for selection.json; unchanged when `selection.prior` is off."""
-    if not cfg.selection.prior:
+    first, and the record of it for selection.json; unchanged when no prior is bound."""
+    if not bound:
         return rest, {}
-    prior = load_prior(cfg.selection.prior)
-    digests = [s["digest"] for s in fingerprint.get("speakers", {}).values()]
-    sources, dropped = usable_sources(prior, cfg.corpus, digests)
-    ranked = ranked_windows(probe_scores, cfg.space.layer_widths)
-    score = prior_scores(sources, rest, ranked)
+    score = prior_scores(bound["sources"], rest, ranked_windows(probe_scores))
     ordered = sorted(rest, key=lambda c: -score[c.key])  # stable: ties keep the random order
-    return ordered, {"path": prior["path"], "sources": [s["corpus"] for s in sources], "dropped": dropped,
+    return ordered, {"path": bound["path"], "sha256": bound["sha256"], "dropped": bound["dropped"],
+                     "sources": [s["corpus"] for s in bound["sources"]],
                      "scores": {c.key: round(score[c.key], 4) for c in ordered}}
 
 
@@ -195,7 +265,7 @@ def write_prior(runs, out) -> int:
     atomic_write_json(out, prior)
     for s in prior["sources"]:
         top = sorted(s["effects"].items(), key=lambda kv: -kv[1])
-        print(f"{s['corpus']}: {s['groups']} groups, {s['candidates']} candidates; best "
-              f"{', '.join(f'{k} {v:+.2f}' for k, v in top[:4])}; worst {', '.join(f'{k} {v:+.2f}' for k, v in top[-3:])}")
+        best, worst = (", ".join(f"{k} {v:+.2f}" for k, v in part) for part in (top[:4], top[-3:]))
+        print(f"{s['corpus']}: {s['groups']} groups, {s['candidates']} candidates; best {best}; worst {worst}")
     print(f"wrote {out}")
     return 0

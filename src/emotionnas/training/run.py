@@ -35,7 +35,7 @@ from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
                                              run_search_task, search_speakers)
 from emotionnas.training.executor import make_executor
-from emotionnas.training.prior import order_by_prior
+from emotionnas.training.prior import bind_prior, order_by_prior
 from emotionnas.training.run_helpers import fingerprint_of, plan_searches, speaker_indices, stage_seed
 from emotionnas.training.summary import summarize
 from emotionnas.training.tasks import DataRef, TrainTask, run_task
@@ -88,7 +88,7 @@ class Run:
         self.executor, self.progress, self.log = executor, progress, log
         self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers, cfg.features.encoder)
         self.t_start = time.perf_counter() if t_start is None else t_start
-        self.timing, self.fingerprint = {}, {}  # fingerprint: set by start (selection.prior reads it)
+        self.timing, self.prior = {}, None  # prior: selection.prior's usable sources (bound by start)
 
     @classmethod
     def start(cls, cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> "Run":
@@ -115,7 +115,7 @@ class Run:
         save_folds(folds, rundir.folds)
         run = cls(cfg, rundir, data, fs, folds, make_executor(cfg.executor, cfg.workers),
                   progress=progress, log=log, t_start=t_start)
-        run.fingerprint = fingerprint  # selection.prior drops the sources of this corpus by it
+        run.prior = bind_prior(cfg, rundir.root, fs.content_hashes, fingerprint)  # drops this corpus's own
         return run
 
     def __enter__(self) -> "Run":
@@ -164,7 +164,7 @@ class Run:
         g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
         top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
-        tunable = "whisper" in cfg.features.encoder.lower() and not cfg.features.speaker_norm
+        tunable = not cfg.features.speaker_norm and (tunes_encoder(cfg.space) or "whisper" in cfg.features.encoder)
         g.baselines = baselines(windows[0], top if tunable else None)
         in_pool = {n: c for n, c in g.baselines.items() if n != FINE_TUNED or tunes_encoder(cfg.space)}  # else
         # fine-tuning (of Whisper, not on standardised states) is a baseline outside the pool (fixed schedule)
@@ -172,7 +172,7 @@ class Run:
         fixed = {c.key for c in g.baselines.values()}
         rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
         rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
-        rest, g.prior = order_by_prior(cfg, rest, g.probe["scores"], self.fingerprint)
+        rest, g.prior = order_by_prior(self.prior, rest, g.probe["scores"])
         n_sample = max(0, cfg.selection.budget - len(in_pool))
         g.pool = {c.key: c for c in list(in_pool.values()) + rest[:n_sample]}
         return g
