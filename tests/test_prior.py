@@ -130,17 +130,18 @@ def test_pool_order_follows_the_prior_of_other_corpora(tmp_path):
          "effects": {"deep=lstm": 1.0, "deep=mlp": -1.0}},
         {"corpus": "demo", "speaker_digests": [], "utterance_hashes": [],
          "effects": {"deep=mlp": 9.0}}]}  # own corpus: never used
-    path = tmp_path / "prior.json"
+    path, run_dir = tmp_path / "prior.json", tmp_path / "run"
+    run_dir.mkdir()
     path.write_text(json.dumps(prior))
     rest = [Candidate(d, (1,)) for d in ("mlp", "gru", "lstm", "mlp", "cell")]
     cfg = RunConfig(corpus="demo")
     fingerprint = {"speakers": {"s": {"digest": "d"}}}
-    assert pr.bind_prior(cfg, tmp_path, ["a" * 64], fingerprint) is None
+    assert pr.bind_prior(cfg, run_dir, ["a" * 64], fingerprint) is None
     assert pr.order_by_prior(None, rest, [50, 60, 40]) == (rest, {})  # off: the random order stays
     cfg.selection.prior = str(path)
     with pytest.raises(ConfigError, match="needed"):  # fails closed: no audio hashes, no prior
-        pr.bind_prior(cfg, tmp_path, [], fingerprint)
-    bound = pr.bind_prior(cfg, tmp_path, ["a" * 64], fingerprint)
+        pr.bind_prior(cfg, run_dir, [], fingerprint)
+    bound = pr.bind_prior(cfg, run_dir, ["a" * 64], fingerprint)
     ordered, record = pr.order_by_prior(bound, rest, [50, 60, 40])
     assert [c.deep for c in ordered] == ["lstm", "gru", "cell", "mlp", "mlp"]  # ties keep their order
     assert record["sources"] == ["other"] and record["dropped"] == ["demo"]
@@ -148,7 +149,7 @@ def test_pool_order_follows_the_prior_of_other_corpora(tmp_path):
     prior["sources"][0]["effects"]["deep=gru"] = 2.0  # the prior changes under a run in progress
     path.write_text(json.dumps(prior))
     with pytest.raises(ConfigError, match="stale"):
-        pr.bind_prior(cfg, tmp_path, ["a" * 64], fingerprint)
+        pr.bind_prior(cfg, run_dir, ["a" * 64], fingerprint)
 
 
 @pytest.mark.slow  # the tiny_run fixture: a real run_crossval
