@@ -88,7 +88,7 @@ def main(argv=None) -> int:
            **{k: {"seconds": [round(t, 2) for t in v], "x_realtime": [round(seconds / t, 1) for t in v]}
               for k, v in times.items()},
            "ort_vs_torch_relative_diff_per_layer": [round(x, 4) for x in np.mean(rel, axis=0)]}
-    print(json.dumps(out, indent=1))
+    print(json.dumps(out))
     return 0
 
 

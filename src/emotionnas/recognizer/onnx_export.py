@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from emotionnas.errors import ConfigError
+from emotionnas.features.numpy_frontend import log_mel
 from emotionnas.utils.io import atomic_write_json
 
 ONNX_DIR, ONNX_JSON = "onnx", "onnx.json"
@@ -92,6 +93,15 @@ def _export_encoder(rec, path: Path, opset: int, gen) -> tuple[dict, float]:
     5-6 %; each int8 scheme is 2-6 % from float32), float32 at 1e-4 of the largest value; onnx.json
     records it."""
     enc = rec.encoder
+    if hasattr(enc, "onnx_graph"):  # ONNX Runtime's int8 encoder (`@ort-int8`): its own graph, exactly
+        import shutil
+        shutil.copyfile(enc.onnx_graph(rec.max_layer()), path)
+        wave = torch.randn(16000 * 2, generator=gen).numpy() * 0.1
+        want = enc.encode_upto(wave, enc.num_layers if rec.max_layer() is None else rec.max_layer())
+        mel = torch.from_numpy(log_mel(wave, enc.net.n_mels)[None])
+        err = _check(path, lambda _: torch.from_numpy(want[:, None]), {"mel": mel}, "encoder", atol=1e-6)
+        return {"file": f"{ONNX_DIR}/encoder.onnx", "n_mels": enc.net.n_mels, "layers": want.shape[0],
+                "dtype": "ort-int8"}, err
     if not hasattr(enc, "net"):
         raise ConfigError(f"{rec.spec.encoder}: only Whisper encoders are exported to ONNX")
     quantized = bool(getattr(enc, "quantized", False))

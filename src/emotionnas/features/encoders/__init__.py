@@ -5,7 +5,8 @@
 
 Names:
 * registered: ``whisper-base`` (default, 6 blocks x 512), ``whisper-tiny.en`` (4 x 384), each
-  optionally with a compute dtype: ``whisper-base@bfloat16``, ``whisper-base@int8``;
+  optionally with a compute dtype: ``whisper-base@bfloat16``, ``whisper-base@int8`` (torch's
+  dynamic int8), ``whisper-base@ort-int8`` (ONNX Runtime's, features/encoders/ort_whisper.py);
 * ``hf:<id-or-path>``, a local directory, or an ``org/model`` id: a Hugging Face
   model already on disk (never downloaded);
 * a local directory holding a CTranslate2 Whisper ``model.bin`` is read directly.
@@ -26,6 +27,7 @@ ENCODERS: dict[str, Callable[..., Encoder]] = {
     "whisper-tiny.en": whisper_tiny_en,
 }
 
+DTYPES = ("float32", "bfloat16", "int8", "ort-int8")
 _HF_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -34,9 +36,12 @@ def create_encoder(name: str = DEFAULT_ENCODER, device: str = "cpu", **kw) -> En
     A registered name may carry a compute dtype: `whisper-base@bfloat16`, `whisper-base@int8`."""
     base, _, dtype = name.partition("@")
     if dtype:
-        if base not in ENCODERS or dtype not in ("float32", "bfloat16", "int8"):
+        if base not in ENCODERS or dtype not in DTYPES:
             raise EncoderError(f"encoder {name!r}: a dtype suffix needs a registered Whisper name and one of "
-                               "float32, bfloat16, int8")
+                               f"{', '.join(DTYPES)}")
+        if dtype == "ort-int8":  # the same weights, run by ONNX Runtime's int8 (ort_whisper.py)
+            from emotionnas.features.encoders.ort_whisper import OrtWhisperEncoder
+            return OrtWhisperEncoder(ENCODERS[base](device=device, **kw))
         return ENCODERS[base](device=device, dtype=dtype, **kw)
     if name in ENCODERS:
         return ENCODERS[name](device=device, **kw)
