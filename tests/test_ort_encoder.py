@@ -49,8 +49,9 @@ def test_long_audio_is_encoded_in_30_s_chunks(enc):
     wave = _speechlike(31.0, seed=2)
     states = enc.encode(wave)
     assert states.shape[1] == enc.num_frames(len(wave)) == 1500 + 50
-    alone = enc.encode(wave[: 30 * 16000])  # the first chunk; the log-mel's level is the whole wave's
-    assert np.isfinite(states).all() and np.linalg.norm(states[:, :1500] - alone) < 0.01 * np.linalg.norm(alone)
+    alone = enc.encode(wave[: 30 * 16000])  # the first chunk; the log-mel's level is the whole wave's, and
+    # int8 activations are quantised per call, so the two differ by int8 noise (float32: by 1e-5)
+    assert np.isfinite(states).all() and np.linalg.norm(states[:, :1500] - alone) < 0.15 * np.linalg.norm(alone)
 
 
 def test_recognizer_and_onnx_export_compute_what_the_cache_stored(enc, tmp_path):
