@@ -32,6 +32,11 @@ def test_states_match_the_contract_and_stop_early_exactly(enc):
     for top in (0, 2):  # the blocks above `top` are not in the graph; the rest is the same computation
         np.testing.assert_array_equal(enc.encode_upto(wave, top), states[: top + 1])
     np.testing.assert_array_equal(create_encoder("whisper-tiny.en@ort-int8").encode(wave), states)  # cached graph
+    enc.threads, others = 2, [_speechlike(1.1, seed=5), _speechlike(0.6, seed=6)]
+    many = enc.encode_many([wave] + others)  # utterances side by side in threads: each still alone
+    np.testing.assert_array_equal(many[0], states)
+    for got, w in zip(many[1:], others):
+        np.testing.assert_array_equal(got, enc.encode(w))
 
 
 def test_close_to_float32_and_keyed_apart_from_torch_int8(enc):
