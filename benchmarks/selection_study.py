@@ -31,6 +31,8 @@ def study(cfg: RunConfig, out_dir, n_groups: int, models: list[str]) -> list[tup
     rows = []
     with Run.start(cfg, out_dir, progress=False) as run:
         groups = run.groups(limit=n_groups)
+        for g in groups:  # a baseline outside the pool (the fixed-schedule fine-tuning) is scored here too
+            g.pool.update({g.baselines[m].key: g.baselines[m] for m in models})
         wanted = [(g, g.baselines[m].key, k) for g in groups for m in models for k in range(len(g.inner))]
         run.evaluate(groups, wanted)
         for g in groups:
