@@ -50,6 +50,12 @@ def test_effects_recover_the_planted_choice():
     assert abs(flat["deep=lstm"] - flat["deep=mlp"]) < 0.5
 
 
+def test_effects_refuse_a_design_matrix_the_files_would_size(monkeypatch):
+    monkeypatch.setattr(pr, "MAX_FEATURES", 5)
+    with pytest.raises(ConfigError, match="exceed the limits"):
+        pr.fit_effects([(f, u) for _, f, u in _groups(np.random.default_rng(0), n_groups=1)])
+
+
 def _fake_run(root, corpus, digests, rng, audio: list[bytes], prior=None):
     """A run folder as `emotionnas run` leaves it (config.yaml, fingerprint.json, selection.json)
     over a manifest corpus of the given audio files (the prior fingerprints its audio)."""

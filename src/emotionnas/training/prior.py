@@ -39,6 +39,7 @@ MAX_PRIOR_BYTES = 16 << 20
 MAX_GROUP_BYTES = 8 << 20
 MAX_EFFECT = 100.0   # effects are in z units (~1); anything larger is not a prior
 HASH_CHARS = 10      # of each utterance's sha256: a false overlap (p ~ n^2 / 2^41) only drops a source
+MAX_ROWS, MAX_FEATURES = 50_000, 1_000  # bound the ridge design matrix (<= 400 MB) whatever the files say
 RIDGE = 1.0          # a priori: one unit of penalty per z-scored observation scale
 RANK_CAP = 3         # windows ranked below the probe's 3rd best (of their width) share one feature
 GENERIC_NAMES = ("manifest",)  # reader names that say nothing about which corpus it is
@@ -87,6 +88,9 @@ def fit_effects(groups: list[tuple[list[list[str]], np.ndarray]], ridge: float =
     if not rows:
         return {}
     vocab = sorted({f for r in rows for f in r})
+    if len(rows) > MAX_ROWS or len(vocab) > MAX_FEATURES:  # the design matrix is sized by the files read
+        raise ConfigError(f"prior: {len(rows)} candidates with {len(vocab)} distinct choices exceed the limits "
+                          f"({MAX_ROWS}, {MAX_FEATURES}); not selection summaries of emotionnas runs")
     pos = {f: i for i, f in enumerate(vocab)}
     x = np.zeros((len(rows), len(vocab)))
     for i, r in enumerate(rows):
