@@ -50,6 +50,12 @@ class OrtWhisperEncoder(Encoder):
 
     def __init__(self, float_encoder, threads: int | None = None):
         import torch
+        try:
+            import onnx  # noqa: F401 - the graph is exported once; onnxruntime runs it
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise EncoderError(f"{float_encoder.name}@ort-int8 needs onnx and onnxruntime: "
+                               "pip install 'emotionnas[onnx]'") from None
         self.net = float_encoder.net.float().eval()   # the float32 weights the graphs are made from
         self.name = f"{float_encoder.name}@ort-int8"
         self.num_layers, self.dim = self.net.n_layers, self.net.dim
