@@ -17,6 +17,7 @@ import numpy as np
 from emotionnas.reports.report import baselines_table
 from emotionnas.reports.tables import fmt, markdown_table
 from emotionnas.rundir import RunDir
+from emotionnas.training.summary import rank_agreement
 from emotionnas.utils.io import atomic_write_text
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -58,32 +59,16 @@ def section(run_dir: Path) -> str:
 
 
 def agreement(rd: RunDir, res: dict) -> str:
-    """Does the inner-CV ranking predict the test ranking? Over every fold, every pair of models
-    with both an inner-CV UA and a test UA (baselines and ensemble members, deep stream only —
-    the close calls a selection has to make), the share of pairs ordered the same way."""
-    same = total = 0
-    gaps = []
-    for f in res["folds"]:
-        summary = json.loads(rd.selection_summary(f["search_group"]).read_text())
-        inner = {c["key"]: c["inner_ua"] for c in summary["candidates"]
-                 if "inner_ua" in c and c["candidate"]["spectrogram"] == "none"}
-        test = {m["key"]: m["ua"] for m in f["members"]}
-        for name, b in summary["baselines"].items():
-            if name in f.get("baselines", {}):
-                test[b["key"]] = f["baselines"][name]["ua"]
-        keys = sorted(set(inner) & set(test))
-        for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
-                if abs(inner[a] - inner[b]) < 1e-9 or abs(test[a] - test[b]) < 1e-9:
-                    continue
-                total += 1
-                same += (inner[a] > inner[b]) == (test[a] > test[b])
-                gaps.append(abs(inner[a] - inner[b]))
-    if not total:
+    """The run's inner-CV vs test rank agreement, deep-stream models only (the close calls a
+    selection has to make; the report's line counts every model)."""
+    summaries = {f["search_group"]: json.loads(rd.selection_summary(f["search_group"]).read_text())
+                 for f in res["folds"]}
+    a = rank_agreement(res["folds"], summaries, deep_only=True)
+    if not a["pairs"]:
         return ""
-    return (f"Inner-CV ranking vs test ranking (deep-stream models with both scores, {total} pairs over all folds): "
-            f"same order in {100 * same / total:.0f} % of pairs (50 % = a coin); median inner-CV gap between the "
-            f"two models of a pair {float(np.median(gaps)):.1f} UA.\n")
+    return (f"Inner-CV ranking vs test ranking (deep-stream models with both scores, {a['pairs']} pairs over all "
+            f"folds): same order in {100 * a['share']:.0f} % of pairs (50 % = a coin); median inner-CV gap between "
+            f"the two models of a pair {a['median_inner_gap']:.1f} UA.\n")
 
 
 def write(title: str, body: str) -> None:

@@ -231,6 +231,9 @@ class SelectionConfig:
     seeds: int = 1
     combiner: str = "mean"            # mean | stack | auto (stack only if its cross-fitted inner UA beats mean)
     prior: str | None = None          # "builtin" | a path: a prior from other corpora orders the pool (training/prior.py)
+    # speaker partitions of the inner CV: 2-3 = the candidates past the first rung are also scored on
+    # other speaker groupings and their out-of-fold probabilities averaged (1 = one partition)
+    partitions: int = 1
 
     def __post_init__(self):
         if self.inner_folds < 2:
@@ -241,6 +244,8 @@ class SelectionConfig:
             raise ConfigError("selection: budget, eta, max_ensemble and smooth_epochs must be >= 1")
         if not (isinstance(self.seeds, int) and 1 <= self.seeds <= 8):
             raise ConfigError(f"selection.seeds: expected 1..8, got {self.seeds!r}")
+        if not (isinstance(self.partitions, int) and 1 <= self.partitions <= 3):
+            raise ConfigError(f"selection.partitions: expected 1..3, got {self.partitions!r}")
         if self.combiner not in COMBINERS:
             raise ConfigError(f"selection.combiner: expected one of {COMBINERS}, got {self.combiner!r}")
         if self.prior is not None and not (isinstance(self.prior, str) and self.prior):

@@ -168,10 +168,20 @@ def _selection_intro_lines(results: dict) -> list[str]:
                  "trained once without each inner speaker group and scored on it, so every search speaker was "
                  "validated exactly once; candidates were halved after the first inner folds; the ensemble "
                  "size k was chosen on the same out-of-fold predictions.\n")
+    if spread.get("partitions"):
+        lines.append(f"Past the first rung, every candidate was also scored on {spread['partitions'] - 1} other "
+                     "partition(s) of the search speakers into inner folds; its out-of-fold probabilities are the "
+                     "mean over the partitions (each still from models that did not train on that utterance).\n")
     if spread.get("single_speaker_ua_std") is not None:
         lines.append(f"Selection noise: one validation speaker's UA varies with the speaker by "
                      f"**±{spread['single_speaker_ua_std']:.1f}** (std over search speakers); the inner-CV score "
                      f"has a standard error of **±{spread['inner_cv_ua_se']:.1f}**.\n")
+    agree = results.get("rank_agreement") or {}
+    if agree.get("pairs"):
+        lines.append(f"Does inner CV rank models as the test speakers do? Of {agree['pairs']} pairs of models with "
+                     f"both scores (ensemble members and baselines, within each fold), **{100 * agree['share']:.0f} %** "
+                     f"are in the same order (50 % = a coin; median inner-CV gap of a pair "
+                     f"{agree['median_inner_gap']:.1f} UA). Read after the test scores; it chose nothing.\n")
     return lines
 
 

@@ -71,6 +71,7 @@ class Group:
     records: dict = field(default_factory=dict)     # (key, k) -> val probs (E, n, C)
     summary: dict = field(default_factory=dict)
     prior: dict = field(default_factory=dict)       # selection.prior: sources used and candidate scores
+    partitions: int = 1                             # inner has `partitions` speaker partitions, in order
 
     @property
     def name(self) -> str:
@@ -158,9 +159,9 @@ class Run:
         idx = np.concatenate([speaker_indices(fs.speakers, search_fold.train),
                               speaker_indices(fs.speakers, search_fold.val)])
         idx.sort()
-        g = Group(search_fold, members, idx)
-        g.inner = sel.inner_folds(fs.speakers[idx], cfg.selection.inner_folds, stage_seed(cfg.seed, "inner", g.name),
-                                  fs.labels[idx])
+        g = Group(search_fold, members, idx, partitions=cfg.selection.partitions)
+        seeds = [stage_seed(cfg.seed, "inner", g.name, *(("partition", p) if p else ())) for p in range(g.partitions)]
+        g.inner = sel.inner_partitions(fs.speakers[idx], cfg.selection.inner_folds, seeds, fs.labels[idx])
         g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
         top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
@@ -259,7 +260,8 @@ class Run:
         of candidate `key`, from its records on every inner fold."""
         every = range(len(g.inner))
         epoch, smoothed = self.curves(g, key, every)
-        return epoch, smoothed, sel.oof_probs([g.records[key, k] for k in every], g.inner, len(g.idx), epoch)
+        return epoch, smoothed, sel.oof_probs([g.records[key, k] for k in every], g.inner, len(g.idx), epoch,
+                                              g.partitions)
 
     @_timed("selection_seconds")
     def selection(self, groups: list[Group], baselines: bool | None = None) -> None:
@@ -327,7 +329,7 @@ class Run:
         return {"group": g.name, "speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
                 "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner],
                 "layer_probe": g.probe, "candidates": list(rows.values()), "ranking": ranking,
-                **({"prior": g.prior} if g.prior else {}),
+                **({"prior": g.prior} if g.prior else {}), **({"partitions": g.partitions} if g.partitions > 1 else {}),
                 "ensemble_uas": [round(u, 3) for u in ens_uas], "ensemble_k": k_best,
                 "combiner": {**record, "fitted": combiner.to_dict()},
                 "members": [{"key": k, "name": rows[k]["name"], "epoch": rows[k]["epoch"]} for k in ranking[:k_best]],
@@ -346,9 +348,7 @@ class Run:
                     wanted.setdefault(b["key"], (b["epoch"], False))
             for i in g.members:
                 fold = self.folds[i]
-                train = np.concatenate([speaker_indices(self.fs.speakers, fold.train),
-                                        speaker_indices(self.fs.speakers, fold.val)])
-                train.sort()
+                train = np.sort(speaker_indices(self.fs.speakers, list(fold.train) + list(fold.val)))
                 test = speaker_indices(self.fs.speakers, fold.test)
                 for key, (epoch, keep_weights) in wanted.items():
                     seed = stage_seed(self.cfg.seed, "refit", fold.name, key)
@@ -388,8 +388,7 @@ class Run:
 
     def summary(self, groups: list[Group], refits: dict) -> dict:
         """results.json (identical after an interrupted, resumed run) and timing.json."""
-        cfg = self.cfg
-        results = summarize(cfg, self.fs, self.folds, groups, refits, self.dir)
+        results = summarize(self.cfg, self.fs, self.folds, groups, refits, self.dir)
         self.write_timing()
         atomic_write_json(self.dir.results, results)
         line = (f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f}  "

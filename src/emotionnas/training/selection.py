@@ -56,6 +56,13 @@ def inner_folds(speakers: np.ndarray, k: int, seed: int, labels: np.ndarray | No
     return [np.flatnonzero(np.isin(speakers, g)) for g in groups]
 
 
+def inner_partitions(speakers: np.ndarray, k: int, seeds: list[int], labels: np.ndarray | None = None
+                     ) -> list[np.ndarray]:
+    """The inner folds of len(seeds) speaker partitions (one `inner_folds` per seed), concatenated:
+    folds 0..k-1 are the first partition, k..2k-1 the second, and so on."""
+    return [fold for seed in seeds for fold in inner_folds(speakers, k, seed, labels)]
+
+
 def smooth(curve: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average (shorter windows at the ends)."""
     if width <= 1:
@@ -78,11 +85,14 @@ def choose_epoch(val_probs, val_labels, n_classes: int, width: int) -> tuple[int
     return e + 1, float(curve[e])
 
 
-def oof_probs(val_probs, positions, n: int, epoch: int) -> np.ndarray:
-    """Out-of-fold probabilities (n, C) at `epoch` from every inner fold's predictions."""
+def oof_probs(val_probs, positions, n: int, epoch: int, partitions: int = 1) -> np.ndarray:
+    """Out-of-fold probabilities (n, C) at `epoch` from every inner fold's predictions; with
+    several partitions (folds in partition order, as `inner_partitions` makes them) the mean of
+    each partition's out-of-fold probabilities, so every row is still predicted only by models
+    that did not train on it."""
     out = np.zeros((n, val_probs[0].shape[-1]), dtype=np.float32)
     for probs, pos in zip(val_probs, positions):
-        out[pos] = probs[epoch - 1]
+        out[pos] += probs[epoch - 1] / partitions
     return out
 
 

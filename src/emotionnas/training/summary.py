@@ -88,18 +88,47 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                         "n_full": sum("inner_ua" in c for c in g.summary["candidates"]),
                         "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe"),
                         **_combiner_entry(cfg, g.summary)} for g in groups]
+    res["rank_agreement"] = rank_agreement(fold_rows, {g.name: g.summary for g in groups})
     full = [c for g in groups for c in g.summary["candidates"] if "inner_ua" in c]
     res["selection_spread"] = {
         "single_speaker_ua_std": float(np.mean([c["speaker_ua_std"] for c in full])) if full else None,
         "inner_cv_ua_se": float(np.mean([c["inner_fold_se"] for c in full])) if full else None,
         "note": "std over search speakers of a candidate's UA on that speaker alone (what one validation "
                 "speaker reports) vs the standard error of the inner-CV mean; averaged over fully scored candidates"}
+    if cfg.selection.partitions > 1:
+        res["selection_spread"]["partitions"] = cfg.selection.partitions
     spec = DataRef.from_config(cfg).spectrogram_config().to_dict()
     if spec["mel_bins"] is None:
         spec.pop("mel_bins")  # results and models of linear spectrograms read as before
     res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
                        "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim, "spectrogram": spec}
     return _stable(res)
+
+
+def rank_agreement(fold_rows: list[dict], summaries: dict, deep_only: bool = False) -> dict:
+    """Does the inner-CV ranking predict the test ranking? Over every fold, every pair of models with
+    both an inner-CV UA (from the fold's selection group) and a test UA (ensemble members and
+    baselines): the share ordered the same way (0.5 = a coin), and the median inner-CV gap of a pair.
+    Computed after the test scores, it chooses nothing. `deep_only`: deep-stream models only."""
+    same = total = 0
+    gaps = []
+    for f in fold_rows:
+        summary = summaries[f["search_group"]]
+        inner = {c["key"]: c["inner_ua"] for c in summary["candidates"]
+                 if "inner_ua" in c and (not deep_only or c["candidate"]["spectrogram"] == "none")}
+        test = {m["key"]: m["ua"] for m in f["members"]}
+        test.update({b["key"]: f["baselines"][name]["ua"] for name, b in summary["baselines"].items()
+                     if name in f.get("baselines", {})})
+        keys = sorted(set(inner) & set(test))
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                if abs(inner[a] - inner[b]) < 1e-9 or abs(test[a] - test[b]) < 1e-9:
+                    continue
+                total += 1
+                same += (inner[a] > inner[b]) == (test[a] > test[b])
+                gaps.append(abs(inner[a] - inner[b]))
+    return {"pairs": total, "same_order": same, "share": same / total if total else None,
+            "median_inner_gap": float(np.median(gaps)) if gaps else None}
 
 
 def _combiner_entry(cfg, summary: dict) -> dict:
