@@ -6,7 +6,9 @@ the speakers into inner folds (`selection.partitions=3`). For each partition J i
 judge, the ensemble is chosen as the run would choose it (each candidate's epoch, ranking and the
 ensemble size k on out-of-fold predictions) from one other partition, or from the other two
 (the mean of their out-of-fold probabilities — what `selection.partitions=2` does), and that
-choice is scored on J's out-of-fold predictions, which neither choice read. Also reported: how
+choice is scored on J's out-of-fold predictions, which neither choice read. A third arm takes the
+top `selection.max_ensemble` candidates of one partition without choosing k (is choosing k on
+out-of-fold predictions better than not choosing it?). Also reported: how
 often two partitions order a pair of candidates the same way (the split-half reliability of the
 inner-CV ranking).
 
@@ -53,8 +55,9 @@ class Partitions:
     def ua(self, probs) -> float:
         return unweighted_accuracy(self.y, probs.argmax(1), self.n_classes)
 
-    def choose(self, parts) -> list[tuple[str, int]]:
-        """The ensemble (key, epoch) the run would pick from `parts`' records alone."""
+    def choose(self, parts, fixed_k: int | None = None) -> list[tuple[str, int]]:
+        """The ensemble (key, epoch) the run would pick from `parts`' records alone (`fixed_k`: the
+        top fixed_k by out-of-fold UA, k not chosen)."""
         rows = []
         for key in self.keys:
             epoch = self.run.curves(self.g, key, self.folds(parts))[0]
@@ -62,6 +65,7 @@ class Partitions:
             rows.append((-self.ua(probs), key, epoch, probs))
         rows.sort(key=lambda r: (r[0], r[1]))
         k, _ = sel.choose_ensemble([r[3] for r in rows], self.y, self.n_classes, self.run.cfg.selection.max_ensemble)
+        k = fixed_k or k
         return [(r[1], r[2]) for r in rows[:k]]
 
     def judge(self, members, part: int) -> float:
@@ -93,12 +97,15 @@ def study(cfg: RunConfig, out_dir: Path) -> dict:
             a, b = [q for q in range(PARTITIONS) if q != judge]
             one = [p.judge(p.choose([q]), judge) for q in (a, b)]
             two = p.judge(p.choose([a, b]), judge)
+            fixed = [p.judge(p.choose([q], cfg.selection.max_ensemble), judge) for q in (a, b)]
             rows.append({"judge": judge, "one_partition": [round(u, 2) for u in one], "two_partitions": round(two, 2),
-                         "delta": round(two - float(np.mean(one)), 2)})
-        deltas = [r["delta"] for r in rows]
-        return {"corpus": cfg.corpus, "candidates_scored": len(p.keys), "inner_folds": p.k, "rows": rows,
-                "mean_delta": round(float(np.mean(deltas)), 2),
-                "delta_se": round(float(np.std(deltas) / np.sqrt(len(deltas))), 2),
+                         "delta": round(two - float(np.mean(one)), 2), "fixed_k": [round(u, 2) for u in fixed],
+                         "delta_fixed_k": round(float(np.mean(fixed) - np.mean(one)), 2)})
+        out = {"corpus": cfg.corpus, "candidates_scored": len(p.keys), "inner_folds": p.k, "rows": rows}
+        for name in ("delta", "delta_fixed_k"):  # mean and standard error over the judges
+            d = [r[name] for r in rows]
+            out[f"mean_{name}"], out[f"{name}_se"] = round(float(np.mean(d)), 2), round(float(np.std(d) / np.sqrt(len(d))), 2)
+        return {**out,
                 "pair_agreement": {f"{a}-{b}": round(p.agreement(a, b), 3)
                                    for a, b in itertools.combinations(range(PARTITIONS), 2)},
                 "wall_s": round(time.perf_counter() - t0, 1)}

@@ -12,6 +12,7 @@ from emotionnas.config import RunConfig
 from emotionnas.errors import ConfigError
 from emotionnas.space.pipeline import Candidate
 from emotionnas.training import prior as pr
+from emotionnas.utils.io import file_sha256
 
 
 def test_layers_are_features_by_probe_rank_not_by_number():
@@ -186,3 +187,32 @@ def test_run_fills_its_pool_from_a_prior_and_records_it(tiny_run, tmp_path):
     assert g.prior["sources"] == ["other"]
     scores = [g.prior["scores"][c.key] for c in sampled]
     assert scores == sorted(scores, reverse=True) and scores[0] >= 4.0
+
+
+def test_a_prior_reads_the_source_runs_audio_hashes_without_its_corpus(tmp_path):
+    rng = np.random.default_rng(3)
+    a = _fake_run(tmp_path / "a", "alpha", ["d1", "d2"], rng, [1, 2, 3])
+    want = pr.build_prior([a])["sources"][0]["utterance_hashes"]  # no audio_hashes.json: the corpus is read
+    fp = json.loads((a / "fingerprint.json").read_text())
+    n = sum(v["utterances"] for v in fp["speakers"].values())
+    pr.record_audio_hashes(a, [file_sha256(p) for p in sorted((a / "corpus").glob("*.wav"))] * (n // 3)
+                           + [file_sha256(a / "corpus" / "u0.wav")] * (n % 3))
+    for wav in (a / "corpus").glob("*.wav"):
+        wav.unlink()  # the corpus is gone; the run folder is enough
+    assert pr.build_prior([a])["sources"][0]["utterance_hashes"] == want
+    rec = json.loads((a / pr.AUDIO_HASHES).read_text())
+    for bad in ({**rec, "n_utterances": n + 1}, {**rec, "hashes": ["<script>"]}, {**rec, "hashes": "abc"}, [1]):
+        (a / pr.AUDIO_HASHES).write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=pr.AUDIO_HASHES):
+            pr.build_prior([a])
+
+
+@pytest.mark.slow  # the tiny_run fixture: a real run_crossval
+def test_every_run_records_its_audio_hashes(tiny_run):
+    run_dir, _ = tiny_run
+    rec = json.loads((run_dir / pr.AUDIO_HASHES).read_text())
+    fp = json.loads((run_dir / "fingerprint.json").read_text())
+    assert rec["n_utterances"] == sum(v["utterances"] for v in fp["speakers"].values())
+    cfg = RunConfig.from_yaml(run_dir / "config.yaml")
+    from emotionnas.data.corpora import read_corpus
+    assert rec["hashes"] == pr.utterance_hashes(u.path for u in read_corpus(cfg.corpus, cfg.root).utterances)

@@ -130,7 +130,33 @@ def utterance_hashes(paths) -> list[str]:
     return sorted({file_sha256(p)[:HASH_CHARS] for p in paths})
 
 
-def _corpus_hashes(cfg: RunConfig, run_dir: Path) -> list[str]:
+AUDIO_HASHES = "audio_hashes.json"  # in every run folder: what a prior built from the run compares
+
+
+def record_audio_hashes(run_root: Path, content_hashes) -> None:
+    """At `Run.start`: the run's truncated audio hashes, so a prior can be built from the run folder
+    without its corpus on disk."""
+    if content_hashes:
+        from emotionnas.utils.io import atomic_write_json
+        atomic_write_json(Path(run_root) / AUDIO_HASHES, {"hash_chars": HASH_CHARS, "n_utterances": len(content_hashes),
+                                                          "hashes": sorted({h[:HASH_CHARS] for h in content_hashes})})
+
+
+def _corpus_hashes(cfg: RunConfig, run_dir: Path, fingerprint: dict) -> list[str]:
+    """The source run's audio hashes: from its audio_hashes.json, checked against its fingerprint;
+    for a run from before that file, by reading its corpus again."""
+    path = run_dir / AUDIO_HASHES
+    if path.exists():
+        rec = _read_bounded(path, MAX_PRIOR_BYTES)
+        hashes = rec.get("hashes") if isinstance(rec, dict) else None
+        try:
+            n = sum(int(v["utterances"]) for v in fingerprint["speakers"].values())
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ConfigError(f"{run_dir / 'fingerprint.json'}: no utterance counts") from None
+        if not (_strings(hashes) and all(len(h) == HASH_CHARS and set(h) <= set("0123456789abcdef") for h in hashes)
+                and rec.get("n_utterances") == n and 0 < len(hashes) <= n):
+            raise ConfigError(f"{path}: not this run's audio hashes ({n} utterances in fingerprint.json)")
+        return hashes
     from emotionnas.data.corpora import read_corpus
     try:
         table = read_corpus(cfg.corpus, cfg.root, **cfg.corpus_options)
@@ -154,7 +180,7 @@ def build_prior(run_dirs, ridge: float = RIDGE) -> dict:
             src["speaker_digests"] |= {str(v["digest"]) for v in fingerprint["speakers"].values()}
         except (KeyError, TypeError, AttributeError):
             raise ConfigError(f"{run_dir / 'fingerprint.json'}: no speaker digests") from None
-        src["utterance_hashes"] |= set(_corpus_hashes(cfg, run_dir))
+        src["utterance_hashes"] |= set(_corpus_hashes(cfg, run_dir, fingerprint))
         src["groups_data"] += groups
     sources = []
     for src in by_corpus.values():
@@ -221,7 +247,9 @@ def usable_sources(prior: dict, corpus: str, speaker_digests, hashes) -> tuple[l
 
 def bind_prior(cfg: RunConfig, run_root: Path, content_hashes, fingerprint: dict) -> dict | None:
     """At `Run.start`: the usable sources of `selection.prior` for this corpus (None when off).
-    The prior is copied into the run folder; resuming with another prior's content is refused."""
+    The prior is copied into the run folder; resuming with another prior's content is refused.
+    Every run records its audio hashes here, for priors built from it later."""
+    record_audio_hashes(run_root, content_hashes)
     if not cfg.selection.prior:
         return None
     if not content_hashes or not fingerprint.get("speakers"):
