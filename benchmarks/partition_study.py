@@ -104,7 +104,7 @@ def study(cfg: RunConfig, out_dir: Path) -> dict:
         out = {"corpus": cfg.corpus, "candidates_scored": len(p.keys), "inner_folds": p.k, "rows": rows}
         for name in ("delta", "delta_fixed_k"):  # mean and standard error over the judges
             d = [r[name] for r in rows]
-            out[f"mean_{name}"], out[f"{name}_se"] = round(float(np.mean(d)), 2), round(float(np.std(d) / np.sqrt(len(d))), 2)
+            out[f"mean_{name}"], out[f"{name}_se"] = round(float(np.mean(d)), 2), round(float(np.std(d, ddof=1) / np.sqrt(len(d))), 2)
         return {**out,
                 "pair_agreement": {f"{a}-{b}": round(p.agreement(a, b), 3)
                                    for a, b in itertools.combinations(range(PARTITIONS), 2)},

@@ -18,16 +18,24 @@ def _corpus(n_speakers=12, per=6, seed=0):
     return speakers, rng.integers(0, 3, len(speakers))
 
 
-def test_each_partition_covers_every_utterance_once_and_keeps_speakers_whole():
-    speakers, labels = _corpus()
-    folds = inner_partitions(speakers, 3, [11, 12], labels)
-    assert len(folds) == 6
-    for part in (folds[:3], folds[3:]):
+def _unequal(seed=0):
+    """Speakers of all different sizes (as EmoDB's): no tie for a seed to shuffle."""
+    rng = np.random.default_rng(seed)
+    speakers = np.concatenate([[f"s{i:02d}"] * (5 + 3 * i) for i in range(10)])
+    return speakers, rng.integers(0, 3, len(speakers))
+
+
+@pytest.mark.parametrize("corpus", [_corpus, _unequal])
+def test_each_partition_covers_every_utterance_once_and_keeps_speakers_whole(corpus):
+    speakers, labels = corpus()
+    folds = inner_partitions(speakers, 3, [11, 12, 13], labels)
+    assert len(folds) == 9
+    groupings = [{frozenset(speakers[f]) for f in folds[p * 3:(p + 1) * 3]} for p in range(3)]
+    assert len({frozenset(g) for g in groupings}) == 3  # three different groupings of the speakers
+    for part in (folds[:3], folds[3:6], folds[6:]):
         assert sorted(np.concatenate(part).tolist()) == list(range(len(speakers)))
         owners = [set(speakers[f]) for f in part]
         assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])
-    first = {frozenset(speakers[f]) for f in folds[:3]}
-    assert first != {frozenset(speakers[f]) for f in folds[3:]}  # another grouping, not the same folds again
     # one partition is what every run before the option made
     assert all(np.array_equal(a, b) for a, b in zip(inner_partitions(speakers, 3, [11], labels),
                                                      inner_folds(speakers, 3, 11, labels)))
@@ -111,6 +119,9 @@ def test_survivors_are_scored_on_both_partitions_and_ranked_by_their_mean(two_pa
         summary = json.loads(rd.selection_summary(s["group"]).read_text())
         k = len(summary["inner_folds"]) // 2
         assert summary["partitions"] == 2 and k == two_partition_run[1].selection.inner_folds
+        if len(summary["speakers"]) > k:  # then a second grouping exists, and is used
+            assert {frozenset(f) for f in summary["inner_folds"][:k]} != {frozenset(f) for f in summary["inner_folds"][k:]}
+        assert all(len(c["inner_fold_uas"]) == k for c in summary["candidates"] if "inner_ua" in c)
         for c in summary["candidates"]:  # the first rung on partition 0 only; survivors on both
             present = [rd.selection_record(s["group"], c["key"], f).exists() for f in range(2 * k)]
             assert present == ([True] * (2 * k) if "inner_ua" in c else [True] + [False] * (2 * k - 1))

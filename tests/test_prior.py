@@ -196,12 +196,13 @@ def test_a_prior_reads_the_source_runs_audio_hashes_without_its_corpus(tmp_path)
     fp = json.loads((a / "fingerprint.json").read_text())
     n = sum(v["utterances"] for v in fp["speakers"].values())
     pr.record_audio_hashes(a, [file_sha256(p) for p in sorted((a / "corpus").glob("*.wav"))] * (n // 3)
-                           + [file_sha256(a / "corpus" / "u0.wav")] * (n % 3))
+                           + [file_sha256(a / "corpus" / "u0.wav")] * (n % 3), fp)
     for wav in (a / "corpus").glob("*.wav"):
         wav.unlink()  # the corpus is gone; the run folder is enough
     assert pr.build_prior([a])["sources"][0]["utterance_hashes"] == want
     rec = json.loads((a / pr.AUDIO_HASHES).read_text())
-    for bad in ({**rec, "n_utterances": n + 1}, {**rec, "hashes": ["<script>"]}, {**rec, "hashes": "abc"}, [1]):
+    for bad in ({**rec, "n_utterances": n + 1}, {**rec, "hashes": ["<script>"]}, {**rec, "hashes": "abc"}, [1],
+                {**rec, "speakers_sha256": "0" * 16}):  # another run's file with the same count
         (a / pr.AUDIO_HASHES).write_text(json.dumps(bad))
         with pytest.raises(ConfigError, match=pr.AUDIO_HASHES):
             pr.build_prior([a])

@@ -170,8 +170,9 @@ def _selection_intro_lines(results: dict) -> list[str]:
                  "size k was chosen on the same out-of-fold predictions.\n")
     if spread.get("partitions"):
         lines.append(f"Past the first rung, every candidate was also scored on {spread['partitions'] - 1} other "
-                     "partition(s) of the search speakers into inner folds; its out-of-fold probabilities are the "
-                     "mean over the partitions (each still from models that did not train on that utterance).\n")
+                     "partition(s) of the search speakers into inner folds (so validated once per partition); its out-of-fold "
+                     "probabilities are the mean over the partitions, each from models that did not train on that "
+                     "utterance.\n")
     if spread.get("single_speaker_ua_std") is not None:
         lines.append(f"Selection noise: one validation speaker's UA varies with the speaker by "
                      f"**±{spread['single_speaker_ua_std']:.1f}** (std over search speakers); the inner-CV score "

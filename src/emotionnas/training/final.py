@@ -46,7 +46,7 @@ def final_model(run) -> dict:
     y = fs.labels[g.idx]
     oof = _combined_oof(run, g, y)
     temperature = fit_temperature(oof, y)
-    crossed = _cross_fitted(oof, y, g.inner)
+    crossed = _cross_fitted(oof, y, g.first_partition)
     record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(train)),
               "members": [{**m, "spec_stats": refits[m["key"]]["spec_stats"]} for m in g.summary["members"]],
               "combiner": g.summary["combiner"], "temperature": round(temperature, 4),
@@ -68,7 +68,7 @@ def _combined_oof(run, g, y: np.ndarray) -> np.ndarray:
     members = [run.out_of_fold(g, m["key"])[2] for m in g.summary["members"]]
     if combiner_of(g.summary, run.fs.n_classes).kind == "mean":
         return np.mean(members, axis=0)
-    return cross_fit_stack(np.stack(members), y, g.inner, run.fs.n_classes)
+    return cross_fit_stack(np.stack(members), y, g.first_partition, run.fs.n_classes)
 
 
 def _cross_fitted(oof: np.ndarray, y: np.ndarray, inner: list) -> np.ndarray:

@@ -133,13 +133,18 @@ def utterance_hashes(paths) -> list[str]:
 AUDIO_HASHES = "audio_hashes.json"  # in every run folder: what a prior built from the run compares
 
 
-def record_audio_hashes(run_root: Path, content_hashes) -> None:
-    """At `Run.start`: the run's truncated audio hashes, so a prior can be built from the run folder
-    without its corpus on disk."""
+def _speakers_sha(fingerprint: dict) -> str:
+    return hashlib.sha256(json.dumps(fingerprint.get("speakers"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record_audio_hashes(run_root: Path, content_hashes, fingerprint: dict) -> None:
+    """At `Run.start`: the run's truncated audio hashes, tied to its fingerprint's speakers, so a
+    prior can be built from the run folder without its corpus on disk."""
     if content_hashes:
         from emotionnas.utils.io import atomic_write_json
-        atomic_write_json(Path(run_root) / AUDIO_HASHES, {"hash_chars": HASH_CHARS, "n_utterances": len(content_hashes),
-                                                          "hashes": sorted({h[:HASH_CHARS] for h in content_hashes})})
+        atomic_write_json(Path(run_root) / AUDIO_HASHES, {
+            "hash_chars": HASH_CHARS, "n_utterances": len(content_hashes), "speakers_sha256": _speakers_sha(fingerprint),
+            "hashes": sorted({h[:HASH_CHARS] for h in content_hashes})})
 
 
 def _corpus_hashes(cfg: RunConfig, run_dir: Path, fingerprint: dict) -> list[str]:
@@ -154,8 +159,10 @@ def _corpus_hashes(cfg: RunConfig, run_dir: Path, fingerprint: dict) -> list[str
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ConfigError(f"{run_dir / 'fingerprint.json'}: no utterance counts") from None
         if not (_strings(hashes) and all(len(h) == HASH_CHARS and set(h) <= set("0123456789abcdef") for h in hashes)
-                and rec.get("n_utterances") == n and 0 < len(hashes) <= n):
-            raise ConfigError(f"{path}: not this run's audio hashes ({n} utterances in fingerprint.json)")
+                and rec.get("n_utterances") == n and 0 < len(hashes) <= n
+                and rec.get("speakers_sha256") == _speakers_sha(fingerprint)):
+            raise ConfigError(f"{path}: not this run's audio hashes (they must match its fingerprint.json: "
+                              f"{n} utterances, the same speakers)")
         return hashes
     from emotionnas.data.corpora import read_corpus
     try:
@@ -249,7 +256,7 @@ def bind_prior(cfg: RunConfig, run_root: Path, content_hashes, fingerprint: dict
     """At `Run.start`: the usable sources of `selection.prior` for this corpus (None when off).
     The prior is copied into the run folder; resuming with another prior's content is refused.
     Every run records its audio hashes here, for priors built from it later."""
-    record_audio_hashes(run_root, content_hashes)
+    record_audio_hashes(run_root, content_hashes, fingerprint)
     if not cfg.selection.prior:
         return None
     if not content_hashes or not fingerprint.get("speakers"):

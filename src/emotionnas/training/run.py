@@ -77,6 +77,10 @@ class Group:
     def name(self) -> str:
         return self.fold.name
 
+    @property
+    def first_partition(self) -> list[np.ndarray]:  # inner folds that cover each search speaker once
+        return self.inner[: len(self.inner) // self.partitions]
+
 
 class Run:
     """One cross-validated run in progress: its config, folder, features, folds and executor
@@ -256,12 +260,10 @@ class Run:
         return sel.choose_epoch(probs, ys, self.fs.n_classes, self.cfg.selection.smooth_epochs)
 
     def out_of_fold(self, g: Group, key: str) -> tuple[int, float, np.ndarray]:
-        """(chosen epoch, its smoothed inner-CV UA, out-of-fold probabilities at that epoch)
-        of candidate `key`, from its records on every inner fold."""
+        """(chosen epoch, its smoothed inner-CV UA, out-of-fold probabilities there) of candidate `key`."""
         every = range(len(g.inner))
         epoch, smoothed = self.curves(g, key, every)
-        return epoch, smoothed, sel.oof_probs([g.records[key, k] for k in every], g.inner, len(g.idx), epoch,
-                                              g.partitions)
+        return epoch, smoothed, sel.oof_probs([g.records[key, k] for k in every], g.inner, len(g.idx), epoch, g.partitions)
 
     @_timed("selection_seconds")
     def selection(self, groups: list[Group], baselines: bool | None = None) -> None:
@@ -291,8 +293,7 @@ class Run:
         return round(scores(self.fs.labels[g.idx], probs.argmax(1), self.fs.n_classes)["ua"], 3)
 
     def add_replicas(self, g: Group, rung0: dict, keep: list, fully: list) -> tuple[dict, list, list]:
-        """selection.seeds > 1: replicas 1..seeds-1 of the top max_ensemble survivors (by out-of-fold
-        inner UA) join the pool, to be scored on every inner fold and ranked with the survivors."""
+        """selection.seeds > 1: replicas 1..seeds-1 of the top max_ensemble survivors join the pool."""
         cfg = self.cfg.selection
         top = sorted(keep, key=lambda k: (-self.inner_ua(g, k), k))[: cfg.max_ensemble]
         reps = [g.pool[k].with_replica(r) for k in top for r in range(1, cfg.seeds)]
@@ -314,7 +315,7 @@ class Run:
                 epoch, smoothed, probs = self.out_of_fold(g, key)
                 oof[key] = probs
                 spk = sel.speaker_scores(probs, labels, speakers, fs.n_classes)
-                fold_uas = [scores(labels[p], probs[p].argmax(1), fs.n_classes)["ua"] for p in g.inner]
+                fold_uas = [scores(labels[p], probs[p].argmax(1), fs.n_classes)["ua"] for p in g.first_partition]
                 row.update({"epoch": epoch, "inner_ua": round(scores(labels, probs.argmax(1), fs.n_classes)["ua"], 3),
                             "smoothed_curve_ua": round(smoothed, 3), "inner_fold_uas": [round(u, 2) for u in fold_uas],
                             "speaker_ua_std": round(float(np.std(list(spk.values()))), 3),
@@ -324,8 +325,8 @@ class Run:
         cfg = self.cfg.selection
         k_best, ens_uas = sel.choose_ensemble([oof[k] for k in ranking], labels, fs.n_classes,
                                               cfg.max_ensemble * cfg.seeds)
-        combiner, record = sel.choose_combiner(np.stack([oof[k] for k in ranking[:k_best]]), labels, g.inner,
-                                               fs.n_classes, cfg.combiner)
+        combiner, record = sel.choose_combiner(np.stack([oof[k] for k in ranking[:k_best]]), labels,
+                                               g.first_partition, fs.n_classes, cfg.combiner)
         return {"group": g.name, "speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
                 "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner],
                 "layer_probe": g.probe, "candidates": list(rows.values()), "ranking": ranking,

@@ -25,18 +25,21 @@ from emotionnas.metrics import unweighted_accuracy
 from emotionnas.space.combiner import Combiner, fit_stacker
 
 
-def inner_folds(speakers: np.ndarray, k: int, seed: int, labels: np.ndarray | None = None) -> list[np.ndarray]:
+def inner_folds(speakers: np.ndarray, k: int, seed: int, labels: np.ndarray | None = None,
+                biggest_first: bool = True) -> list[np.ndarray]:
     """Positions (into `speakers`) of the validation part of each of `k` inner folds; every
     position is in exactly one fold and every speaker in one fold only.
 
-    Speakers are dealt greedily, biggest first (ties shuffled by `seed`), each to the fold where
+    Speakers are dealt greedily, biggest first (ties shuffled by `seed`; `biggest_first=False`: in
+    an order shuffled by `seed`, so the seed changes the folds even when no two speakers tie), each to the fold where
     it keeps the folds most alike: with `labels`, the folds' class proportions closest to the
     whole set's (stratified group k-fold: a corpus whose speakers each show one or two emotions
     would otherwise give folds that lack a class in training); without, the utterance counts."""
     names, counts = np.unique(speakers, return_counts=True)
     k = min(k, len(names))
     rng = np.random.default_rng(seed)
-    order = sorted(rng.permutation(len(names)), key=lambda i: -counts[i])
+    order = rng.permutation(len(names))
+    order = sorted(order, key=lambda i: -counts[i]) if biggest_first else list(order)
     n_classes = int(labels.max()) + 1 if labels is not None and len(labels) else 1
     per_speaker = {n: np.bincount(labels[speakers == n], minlength=n_classes) if labels is not None
                    else np.array([c]) for n, c in zip(names, counts)}
@@ -58,9 +61,20 @@ def inner_folds(speakers: np.ndarray, k: int, seed: int, labels: np.ndarray | No
 
 def inner_partitions(speakers: np.ndarray, k: int, seeds: list[int], labels: np.ndarray | None = None
                      ) -> list[np.ndarray]:
-    """The inner folds of len(seeds) speaker partitions (one `inner_folds` per seed), concatenated:
-    folds 0..k-1 are the first partition, k..2k-1 the second, and so on."""
-    return [fold for seed in seeds for fold in inner_folds(speakers, k, seed, labels)]
+    """The inner folds of len(seeds) speaker partitions, concatenated: folds 0..k-1 are the first
+    partition (`inner_folds`, biggest speakers first), k..2k-1 the second, and so on. Later
+    partitions deal the speakers in a shuffled order, redrawn (up to 20 times) until the grouping
+    differs from every earlier one (with as many speakers as folds none can)."""
+    seen, out = [], []
+    for p, seed in enumerate(seeds):
+        for attempt in range(20 if p else 1):
+            folds = inner_folds(speakers, k, seed + attempt, labels, biggest_first=p == 0)
+            grouping = {frozenset(speakers[f].tolist()) for f in folds}
+            if grouping not in seen:
+                break
+        seen.append(grouping)
+        out += folds
+    return out
 
 
 def smooth(curve: np.ndarray, width: int) -> np.ndarray:
