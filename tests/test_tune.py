@@ -30,6 +30,17 @@ def tuned(name: str, layer: int, dims: Dims = DIMS, pooling: str = "mean"):
     return build_model(Candidate(name, (layer,), 1, pooling, 64, 0.0), dims).eval()
 
 
+def test_initialisation_does_not_depend_on_whether_the_encoder_was_loaded_before():
+    """A fine-tuned model built right after a seed is the same whether this process loads the
+    pretrained encoder for it or finds it cached (a run's first fine-tuning task in a worker used
+    to differ from the later ones: loading drew numbers from the seeded generator)."""
+    pretrained_encoder.cache_clear()
+    first = tuned("tune", 1).state_dict()   # loads the encoder
+    again = tuned("tune", 1).state_dict()   # cached
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
 @pytest.mark.parametrize("name", ["tune", "tunenb", "tunelora"])
 @pytest.mark.parametrize("layer", [1, 2, 3])
 def test_at_init_the_branch_computes_the_pretrained_blocks(encoder, name, layer):

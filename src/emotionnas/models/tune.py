@@ -85,10 +85,14 @@ class TunedBlock(nn.Module):
 @functools.lru_cache(maxsize=2)
 def pretrained_encoder(name: str):
     """The float32 WhisperNet of encoder `name` (a compute dtype suffix, `@int8`, is dropped:
-    tuning starts from the float weights), loaded once per process."""
+    tuning starts from the float weights), loaded once per process. Loading draws no number from
+    the caller's random generators (building the network initialises weights before the pretrained
+    ones replace them), so a model's initialisation never depends on whether this process had
+    loaded the encoder before."""
     from emotionnas.features.encoders import create_encoder
     from emotionnas.features.encoders.whisper_net import WhisperNet
-    net = getattr(create_encoder(name.partition("@")[0]), "net", None)
+    with torch.random.fork_rng(devices=[]):
+        net = getattr(create_encoder(name.partition("@")[0]), "net", None)
     if not isinstance(net, WhisperNet):
         raise ConfigError(f"encoder {name!r} has no Whisper blocks to fine-tune (tune families need a Whisper encoder)")
     return net.float().eval()
