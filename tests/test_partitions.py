@@ -41,6 +41,15 @@ def test_each_partition_covers_every_utterance_once_and_keeps_speakers_whole(cor
                                                      inner_folds(speakers, 3, 11, labels)))
 
 
+def test_later_partitions_never_take_an_empty_fold():
+    rng = np.random.default_rng(5)
+    for n in (3, 4, 5):  # as many speakers as folds, or barely more: few groupings exist
+        speakers = np.concatenate([[f"s{i}"] * int(rng.integers(2, 9)) for i in range(n)])
+        labels = rng.integers(0, 2, len(speakers))
+        folds = inner_partitions(speakers, 3, [1, 2, 3], labels)
+        assert len(folds) == 9 and all(len(f) for f in folds)
+
+
 def test_out_of_fold_probabilities_average_the_partitions():
     speakers, labels = _corpus()
     folds = inner_partitions(speakers, 3, [1, 2], labels)

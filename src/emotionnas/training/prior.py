@@ -149,10 +149,10 @@ def record_audio_hashes(run_root: Path, content_hashes, fingerprint: dict) -> No
 
 def _corpus_hashes(cfg: RunConfig, run_dir: Path, fingerprint: dict) -> list[str]:
     """The source run's audio hashes: from its audio_hashes.json, checked against its fingerprint;
-    for a run from before that file, by reading its corpus again."""
+    for a run from before that file (or before it named the speakers), by reading its corpus again."""
     path = run_dir / AUDIO_HASHES
-    if path.exists():
-        rec = _read_bounded(path, MAX_PRIOR_BYTES)
+    rec = _read_bounded(path, MAX_PRIOR_BYTES) if path.exists() else None
+    if rec is not None and not (isinstance(rec, dict) and "speakers_sha256" not in rec):  # else: older, reread
         hashes = rec.get("hashes") if isinstance(rec, dict) else None
         try:
             n = sum(int(v["utterances"]) for v in fingerprint["speakers"].values())

@@ -63,17 +63,17 @@ def inner_partitions(speakers: np.ndarray, k: int, seeds: list[int], labels: np.
                      ) -> list[np.ndarray]:
     """The inner folds of len(seeds) speaker partitions, concatenated: folds 0..k-1 are the first
     partition (`inner_folds`, biggest speakers first), k..2k-1 the second, and so on. Later
-    partitions deal the speakers in a shuffled order, redrawn (up to 20 times) until the grouping
-    differs from every earlier one (with as many speakers as folds none can)."""
+    partitions deal the speakers in a shuffled order: of 20 draws, the first whose folds all hold
+    speakers and whose grouping differs from every earlier one (with as many speakers as folds none
+    can differ: then the first draw without an empty fold)."""
     seen, out = [], []
     for p, seed in enumerate(seeds):
-        for attempt in range(20 if p else 1):
-            folds = inner_folds(speakers, k, seed + attempt, labels, biggest_first=p == 0)
-            grouping = {frozenset(speakers[f].tolist()) for f in folds}
-            if grouping not in seen:
-                break
-        seen.append(grouping)
-        out += folds
+        draws = [inner_folds(speakers, k, seed + a, labels, biggest_first=p == 0) for a in range(20 if p else 1)]
+        full = [f for f in draws if all(len(x) for x in f)] or draws[:1]  # a fold without speakers: never
+        groupings = [{frozenset(speakers[x].tolist()) for x in f} for f in full]
+        i = next((j for j, g in enumerate(groupings) if g not in seen), 0)
+        seen.append(groupings[i])
+        out += full[i]
     return out
 
 
