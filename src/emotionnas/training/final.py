@@ -27,7 +27,7 @@ from emotionnas.data.folds import final_search_fold
 from emotionnas.errors import ConfigError
 from emotionnas.metrics import expected_calibration_error, fit_temperature, temperature_scale
 from emotionnas.rundir import RESTART_HINT
-from emotionnas.training.run_helpers import speaker_indices, stage_seed
+from emotionnas.training.run_helpers import stage_seed
 from emotionnas.training.selection import combiner_of, cross_fit_stack
 from emotionnas.training.tasks import run_task
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
@@ -41,13 +41,12 @@ def final_model(run) -> dict:
     g = run.prepare_group(fold, [])
     run.searches([g])
     run.selection([g], baselines=False)  # the final model needs no baseline
-    train = np.sort(np.concatenate([speaker_indices(fs.speakers, fold.train), speaker_indices(fs.speakers, fold.val)]))
-    refits = _refit(run, g, train, speakers)
+    refits = _refit(run, g, g.idx, speakers)  # every search speaker: here every speaker
     y = fs.labels[g.idx]
     oof = _combined_oof(run, g, y)
     temperature = fit_temperature(oof, y)
     crossed = _cross_fitted(oof, y, g.first_partition)
-    record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(train)),
+    record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(g.idx)),
               "members": [{**m, "spec_stats": refits[m["key"]]["spec_stats"]} for m in g.summary["members"]],
               "combiner": g.summary["combiner"], "temperature": round(temperature, 4),
               "ece_before": round(expected_calibration_error(oof, y), 2),
@@ -57,7 +56,7 @@ def final_model(run) -> dict:
                       "probabilities."}
     atomic_write_json(run.dir.final_record, record)
     run.log(f"final model: {len(record['members'])} member(s) refit on all {len(speakers)} speakers "
-            f"({len(train)} utterances); temperature {record['temperature']} (ECE {record['ece_before']} -> "
+            f"({len(g.idx)} utterances); temperature {record['temperature']} (ECE {record['ece_before']} -> "
             f"{record['ece_after']} %, out of fold) -> {run.dir.final_record}")
     return record
 

@@ -152,7 +152,8 @@ def _corpus_hashes(cfg: RunConfig, run_dir: Path, fingerprint: dict) -> list[str
     for a run from before that file (or before it named the speakers), by reading its corpus again."""
     path = run_dir / AUDIO_HASHES
     rec = _read_bounded(path, MAX_PRIOR_BYTES) if path.exists() else None
-    if rec is not None and not (isinstance(rec, dict) and "speakers_sha256" not in rec):  # else: older, reread
+    older = isinstance(rec, dict) and "speakers_sha256" not in rec  # written before it named the speakers
+    if rec is not None and not older:
         hashes = rec.get("hashes") if isinstance(rec, dict) else None
         try:
             n = sum(int(v["utterances"]) for v in fingerprint["speakers"].values())
@@ -254,9 +255,7 @@ def usable_sources(prior: dict, corpus: str, speaker_digests, hashes) -> tuple[l
 
 def bind_prior(cfg: RunConfig, run_root: Path, content_hashes, fingerprint: dict) -> dict | None:
     """At `Run.start`: the usable sources of `selection.prior` for this corpus (None when off).
-    The prior is copied into the run folder; resuming with another prior's content is refused.
-    Every run records its audio hashes here, for priors built from it later."""
-    record_audio_hashes(run_root, content_hashes, fingerprint)
+    The prior is copied into the run folder; resuming with another prior's content is refused."""
     if not cfg.selection.prior:
         return None
     if not content_hashes or not fingerprint.get("speakers"):

@@ -35,8 +35,8 @@ from emotionnas.training import selection as sel
 from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
                                              run_search_task, search_speakers)
 from emotionnas.training.executor import make_executor
-from emotionnas.training.prior import bind_prior, order_by_prior
-from emotionnas.training.run_helpers import fingerprint_of, plan_searches, speaker_indices, stage_seed
+from emotionnas.training.prior import bind_prior, order_by_prior, record_audio_hashes
+from emotionnas.training.run_helpers import fingerprint_of, plan_searches, speaker_indices, stage_seed, train_indices
 from emotionnas.training.summary import summarize
 from emotionnas.training.tasks import DataRef, TrainTask, run_task
 from emotionnas.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -114,6 +114,7 @@ class Run:
             folds = folds[: cfg.max_folds]
         rundir.check_fingerprint(fingerprint := fingerprint_of(fs, folds, cfg))  # before anything is reused
         atomic_write_json(rundir.environment, environment(cfg.seed))
+        record_audio_hashes(rundir.root, fs.content_hashes, fingerprint)  # for priors built from this run
         if fs.table.errors:
             atomic_write_text(rundir.skipped, "\n".join(fs.table.errors) + "\n")
             log(f"skipped {len(fs.table.errors)} bad file(s), listed in {rundir.skipped}")
@@ -160,13 +161,10 @@ class Run:
 
     def prepare_group(self, search_fold: Fold, members: list[int]) -> Group:
         fs, cfg = self.fs, self.cfg
-        idx = np.concatenate([speaker_indices(fs.speakers, search_fold.train),
-                              speaker_indices(fs.speakers, search_fold.val)])
-        idx.sort()
-        g = Group(search_fold, members, idx, partitions=cfg.selection.partitions)
+        g = Group(search_fold, members, train_indices(fs.speakers, search_fold), partitions=cfg.selection.partitions)
         seeds = [stage_seed(cfg.seed, "inner", g.name, *(("partition", p) if p else ())) for p in range(g.partitions)]
-        g.inner = sel.inner_partitions(fs.speakers[idx], cfg.selection.inner_folds, seeds, fs.labels[idx])
-        g.probe = layer_probe(fs, idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
+        g.inner = sel.inner_partitions(fs.speakers[g.idx], cfg.selection.inner_folds, seeds, fs.labels[g.idx])
+        g.probe = layer_probe(fs, g.idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
         windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
         top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
         tunable = not cfg.features.speaker_norm and (tunes_encoder(cfg.space) or "whisper" in cfg.features.encoder)
@@ -349,7 +347,7 @@ class Run:
                     wanted.setdefault(b["key"], (b["epoch"], False))
             for i in g.members:
                 fold = self.folds[i]
-                train = np.sort(speaker_indices(self.fs.speakers, list(fold.train) + list(fold.val)))
+                train = train_indices(self.fs.speakers, fold)
                 test = speaker_indices(self.fs.speakers, fold.test)
                 for key, (epoch, keep_weights) in wanted.items():
                     seed = stage_seed(self.cfg.seed, "refit", fold.name, key)

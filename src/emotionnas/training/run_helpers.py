@@ -22,6 +22,11 @@ def speaker_indices(speakers: np.ndarray, names) -> np.ndarray:
     return np.flatnonzero(np.isin(speakers, list(names)))
 
 
+def train_indices(speakers: np.ndarray, fold) -> np.ndarray:
+    """Utterances of a fold's training and validation speakers, in corpus order (what its models train on)."""
+    return speaker_indices(speakers, [*fold.train, *fold.val])
+
+
 def fingerprint_of(fs, folds, cfg: RunConfig) -> dict:
     """Utterance ids (relative to the corpus root) with content hashes, speakers, labels,
     protocol and folds."""
