@@ -76,7 +76,7 @@ def test_the_rule_catches_a_back_import(tmp_path):
 MAX_FUNCTION_LINES = 60
 # Functions allowed to be longer, by (module, qualified name).
 LONG_FUNCTIONS_ALLOWED = {
-    ("emotionnas.cli", "build_parser"),  # the argument parser: one add_argument per line, nothing to split
+    ("emotionnas.cli.parser", "build_parser"),  # the argument parser: one add_argument per line, nothing to split
 }
 
 

@@ -1,0 +1,135 @@
+"""The argument parser: every verb, option and help text of `emotionnas`."""
+from __future__ import annotations
+
+import argparse
+
+from emotionnas.cli.commands import (SEARCH_ALIASES, cmd_corpus, cmd_demo, cmd_evaluate, cmd_export, cmd_features,
+                                     cmd_predict, cmd_prior, cmd_report, cmd_run, cmd_search, cmd_serve)
+from emotionnas.config import FeatureConfig
+from emotionnas.space.families import FAMILIES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emotionnas", description="NAS for speech emotion recognition")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def corpus_args(sp):
+        sp.add_argument("name", help="corpus reader: emodb, ravdess, cremad, tess, savee, iemocap, "
+                                     "msp-improv, manifest, demo")
+        sp.add_argument("root", help="corpus folder (or manifest file)")
+        sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option, e.g. subset=all")
+
+    def run_args(sp):
+        corpus_args(sp)
+        sp.add_argument("--config", help="YAML run config")
+        sp.add_argument("--cache", help="feature cache folder")
+        sp.add_argument("--encoder", help="deep encoder: whisper-base, whisper-tiny.en, HF id or local path")
+        sp.add_argument("--protocol", choices=["loso", "loso-session", "iemocap-paper", "kfold"])
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. train.epochs=10")
+
+    sp = sub.add_parser("corpus", help="count utterances, labels, speakers")
+    corpus_args(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_corpus)
+
+    sp = sub.add_parser("features", help="extract and cache both feature streams")
+    corpus_args(sp)
+    sp.add_argument("--cache", required=True)
+    sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both")
+    sp.add_argument("--encoder", default=FeatureConfig.encoder)
+    sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
+    sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all, as runs read)")
+    sp.add_argument("--spectrogram-size", type=int, default=70, help="side of the pooled spectrogram")
+    sp.set_defaults(func=cmd_features)
+
+    sp = sub.add_parser("search", help="architecture search on one fold's training speakers")
+    sp.add_argument("kind", choices=[n for n, f in FAMILIES.items() if f.searched] + list(SEARCH_ALIASES),
+                    help="a searched family (cnn = darts, rnn = cell)")
+    run_args(sp)
+    sp.add_argument("--fold", type=int, required=True)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("run", help="search + cross-validated two-stream training + report")
+    run_args(sp)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
+    sp.add_argument("--baselines", action="store_true", help="also refit the hand-designed baselines, fold-paired")
+    sp.add_argument("--workers", type=int, help="worker processes for independent tasks (default: config, 2)")
+    sp.add_argument("--executor", help="'local' (default) or dask://HOST:PORT of a running Dask scheduler")
+    sp.add_argument("--restart", action="store_true", help="delete the previous run in --out first "
+                    "(default: resume it; refused if the config or corpus changed)")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("prior", help="a selection prior (JSON) from finished runs, for runs on other corpora")
+    sp.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    sp.add_argument("--out", required=True, help="the prior's JSON file (use with --set selection.prior=FILE)")
+    sp.set_defaults(func=cmd_prior)
+
+    sp = sub.add_parser("report", help="(re)write a run's report.md, figures and tables")
+    sp.add_argument("run_dir")
+    sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("export", help="a run's model as a self-contained folder")
+    sp.add_argument("run_dir")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--onnx", action="store_true", help="also write ONNX graphs (encoder + members), checked")
+    sp.add_argument("--fold", type=int, help="fold F's refit ensemble instead of the final model (every speaker)")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    sp.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, or list files (.txt/.scp: "
+                    "a path or `id path` per line)")
+    sp.add_argument("--segments", choices=["vad", "fixed"], help="long audio: one row per spoken stretch (vad, "
+                    "Silero VAD) or per window (fixed, see --windows/--hop)")
+    sp.add_argument("--windows", type=float, metavar="SECONDS", help="fixed windows of this length (default 3)")
+    sp.add_argument("--hop", type=float, default=1.0, help="seconds between window starts (default 1.0)")
+    sp.add_argument("--plot", help="with --segments/--windows and one FILE: draw the timeline into this PNG")
+    sp.add_argument("--format", choices=["jsonl", "csv", "hf"], default="jsonl",
+                    help="jsonl (default), csv (file,start,end,label,score,<classes>), hf ([{label, score}])")
+    sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores")
+    sp.add_argument("--embeddings", metavar="OUT.npy", help="save the vectors the members classify (+ OUT.json)")
+    sp.add_argument("--enroll", metavar="DIR", help="speaker-adaptive models: the speaker's audio (folder, list, file)")
+    sp.set_defaults(func=cmd_predict)
+
+    from emotionnas.recognizer.serve import SERVE_LIMITS as L, ServeSettings
+    d = ServeSettings()
+    sp = sub.add_parser("serve", help="HTTP service with a page: POST /predict, GET /health, GET /",
+                        description=f"Limits (defaults): {d.describe()}. Refusals are one-line 4xx naming the "
+                                    "limit; a full queue or a slow request gets 503 with Retry-After.")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only; any other "
+                    "address needs --api-key or --no-auth)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--window", type=float, default=d.window, help="timeline window (s) for long audio")
+    sp.add_argument("--hop", type=float, default=d.hop)
+    sp.add_argument("--max-seconds", type=float, default=L.max_seconds, help=f"audio per upload (default {L.max_seconds:g})")
+    sp.add_argument("--max-mb", type=float, default=L.max_bytes / 2 ** 20,
+                    help=f"upload size in MB (default {L.max_bytes / 2 ** 20:g})")
+    sp.add_argument("--queue", type=int, default=d.queue, help=f"requests in progress before 503 (default {d.queue})")
+    sp.add_argument("--timeout", type=float, default=d.timeout, help=f"seconds per request (default {d.timeout:g})")
+    sp.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="accept this Host header name too (default: loopback names only; '*' for any)")
+    sp.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="allow cross-origin requests from this origin (default: none)")
+    sp.add_argument("--api-key", help="require this key (Authorization: Bearer KEY or X-API-Key); "
+                    "default: $EMOTIONNAS_API_KEY")
+    sp.add_argument("--no-auth", action="store_true", help="serve off loopback without a key (not advised)")
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("evaluate", help="score an exported model on another corpus")
+    sp.add_argument("--model", required=True)
+    corpus_args(sp)
+    sp.add_argument("--out", required=True, help="folder for evaluation.json, report.md, confusion figure")
+    sp.add_argument("--map", help="label renames corpus=model, comma-separated (e.g. anger=angry,joy=happy)")
+    sp.add_argument("--cache", help="feature cache folder (reuses the training features when shared)")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("demo", help="synthetic corpus -> run -> export -> predict")
+    sp.add_argument("--out", default="runs/demo")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sp.set_defaults(func=cmd_demo)
+    return p
