@@ -34,3 +34,18 @@ class LeakageError(EmotionNASError):
 
 class ConfigError(EmotionNASError):
     """A configuration value or file that is malformed."""
+
+
+class DiskError(EmotionNASError):
+    """A write that the disk refused (full, over quota, read-only, no permission). Names the
+    path; finished work is saved, so the same command resumes once there is room. Made by
+    `disk_error` (a plain message argument, so it crosses process boundaries intact)."""
+
+
+def disk_error(path, error: OSError) -> DiskError:
+    return DiskError(f"{path}: cannot write ({error.strerror or type(error).__name__}); free space or fix the "
+                     "folder, then run the same command again to resume")
+
+
+class IntegrityError(ConfigError):
+    """A weights file whose content is not what its record says (sha256 mismatch, truncated)."""

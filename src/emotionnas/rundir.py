@@ -1,5 +1,6 @@
 """The run folder: every path of a run and typed read/write of its records.
 
+    RUN/.lock                held by the one process writing the folder (utils/lock.py): pid, host
     RUN/config.yaml          the RunConfig the run was made with
     RUN/fingerprint.json     what the run was made from: corpus table (utterance ids, content
                              hashes, speakers, labels), protocol and folds
@@ -27,6 +28,10 @@ from pathlib import Path
 
 from emotionnas.errors import ConfigError, LeakageError
 from emotionnas.utils.io import atomic_write_json, atomic_write_text, read_json_or_none
+from emotionnas.utils.lock import FolderLock
+
+LOCK_NAME = ".lock"
+MAX_CONFIG_BYTES = 1 << 20  # a run's config.yaml is a page of YAML; nothing larger is read
 
 FORMAT_VERSION = 3  # bump when the layout or a record changes; older folders must be re-run
 RESTART_HINT = "re-run with --restart to start this run folder afresh, or use another --out"
@@ -89,6 +94,13 @@ def fingerprint_changes(old: dict, new: dict) -> list[str]:
     if not out and old != new:
         out.append("format differs")
     return out
+
+
+def run_identity(cfg) -> dict:
+    """What every record of a run is made under: the seed and a digest of the config's identity
+    (RunConfig.identity: how a run is carried out is not part of it). A record whose identity
+    differs is another run's and is never reused."""
+    return {"seed": int(cfg.seed), "config": hashlib.sha256(cfg.identity_yaml().encode("utf-8")).hexdigest()[:16]}
 
 
 # ---------------------------------------------------------------- the folder
@@ -155,12 +167,19 @@ class RunDir:
     def is_run_folder(self) -> bool:
         return self.config.exists() or self.fingerprint.exists()
 
+    def lock(self, log=print) -> FolderLock:
+        """The folder's writer lock, taken (ConfigError naming the holder when another live
+        process has it). Taken before anything is written, `--restart` included; release it
+        (or use it as a context manager) when done."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FolderLock(self.root / LOCK_NAME, what="run folder", log=log).acquire()
+
     def clear(self) -> None:
         """`--restart`: delete a previous run's files. Refuses a non-empty folder that is not a
         run folder (a typo in --out must not delete someone's data)."""
         if not self.root.exists():
             return
-        entries = list(self.root.iterdir())
+        entries = [e for e in self.root.iterdir() if e.name != LOCK_NAME]  # the lock stays: we hold it
         if entries and not self.is_run_folder():
             raise ConfigError(f"{self.root}: not a run folder (no config.yaml or fingerprint.json); "
                               "refusing to delete it for --restart")
@@ -219,8 +238,23 @@ class RunDir:
         return results
 
     def read_config(self):
+        """The run's config; ConfigError naming config.yaml when it is missing, too big, garbage,
+        or not a run's (a hand-made or empty file would silently read as the defaults)."""
+        import yaml
+
         from emotionnas.config import RunConfig
-        return RunConfig.from_yaml(self.config)
+        if not self.config.is_file():
+            raise ConfigError(f"{self.config}: missing; is {self.root} a run folder?")
+        if (size := self.config.stat().st_size) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{self.config}: {size} bytes > limit {MAX_CONFIG_BYTES} for a run config")
+        try:
+            data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ConfigError(f"{self.config}: cannot read YAML ({str(e).splitlines()[0][:100]})") from None
+        if not isinstance(data, dict) or not {"corpus", "root", "seed"} <= set(data):
+            raise ConfigError(f"{self.config}: not a run's config (a run writes corpus, root and seed); "
+                              f"{RESTART_HINT}")
+        return RunConfig.from_dict(data, str(self.config))
 
     def read_timing(self) -> dict | None:
         return read_json_or_none(self.timing)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import EmotionNASError
+from emotionnas.rundir import RunDir
 from emotionnas.space.families import family
 
 
@@ -80,8 +81,9 @@ def cmd_run(a) -> int:
     cfg = _load_run_config(a)
     cfg.baselines = cfg.baselines or a.baselines
     cfg.workers, cfg.executor = a.workers or cfg.workers, a.executor or cfg.executor
-    run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
-    _report(a.out)
+    with RunDir(a.out).lock():  # held from the first write to the report: one writer per run folder
+        run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
+        _report(a.out)
     return 0
 
 
@@ -136,7 +138,11 @@ def cmd_prior(a) -> int:
 
 def cmd_report(a) -> int:
     from emotionnas.reports.report import write_report
-    print(f"report: {write_report(a.run_dir)}")
+    run = RunDir(a.run_dir)
+    run.read_results()  # not a finished run folder -> one line
+    run.read_config()   # a garbage config.yaml -> one line naming it, not a report of defaults
+    with run.lock():    # not while a run is writing the folder
+        print(f"report: {write_report(a.run_dir)}")
     return 0
 
 

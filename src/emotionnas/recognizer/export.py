@@ -9,6 +9,7 @@ model card (README.md).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -18,10 +19,11 @@ from emotionnas.errors import ConfigError
 from emotionnas.space.combiner import Combiner
 from emotionnas.space.model_spec import Dims, Member, ModelSpec, needs_genotype, needs_recipe
 from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
-from emotionnas.rundir import RunDir
+from emotionnas.rundir import RESTART_HINT, RunDir, run_identity
 from emotionnas.training.tasks import DataRef
 from emotionnas.space.pipeline import Candidate
-from emotionnas.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_json_or_none
+from emotionnas.utils.io import (atomic_write_bytes, atomic_write_json, atomic_write_text, check_sha256, read_json,
+                                 read_json_or_none)
 
 
 def export_run(run_dir, out_dir, fold: int | None = None) -> Path:
@@ -51,26 +53,46 @@ def export_run(run_dir, out_dir, fold: int | None = None) -> Path:
         "cv_ua": results["ua"], "cv_ua_std": results["ua_std"], "cv_wa": results["wa"],
         "note": "cv_* are the run's cross-validated scores (every fold's test speakers, scored once): the "
                 "expected accuracy of this model on new speakers"}}
+    weights = save({k: v.contiguous() for k, v in state.items()})
+    meta["files"] = {MODEL_WEIGHTS: hashlib.sha256(weights).hexdigest()}  # load checks it
     ModelSpec.from_meta(meta, str(out_dir / MODEL_JSON))  # what a recognizer will refuse, refused here first
-    atomic_write_bytes(out_dir / MODEL_WEIGHTS, save({k: v.contiguous() for k, v in state.items()}))
+    atomic_write_bytes(out_dir / MODEL_WEIGHTS, weights)
     atomic_write_json(out_dir / MODEL_JSON, meta)
     atomic_write_text(out_dir / "README.md", model_card(spec, results, where, cfg))
     return out_dir
 
 
-def _members(run, group: str, chosen: list[dict], spec_stats, weights_of) -> tuple[list, dict]:
+def _members(run, group: str, chosen: list[dict], spec_stats, weights_of, record_of) -> tuple[list, dict]:
+    """The chosen members' descriptions and weights; each weights file is checked against the
+    sha256 and the run identity its record holds (IntegrityError / ConfigError naming it)."""
+    identity = run_identity(run.read_config())
     search = read_json_or_none(run.search_record(group)) or {}
     candidates = {c["key"]: c["candidate"] for c in read_json(run.selection_summary(group))["candidates"]}
     members, state = [], {}
     for j, m in enumerate(chosen):
-        weights = weights_of(m["key"])
+        weights, record_path = weights_of(m["key"]), record_of(m["key"])
         if not weights.exists():
             raise ConfigError(f"{weights}: missing; re-run the same `emotionnas run` command to rebuild it")
+        record = read_json_or_none(record_path)
+        if not isinstance(record, dict):
+            raise ConfigError(f"{record_path}: missing or unreadable; re-run the same `emotionnas run` command")
+        if (record.get("identity") or {}).get("run") != identity:
+            raise ConfigError(f"{record_path}: made under another seed or config than {run.config.name}; "
+                              f"{RESTART_HINT}")
+        check_sha256(weights, record.get("weights_sha256"))  # what is shipped is what was trained
         cand = Candidate.from_dict(candidates[m["key"]])
         members.append(Member(m["name"], cand, search.get("genotype") if needs_genotype(cand) else None,
                               search.get("recipe") if needs_recipe(cand) else None, tuple(spec_stats(m)), f"m{j}."))
-        state |= {f"m{j}.{k}": v for k, v in torch.load(weights, weights_only=True).items()}
+        state |= {f"m{j}.{k}": v for k, v in _load_weights(weights).items()}
     return members, state
+
+
+def _load_weights(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated zip, bad pickle, disallowed global: one line
+        raise ConfigError(f"{path}: unreadable weights ({type(e).__name__}); re-run the same "
+                          "`emotionnas run` command to rebuild them") from None
 
 
 def _final_members(run):
@@ -78,7 +100,8 @@ def _final_members(run):
     if final is None:
         raise ConfigError(f"{run.root}: no final model (final/final.json); re-run the same `emotionnas run` "
                           "command (final_model: true, the default) or export one fold with --fold F")
-    members, state = _members(run, final["group"], final["members"], lambda m: m["spec_stats"], run.final_weights)
+    members, state = _members(run, final["group"], final["members"], lambda m: m["spec_stats"], run.final_weights,
+                              run.final_refit_json)
     return members, state, {"model": "final", "trained_speakers": final["speakers"],
                             "n_utterances": final["n_utterances"], "temperature": final["temperature"],
                             "combiner": (final.get("combiner") or {}).get("fitted"),
@@ -92,7 +115,7 @@ def _fold_members(run, results: dict, index: int):
     fold = folds[index]
     members, state = _members(run, fold["search_group"], fold["members"],
                               lambda m: read_json(run.refit_json(index, m["key"]))["spec_stats"],
-                              lambda key: run.refit_weights(index, key))
+                              lambda key: run.refit_weights(index, key), lambda key: run.refit_json(index, key))
     split = next(f for f in load_folds(run.folds) if f.name == fold["name"])
     trained = sorted(set(split.train) | set(split.val))
     combiner = (read_json(run.selection_summary(fold["search_group"])).get("combiner") or {}).get("fitted")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.errors import ConfigError, EmotionNASError
+from emotionnas.utils.io import check_sha256
 from emotionnas.recognizer.folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
                                      read_weights_header)
 from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
@@ -68,6 +69,8 @@ class Recognizer(BaseRecognizer):
         if not weights.exists():
             raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_WEIGHTS}; make one with "
                                   "`emotionnas export`)")
+        if spec.files:  # format 5 on: the weights are what export wrote
+            check_sha256(weights, spec.files.get(MODEL_WEIGHTS))
         check_size(spec, weights)
         model = build_ensemble(spec)
         try:

@@ -8,6 +8,8 @@ a one-line ConfigError naming the file and the field; nothing in it is ever exec
 """
 from __future__ import annotations
 
+import re
+
 import math
 from dataclasses import dataclass, field
 
@@ -18,8 +20,10 @@ from emotionnas.space.genotype import Genotype
 from emotionnas.space.pipeline import Candidate
 from emotionnas.space.recipe import validate_recipe
 
-MODEL_FORMAT_VERSION = 4       # 4: `combiner` (space/combiner.py); members may be replicas
-READABLE_FORMATS = (3, 4)      # a version-3 model.json averages its members
+MODEL_FORMAT_VERSION = 5       # 4: `combiner` (space/combiner.py); members may be replicas; 5: `files`
+READABLE_FORMATS = (3, 4, 5)   # a version-3 model.json averages its members; before 5, no checksums
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+FILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ class ModelSpec:
     card: dict = field(default_factory=dict)  # what the model is (from model.json "source"), validated
     combiner: Combiner = Combiner()   # how member probabilities are combined (before the temperature)
     speaker_norm: bool = False        # speaker-adaptive: deep features standardised by an enrolled speaker's stats
+    files: dict = field(default_factory=dict)  # weights file name -> sha256 (format 5); loading checks them
 
     def to_dict(self) -> dict:
         return {"format_version": MODEL_FORMAT_VERSION, "label_names": list(self.label_names),
@@ -208,7 +213,8 @@ class ModelSpec:
                          "cnn_C": self.dims.cnn_C, "cnn_layers": self.dims.cnn_layers},
                 "encoder": self.encoder, "deep_pool": self.deep_pool, "spectrogram": self.spectrogram,
                 "temperature": self.temperature, "combiner": self.combiner.to_dict(),
-                **({"speaker_norm": True} if self.speaker_norm else {})}
+                **({"speaker_norm": True} if self.speaker_norm else {}),
+                **({"files": dict(self.files)} if self.files else {})}
 
     @classmethod
     def from_meta(cls, meta, source: str = "model.json") -> "ModelSpec":
@@ -243,7 +249,19 @@ class ModelSpec:
         if not isinstance(speaker_norm, bool):
             raise ConfigError(f"{w}: speaker_norm: expected true or false, got {_short(speaker_norm)}")
         return cls(tuple(labels), tuple(members), dims, _str(meta, "encoder", w), deep_pool, spec_cfg, source,
-                   temperature, _card(meta.get("source"), w), combiner, speaker_norm)
+                   temperature, _card(meta.get("source"), w), combiner, speaker_norm, _files(meta, version, w))
+
+
+def _files(meta: dict, version: int, where: str) -> dict:
+    """`files`: {weights file name: sha256} (format 5; `emotionnas export` always writes it and a
+    loader checks each listed file before reading it). Folders written by hand may leave it out."""
+    if version < 5 or "files" not in meta:
+        return {}
+    files = _dict(meta, "files", where)
+    if not 1 <= len(files) <= 64 or not all(isinstance(k, str) and FILE_NAME.fullmatch(k) and isinstance(v, str)
+                                           and SHA256_HEX.fullmatch(v) for k, v in files.items()):
+        raise ConfigError(f"{where}.files: expected 1-64 plain file names, each with its sha256 (64 hex digits)")
+    return dict(files)
 
 
 __all__ = ["check_label", "Dims", "MODEL_FORMAT_VERSION", "Member", "ModelSpec", "needs_genotype", "needs_recipe"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +50,7 @@ class SearchTask:
     data: DataRef
     fold: Fold                          # the group's search fold (train / val / excluded speakers)
     settings: SearchSettings
-    out_dir: str
+    out_dir: str | None  # checkpoints (resume a killed search); None: a scratch folder (remote workers)
     cnn_kind: Literal["darts", "emodarts"] | None
     rnn: bool
     layers: tuple[int, ...]
@@ -73,6 +74,13 @@ def run_search_task(task: SearchTask) -> dict:
 
 
 def _search(task: SearchTask) -> dict:
+    if task.out_dir is None:  # a remote worker: checkpoints in a scratch folder, never the run folder
+        with tempfile.TemporaryDirectory(prefix="emotionnas-search-") as scratch:
+            return _search_into(task, Path(scratch))
+    return _search_into(task, Path(task.out_dir))
+
+
+def _search_into(task: SearchTask, out_dir: Path) -> dict:
     from emotionnas.search.cnn.search import SearchJob, search_cnn
     from emotionnas.search.rnn.search import search_rnn
     from emotionnas.space.recipe import load_recipe
@@ -80,7 +88,6 @@ def _search(task: SearchTask) -> dict:
     cfg = task.settings
     fs = task.data.load()
     fold = task.fold
-    out_dir = Path(task.out_dir)
     speakers = search_speakers(fs.speakers, fold)
     if set(speakers["train"] + speakers["val"]) & set(fold.test):
         raise LeakageError(f"search {fold.name}: test speakers reached its training data")
@@ -109,11 +116,14 @@ def _search(task: SearchTask) -> dict:
     return {"genotype": genotype, "recipe": recipe, "layers": list(task.layers), "speakers": speakers}
 
 
-def cached_search(done: Path, speakers: dict, log) -> dict | None:
-    """The finished search recorded in `done`, if it used exactly `speakers`; ConfigError if stale."""
+def cached_search(done: Path, speakers: dict, log, identity: dict | None = None) -> dict | None:
+    """The finished search recorded in `done`, if it used exactly `speakers` and was made under
+    the run `identity` (seed + config digest); ConfigError if stale."""
     record = read_json_or_none(done, log)
     if record is None:
         return None
+    if identity is not None and record.get("run") != identity:
+        raise ConfigError(f"{done}: made by another run (seed or config differ); {RESTART_HINT}")
     if record.get("speakers") != speakers:
         raise ConfigError(f"{done}: this search used other speakers than it would now (stale search); "
                           f"{RESTART_HINT}")

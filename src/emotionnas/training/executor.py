@@ -51,7 +51,11 @@ def _init_worker(parent: int) -> None:
 
 
 class DaskExecutor:
-    """A Dask `Client`'s executor; closing it closes the client, not the cluster."""
+    """A Dask `Client`'s executor; closing it closes the client, not the cluster. Its workers may
+    run on other machines: they write nothing into the run folder (only the process holding the
+    folder's lock does), so their tasks keep any scratch files (a cell search's checkpoints) in
+    a temporary folder of their own."""
+    remote = True
 
     def __init__(self, address: str):
         try:

@@ -85,21 +85,22 @@ def _refit(run, g, train: np.ndarray, speakers: list[str]) -> dict:
     for m in g.summary["members"]:
         key, epoch = m["key"], m["epoch"]
         seed = stage_seed(run.cfg.seed, "final", key)
-        identity = {"speakers": speakers, "key": key, "epoch": epoch, "seed": seed}
+        identity = {"speakers": speakers, "key": key, "epoch": epoch, "seed": seed, "run": run.identity}
         path = run.dir.final_refit_json(key)
         rec = read_json_or_none(path, run.log)
         if rec is not None and rec.get("identity") != identity:
-            raise ConfigError(f"{path}: computed for other speakers, epoch or seed (stale); {RESTART_HINT}")
-        if rec is not None and load_checkpoint(run.dir.final_weights(key), run.log) is not None:
+            raise ConfigError(f"{path}: computed for other speakers, epoch, seed or config (stale); {RESTART_HINT}")
+        if rec is not None and load_checkpoint(run.dir.final_weights(key), run.log, rec.get("weights_sha256"),
+                                               verify=True) is not None:
             done[key] = rec
             continue
         # `predict` is not used by the final model (no test speakers); one utterance keeps the task shape
         task = run.task("refit", g.pool[key], g, train, train[:1], seed, epoch)
         jobs.append(((key, identity), run_task, task))
     for (key, identity), res in run.map(jobs, "final model"):
-        atomic_torch_save(run.dir.final_weights(key), res["state"])
+        sha = atomic_torch_save(run.dir.final_weights(key), res["state"])
         rec = {"identity": identity, "seconds": res["seconds"], "spec_stats": res["spec_stats"],
-               "n_params": res["n_params"]}
+               "n_params": res["n_params"], "weights_sha256": sha}
         atomic_write_json(run.dir.final_refit_json(key), rec)
         done[key] = rec
     return done

@@ -14,7 +14,6 @@ resumes where it stopped.
 from __future__ import annotations
 
 import functools
-import io
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from emotionnas.data.folds import Fold, make_folds, save_folds
 from emotionnas.errors import ConfigError
 from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
-from emotionnas.rundir import RESTART_HINT, RunDir, check_search_speakers
+from emotionnas.rundir import RunDir, check_search_speakers, run_identity
 from emotionnas.space.families import family
 from emotionnas.space.pipeline import (FINE_TUNED, Candidate, baselines, check_space, enumerate_space,
                                       layer_windows, tunes_encoder)
@@ -36,11 +35,12 @@ from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_
                                              run_search_task, search_speakers)
 from emotionnas.training.executor import make_executor
 from emotionnas.training.prior import bind_prior, order_by_prior, record_audio_hashes
-from emotionnas.training.run_helpers import fingerprint_of, plan_searches, speaker_indices, stage_seed, train_indices
+from emotionnas.training.run_helpers import fingerprint_of, plan_searches, stage_seed, train_indices
+from emotionnas.training.records import load_inner_record, save_inner_record
 from emotionnas.training.summary import summarize
 from emotionnas.training.tasks import DataRef, TrainTask, run_task
-from emotionnas.utils.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
-from emotionnas.utils.io import load_checkpoint, read_json_or_none
+from emotionnas.utils.io import atomic_write_json, atomic_write_text
+from emotionnas.utils.io import remove_stale_temps
 from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
 
 
@@ -94,6 +94,8 @@ class Run:
         self.dims = Dims(fs.n_classes, fs.deep_dim, fs.deep_layers, cfg.cnn.C, cfg.cnn.layers, cfg.features.encoder)
         self.t_start = time.perf_counter() if t_start is None else t_start
         self.timing, self.prior = {}, None  # prior: selection.prior's usable sources (bound by start)
+        self.identity = run_identity(cfg)   # seed + config digest: every record is made under it
+        self.lock = None                    # the run folder's writer lock (taken by start)
 
     @classmethod
     def start(cls, cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> "Run":
@@ -102,9 +104,22 @@ class Run:
         fingerprint, create the executor."""
         t_start = time.perf_counter()
         rundir = RunDir(out_dir)
+        check_space(cfg.space, cfg.features.speaker_norm)  # family names, before any work
+        lock = rundir.lock(log)  # one writer per folder: before anything is written, --restart included
+        try:
+            run = cls._bind(cfg, rundir, progress, log, restart, t_start)
+        except BaseException:
+            lock.release()
+            raise
+        run.lock = lock
+        return run
+
+    @classmethod
+    def _bind(cls, cfg: RunConfig, rundir: RunDir, progress: bool, log, restart: bool, t_start: float) -> "Run":
         if restart:
             rundir.clear()
-        check_space(cfg.space, cfg.features.speaker_norm)  # family names, before any work
+        if n := remove_stale_temps(rundir.root):
+            log(f"removed {n} temporary file(s) of an interrupted write in {rundir.root}")
         rundir.claim(cfg)
         torch.set_num_threads(cfg.threads)
         data = DataRef.from_config(cfg)
@@ -128,7 +143,11 @@ class Run:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.executor.shutdown()
+        try:
+            self.executor.shutdown()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     # ------------------------------------------------------------ tasks
     def map(self, jobs, desc: str):
@@ -189,7 +208,8 @@ class Run:
             return None
         layers = tuple(layer_windows(g.probe["scores"], [2], 1)[0])
         return SearchTask(data=self.data, fold=g.fold, settings=SearchSettings.from_config(self.cfg),
-                          out_dir=str(self.dir.search_dir(g.name)), cnn_kind=next(iter(kinds), None), rnn=rnn,
+                          out_dir=None if getattr(self.executor, "remote", False) else str(self.dir.search_dir(g.name)),
+                          cnn_kind=next(iter(kinds), None), rnn=rnn,
                           layers=layers)
 
     @_timed("search_seconds")
@@ -199,13 +219,15 @@ class Run:
             task = self.search_task(g)
             if task is None:
                 continue
-            record = cached_search(self.dir.search_record(g.name), search_speakers(self.fs.speakers, g.fold), self.log)
+            record = cached_search(self.dir.search_record(g.name), search_speakers(self.fs.speakers, g.fold), self.log,
+                                   self.identity)
             if record is None:
                 jobs.append((g.name, run_search_task, task))
             else:
                 g.arch = record
         by_name = {g.name: g for g in groups}
         for name, record in self.map(jobs, "cell searches"):
+            record = {**record, "run": self.identity}
             atomic_write_json(self.dir.search_record(name), record)
             by_name[name].arch = record
         for g in groups:
@@ -215,18 +237,8 @@ class Run:
 
     # ------------------------------------------------------------ stages B, C: inner cross-validation
     def _load_record(self, g: Group, key: str, k: int):
-        path = self.dir.selection_record(g.name, key, k)
-        if not path.exists():
-            return None
-        try:
-            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
-                probs, val = z["val_probs"], z["val_idx"]
-        except Exception:  # noqa: BLE001 - truncated or corrupt: recompute
-            self.log(f"warning: {path}: unreadable record; recomputing it")
-            return None
-        if not np.array_equal(val, g.idx[g.inner[k]]):
-            raise ConfigError(f"{path}: made for other validation utterances (stale); {RESTART_HINT}")
-        return probs
+        return load_inner_record(self.dir.selection_record(g.name, key, k), g.idx[g.inner[k]], self.identity,
+                                 self.log)
 
     def evaluate(self, groups: list[Group], wanted) -> None:
         """Make sure records exist for every (group, key, inner fold) in `wanted`."""
@@ -245,10 +257,7 @@ class Run:
         by_name = {g.name: g for g in groups}
         for (name, key, k), res in self.map(jobs, "inner cross-validation"):
             g = by_name[name]
-            buf = io.BytesIO()
-            np.savez(buf, val_probs=res["val_probs"], val_idx=g.idx[g.inner[k]],
-                     seconds=np.array(res["seconds"]))
-            atomic_write_bytes(self.dir.selection_record(name, key, k), buf.getvalue())
+            save_inner_record(self.dir.selection_record(name, key, k), res, g.idx[g.inner[k]], self.identity)
             g.records[key, k] = res["val_probs"]
 
     def curves(self, g: Group, key: str, folds) -> tuple[int, float]:
@@ -339,38 +348,9 @@ class Run:
     # ------------------------------------------------------------ stage D: refit and test
     @_timed("refit_seconds")
     def refit(self, groups: list[Group]) -> dict:
-        jobs, done = [], {}
-        for g in groups:
-            wanted = {m["key"]: (m["epoch"], True) for m in g.summary["members"]}
-            if self.cfg.baselines:
-                for b in g.summary["baselines"].values():
-                    wanted.setdefault(b["key"], (b["epoch"], False))
-            for i in g.members:
-                fold = self.folds[i]
-                train = train_indices(self.fs.speakers, fold)
-                test = speaker_indices(self.fs.speakers, fold.test)
-                for key, (epoch, keep_weights) in wanted.items():
-                    seed = stage_seed(self.cfg.seed, "refit", fold.name, key)
-                    identity = {"fold": fold.to_dict(), "key": key, "epoch": epoch, "seed": seed}
-                    path = self.dir.refit_json(i, key)
-                    rec = read_json_or_none(path, self.log)
-                    if rec is not None and rec.get("identity") != identity:
-                        raise ConfigError(f"{path}: computed for another fold, epoch or seed (stale); {RESTART_HINT}")
-                    if rec is not None and (not keep_weights or
-                                            load_checkpoint(self.dir.refit_weights(i, key), self.log) is not None):
-                        done[i, key] = rec
-                        continue
-                    cand = g.pool.get(key) or next(c for c in g.baselines.values() if c.key == key)
-                    task = self.task("refit", cand, g, train, test, seed, epoch)
-                    jobs.append(((i, key, keep_weights, identity), run_task, task))
-        for (i, key, keep_weights, identity), res in self.map(jobs, "refit and test"):
-            if keep_weights:
-                atomic_torch_save(self.dir.refit_weights(i, key), res["state"])
-            rec = {"identity": identity, "test_probs": np.round(res["test_probs"], 6).tolist(),
-                   "seconds": res["seconds"], "spec_stats": res["spec_stats"], "n_params": res["n_params"]}
-            atomic_write_json(self.dir.refit_json(i, key), rec)  # last: its presence means complete
-            done[i, key] = rec
-        return done
+        """Stage D: each fold's ensemble (and baselines) refit on its training speakers, tested once."""
+        from emotionnas.training.refit import refit_folds
+        return refit_folds(self, groups)
 
     @_timed("final_seconds")
     def final(self) -> dict:

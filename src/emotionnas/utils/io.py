@@ -7,11 +7,18 @@ the folder is fsynced so the rename itself survives a power cut.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+from emotionnas.errors import IntegrityError, disk_error
+
+# errors of the disk, not of the program: one line naming the path (errors.DiskError)
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+TEMP_SUFFIX = ".tmp"  # every temp file of an atomic write: `.<name>.<random>.tmp` beside its target
 
 
 def current_umask() -> int:
@@ -42,21 +49,38 @@ def replace_atomically(tmp: str | Path, path: str | Path) -> None:
 
 
 def _atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """The temp file is removed on any failure or interrupt (SIGINT, and SIGTERM, which the CLI
+    turns into the same KeyboardInterrupt); a disk that refuses the write is a DiskError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         replace_atomically(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            raise disk_error(path, e) from None
         raise
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temp files that a killed writer (SIGKILL, power cut) left below `folder`;
+    only names this module makes (`.<name>.<random>.tmp`). Returns how many."""
+    n = 0
+    for tmp in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -71,14 +95,17 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def atomic_torch_save(path: str | Path, obj) -> None:
-    """torch.save to a temp file then rename (checkpoints survive an interrupt)."""
+def atomic_torch_save(path: str | Path, obj) -> str:
+    """torch.save to a temp file then rename (checkpoints survive an interrupt). Returns the
+    sha256 of what was written, for the record that lists the file."""
     import io
 
     import torch
     buf = io.BytesIO()
     torch.save(obj, buf)
-    _atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    _atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_json(path: str | Path):
@@ -95,13 +122,35 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def load_checkpoint(path: str | Path, log=None):
+def check_sha256(path: str | Path, expected: str | None) -> None:
+    """IntegrityError naming the file when its content's sha256 is not `expected` (None: the
+    record lists no checksum, which is refused as well: every weights file has one)."""
+    path = Path(path)
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        raise IntegrityError(f"{path}: unreadable ({e.strerror or type(e).__name__})") from None
+    if not isinstance(expected, str) or actual != expected:
+        raise IntegrityError(f"{path}: content does not match its recorded sha256 "
+                             f"({'none recorded' if not isinstance(expected, str) else expected[:12] + '...'}, "
+                             f"file {actual[:12]}...): corrupted or replaced")
+
+
+def load_checkpoint(path: str | Path, log=None, sha256: str | None = None, verify: bool = False):
     """`torch.load(path, weights_only=True)`, or None when the file is missing, truncated or
-    corrupt (the caller then recomputes it; `log` is told why)."""
+    corrupt, or (`verify`) its sha256 is not `sha256` (the caller then recomputes it; `log` is
+    told why)."""
     import torch
     path = Path(path)
     if not path.exists():
         return None
+    if verify:
+        try:
+            check_sha256(path, sha256)
+        except IntegrityError as e:
+            if log:
+                log(f"warning: {e}; recomputing it")
+            return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle opcode, disallowed global: rebuild
