@@ -98,9 +98,13 @@ def fingerprint_changes(old: dict, new: dict) -> list[str]:
 
 def run_identity(cfg) -> dict:
     """What every record of a run is made under: the seed and a digest of the config's identity
-    (RunConfig.identity: how a run is carried out is not part of it). A record whose identity
-    differs is another run's and is never reused."""
-    return {"seed": int(cfg.seed), "config": hashlib.sha256(cfg.identity_yaml().encode("utf-8")).hexdigest()[:16]}
+    (RunConfig.identity: how a run is carried out is not part of it, nor where the corpus lies:
+    its content is the fingerprint's). A record whose identity differs is another run's and is
+    never reused."""
+    import yaml
+    what = {k: v for k, v in cfg.identity().items() if k != "root"}
+    digest = hashlib.sha256(yaml.safe_dump(what, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return {"seed": int(cfg.seed), "config": digest}
 
 
 # ---------------------------------------------------------------- the folder
@@ -183,7 +187,10 @@ class RunDir:
         if entries and not self.is_run_folder():
             raise ConfigError(f"{self.root}: not a run folder (no config.yaml or fingerprint.json); "
                               "refusing to delete it for --restart")
-        for entry in entries:
+        # config.yaml and fingerprint.json last: a clear cut short still reads as a run folder
+        # (its remaining records carry their run identity, so nothing stale is reused)
+        last = (self.fingerprint.name, self.config.name)
+        for entry in sorted(entries, key=lambda e: last.index(e.name) + 1 if e.name in last else 0):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:

@@ -142,9 +142,9 @@ class Run:
     def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, *exc) -> None:
-        try:
-            self.executor.shutdown()
+    def __exit__(self, exc_type, *exc) -> None:
+        try:  # interrupted (Ctrl-C, SIGTERM, an error): no waiting for running tasks, workers exit with us
+            self.executor.shutdown(wait=exc_type is None)
         finally:
             if self.lock is not None:
                 self.lock.release()

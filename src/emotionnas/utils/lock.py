@@ -109,6 +109,8 @@ class FolderLock:
         self.fd = None
 
     def __enter__(self) -> "FolderLock":
+        if self.fd is not None or self.delegate is not None:  # `with rundir.lock():` -- taken already
+            return self
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
