@@ -42,14 +42,15 @@ class Partitions:
         self.k = len(g.inner) // PARTITIONS
         self.y = run.fs.labels[g.idx]
         self.n_classes = run.fs.n_classes
-        self.keys = [c["key"] for c in g.summary["candidates"] if "inner_ua" in c]
+        self.keys = [c["key"] for c in g.result.rows if "inner_ua" in c]
 
     def folds(self, parts) -> list[int]:
         return [p * self.k + j for p in parts for j in range(self.k)]
 
     def oof(self, key: str, parts, epoch: int) -> np.ndarray:
         folds = self.folds(parts)
-        return sel.oof_probs([self.g.records[key, f] for f in folds], [self.g.inner[f] for f in folds],
+        return sel.oof_probs([self.run.evaluator.records[self.g.name, key, f] for f in folds],
+                             [self.g.inner[f] for f in folds],
                              len(self.g.idx), epoch, len(parts))
 
     def ua(self, probs) -> float:
@@ -60,7 +61,7 @@ class Partitions:
         top fixed_k by out-of-fold UA, k not chosen)."""
         rows = []
         for key in self.keys:
-            epoch = self.run.curves(self.g, key, self.folds(parts))[0]
+            epoch = self.run.evaluator.score(self.g, key, self.folds(parts)).epoch
             probs = self.oof(key, parts, epoch)
             rows.append((-self.ua(probs), key, epoch, probs))
         rows.sort(key=lambda r: (r[0], r[1]))
@@ -73,7 +74,7 @@ class Partitions:
 
     def agreement(self, a: int, b: int) -> float:
         """Share of candidate pairs that partitions a and b order the same way (each at its own epoch)."""
-        score = {p: {key: self.ua(self.oof(key, [p], self.run.curves(self.g, key, self.folds([p]))[0]))
+        score = {p: {key: self.ua(self.oof(key, [p], self.run.evaluator.score(self.g, key, self.folds([p])).epoch))
                      for key in self.keys} for p in (a, b)}
         same = total = 0
         for x, z in itertools.combinations(self.keys, 2):

@@ -34,10 +34,11 @@ def study(cfg: RunConfig, out_dir, n_groups: int, models: list[str]) -> list[tup
         for g in groups:  # a baseline outside the pool (the fixed-schedule fine-tuning) is scored here too
             g.pool.update({g.baselines[m].key: g.baselines[m] for m in models})
         wanted = [(g, g.baselines[m].key, k) for g in groups for m in models for k in range(len(g.inner))]
-        run.evaluate(groups, wanted)
+        run.evaluator.evaluate(wanted)
         for g in groups:
             for m in models:
-                epoch, _, probs = run.out_of_fold(g, g.baselines[m].key)
+                o = run.evaluator.out_of_fold(g, g.baselines[m].key)
+                epoch, probs = o.epoch, o.probs
                 ua = unweighted_accuracy(run.fs.labels[g.idx], probs.argmax(1), run.fs.n_classes)
                 rows.append((g.name, m, epoch, ua))
     return rows

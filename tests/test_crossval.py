@@ -37,28 +37,26 @@ def test_cross_fitted_plan_never_searches_on_a_folds_test_speakers():
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, demo_root):
     """A 2-fold demo run with baselines, every task recorded (serial executor, in-process)."""
-    import emotionnas.training.run as cv  # the run (its stages) calls run_task
+    import emotionnas.training.run as cv  # every stage's training tasks go through Run.map
+    from emotionnas.training.tasks import TrainTask
     tmp = tmp_path_factory.mktemp("run")
     cfg = demo_config(str(demo_root), str(tmp / "cache"))
     cfg.max_folds, cfg.baselines = 2, True
-    import emotionnas.training.final as final_stage
     seen = []
-    original, original_final = cv.run_task, cv.Run.final
+    original_map, original_final = cv.Run.map, cv.Run.final
 
-    def spy(task):
-        seen.append(task)
-        return original(task)
+    def map_spy(self, jobs, desc):  # serial executor: tasks run in the order they are submitted
+        seen.extend(arg for _, _, arg in jobs if isinstance(arg, TrainTask))
+        return original_map(self, jobs, desc)
 
     def final_spy(run):  # marks where the final model's tasks (every speaker, no test) begin
         seen.append("FINAL")
         return original_final(run)
-    cv.run_task = final_stage.run_task = spy
-    cv.Run.final = final_spy
+    cv.Run.map, cv.Run.final = map_spy, final_spy
     try:
         results = run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
     finally:
-        cv.run_task = final_stage.run_task = original
-        cv.Run.final = original_final
+        cv.Run.map, cv.Run.final = original_map, original_final
     from emotionnas.reports.report import write_report
     write_report(tmp / "run")
     return cfg, tmp / "run", results, seen

@@ -73,8 +73,8 @@ def _fake_run(root, corpus, digests, rng, audio: list[bytes], prior=None):
     (root / "fingerprint.json").write_text(json.dumps({"corpus": corpus, "speakers": {
         f"s{i}": {"utterances": 10, "digest": d} for i, d in enumerate(digests)}}))
     for g, (cands, _, uas) in enumerate(_groups(rng, n_groups=2)):
-        rows = [{"candidate": c.to_dict(), "rung0_ua": float(u)} for c, u in zip(cands, uas)]
-        rows.append({"candidate": Candidate("gru", (2,)).to_dict(), "rung0_ua": None})  # a replica: no rung 0
+        rows = [{"candidate": c.to_dict(), "budget_scores": [{"folds": 1, "ua": float(u)}]} for c, u in zip(cands, uas)]
+        rows.append({"candidate": Candidate("gru", (2,)).to_dict(), "budget_scores": []})  # a replica: no first rung
         d = root / "searches" / f"group{g}"
         d.mkdir(parents=True)
         (d / "selection.json").write_text(json.dumps({"layer_probe": {"scores": [60, 70, 80, 70]},

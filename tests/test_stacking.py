@@ -217,7 +217,7 @@ def test_demo_run_with_seeds_and_stacker_records_and_uses_them(stack_run):
     final = json.loads(rd.final_record.read_text())
     assert final["combiner"]["choice"] == "stack"
     model = json.loads((stack_run[1] / "model.json").read_text())
-    assert model["format_version"] == 4 and model["combiner"] == final["combiner"]["fitted"]
+    assert model["format_version"] == 5 and model["combiner"] == final["combiner"]["fitted"]
     assert len(model["combiner"]["coef"][0]) == len(model["members"]) * n
     assert "stacker" in (stack_run[1] / "README.md").read_text()
     assert "Combiner (stack)" in (rd.root / "report.md").read_text()

@@ -226,6 +226,8 @@ class SelectionConfig:
     combiner: str = "mean"            # mean | stack | auto (stack only if its cross-fitted inner UA beats mean)
     prior: str | None = None          # "builtin" | a path: a prior from other corpora orders the pool (training/prior.py)
     partitions: int = 1               # 2-3: candidates past the first rung also scored on other speaker partitions
+    strategy: str = "halving"         # which candidates are scored on which inner folds (training/strategies.py)
+    ensemble: str = "top_k"           # which finalists the ensemble holds (training/ensembles.py)
 
     def __post_init__(self):
         if self.inner_folds < 2:

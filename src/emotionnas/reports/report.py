@@ -98,15 +98,23 @@ def folds_table(results: dict) -> str:
 
 
 def selection_table(summary: dict, top: int = 12) -> str:
-    cands = sorted(summary["candidates"], key=lambda c: (-(c.get("inner_ua") or -1), -(c["rung0_ua"] or -1)))  # replicas: no rung 0
+    """The candidates of one selection group: their score at the first budget (the fewest inner
+    folds they were scored on), their inner-CV UA over every inner fold, whether the strategy let
+    them go on to every fold, and their place in the ensemble."""
+    def first(c):
+        scores = c.get("budget_scores") or []
+        return scores[0]["ua"] if scores else None
+
+    cands = sorted(summary["candidates"], key=lambda c: (-(c.get("inner_ua") or -1), -(first(c) or -1)))
     rows = []
     for c in cands[:top]:
         member = next((i + 1 for i, m in enumerate(summary["members"]) if m["key"] == c["key"]), None)
-        rows.append([c["name"] + (f" *({c['baseline']})*" if c.get("baseline") else ""), fmt(c["rung0_ua"]),
+        went_on = "inner_ua" in c
+        rows.append([c["name"] + (f" *({c['baseline']})*" if c.get("baseline") else ""), fmt(first(c)),
                      fmt(c.get("inner_ua")), c.get("epoch", DASH), fmt(c.get("speaker_ua_std")),
-                     "yes" if c["survived"] else "no", member or ""])
-    return markdown_table(rows, ["Candidate", "rung-0 UA", "inner-CV UA", "epoch", "per-speaker UA std",
-                                 "survived", "in ensemble"])
+                     "yes" if went_on else "no", member or ""])
+    return markdown_table(rows, ["Candidate", "UA on the first inner fold(s)", "inner-CV UA (every fold)", "epoch",
+                                 "per-speaker UA std", "scored on every fold", "in ensemble"])
 
 
 def _summary_lines(results: dict) -> list[str]:

@@ -28,7 +28,7 @@ from emotionnas.errors import ConfigError
 from emotionnas.metrics import expected_calibration_error, fit_temperature, temperature_scale
 from emotionnas.rundir import RESTART_HINT
 from emotionnas.training.run_helpers import stage_seed
-from emotionnas.training.selection import combiner_of, cross_fit_stack
+from emotionnas.training.selection import cross_fit_stack
 from emotionnas.training.tasks import run_task
 from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
 
@@ -45,10 +45,10 @@ def final_model(run) -> dict:
     y = fs.labels[g.idx]
     oof = _combined_oof(run, g, y)
     temperature = fit_temperature(oof, y)
-    crossed = _cross_fitted(oof, y, g.first_partition)
+    crossed = _cross_fitted(oof, y, g.result.first_partition)
     record = {"speakers": speakers, "group": g.name, "n_utterances": int(len(g.idx)),
-              "members": [{**m, "spec_stats": refits[m["key"]]["spec_stats"]} for m in g.summary["members"]],
-              "combiner": g.summary["combiner"], "temperature": round(temperature, 4),
+              "members": [{**m.to_dict(), "spec_stats": refits[m.key]["spec_stats"]} for m in g.result.members],
+              "combiner": g.result.to_dict()["combiner"], "temperature": round(temperature, 4),
               "ece_before": round(expected_calibration_error(oof, y), 2),
               "ece_after": round(expected_calibration_error(crossed, y), 2),
               "note": "selected and refit on every speaker; no test speaker exists for this model: its expected "
@@ -64,10 +64,10 @@ def final_model(run) -> dict:
 def _combined_oof(run, g, y: np.ndarray) -> np.ndarray:
     """The ensemble's out-of-fold probabilities as its combiner makes them: averaged, or for a
     stacker cross-fitted (each inner fold combined by a stacker fitted on the other folds)."""
-    members = [run.out_of_fold(g, m["key"])[2] for m in g.summary["members"]]
-    if combiner_of(g.summary, run.fs.n_classes).kind == "mean":
+    members = [run.evaluator.out_of_fold(g, m.key).probs for m in g.result.members]
+    if g.result.combiner.kind == "mean":
         return np.mean(members, axis=0)
-    return cross_fit_stack(np.stack(members), y, g.first_partition, run.fs.n_classes)
+    return cross_fit_stack(np.stack(members), y, g.result.first_partition, run.fs.n_classes)
 
 
 def _cross_fitted(oof: np.ndarray, y: np.ndarray, inner: list) -> np.ndarray:
@@ -82,8 +82,8 @@ def _cross_fitted(oof: np.ndarray, y: np.ndarray, inner: list) -> np.ndarray:
 
 def _refit(run, g, train: np.ndarray, speakers: list[str]) -> dict:
     jobs, done = [], {}
-    for m in g.summary["members"]:
-        key, epoch = m["key"], m["epoch"]
+    for m in g.result.members:
+        key, epoch = m.key, m.epoch
         seed = stage_seed(run.cfg.seed, "final", key)
         identity = {"speakers": speakers, "key": key, "epoch": epoch, "seed": seed, "run": run.identity}
         path = run.dir.final_refit_json(key)
@@ -95,7 +95,7 @@ def _refit(run, g, train: np.ndarray, speakers: list[str]) -> dict:
             done[key] = rec
             continue
         # `predict` is not used by the final model (no test speakers); one utterance keeps the task shape
-        task = run.task("refit", g.pool[key], g, train, train[:1], seed, epoch)
+        task = run.task("refit", m.candidate, g, train, train[:1], seed, epoch)
         jobs.append(((key, identity), run_task, task))
     for (key, identity), res in run.map(jobs, "final model"):
         sha = atomic_torch_save(run.dir.final_weights(key), res["state"])

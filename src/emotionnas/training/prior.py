@@ -114,9 +114,9 @@ def _source_groups(run_dir: Path) -> tuple[RunConfig, dict, list]:
         summary = _read_bounded(path, MAX_GROUP_BYTES)
         try:
             ranked = ranked_windows(summary["layer_probe"]["scores"])
-            cands = [c for c in summary["candidates"] if c.get("rung0_ua") is not None]
-            groups.append(([candidate_features(c["candidate"], ranked) for c in cands],
-                           np.array([float(c["rung0_ua"]) for c in cands])))
+            cands = first_budget_scores(summary["candidates"])
+            groups.append(([candidate_features(c["candidate"], ranked) for c, _ in cands],
+                           np.array([ua for _, ua in cands])))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ConfigError(f"{path}: not a selection summary ({type(e).__name__}: {e})") from None
     if not groups:
@@ -307,3 +307,15 @@ def write_prior(runs, out) -> int:
         print(f"{s['corpus']}: {s['groups']} groups, {s['candidates']} candidates; best {best}; worst {worst}")
     print(f"wrote {out}")
     return 0
+
+
+def first_budget_scores(rows: list) -> list[tuple[dict, float]]:
+    """[(row, UA)] of the candidates scored at the group's smallest budget (the fewest inner folds
+    any candidate was scored on: successive halving's first rung), so that every score compared
+    was made on the same folds. Replicas and candidates only scored on more folds are left out."""
+    scored = [(c, {int(b["folds"]): float(b["ua"]) for b in c.get("budget_scores") or []}) for c in rows]
+    budgets = [min(s) for _, s in scored if s]
+    if not budgets:
+        return []
+    smallest = min(budgets)
+    return [(c, s[smallest]) for c, s in scored if smallest in s]

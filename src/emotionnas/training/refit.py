@@ -18,10 +18,10 @@ def refit_folds(run, groups) -> dict:
     """{(fold index, candidate key): record} for every member (and baseline) of every fold."""
     jobs, done = [], {}
     for g in groups:
-        wanted = {m["key"]: (m["epoch"], True) for m in g.summary["members"]}
+        wanted = {m.key: (m.epoch, True) for m in g.result.members}
         if run.cfg.baselines:
-            for b in g.summary["baselines"].values():
-                wanted.setdefault(b["key"], (b["epoch"], False))
+            for b in g.result.baselines:
+                wanted.setdefault(b.key, (b.epoch, False))
         for i in g.members:
             fold = run.folds[i]
             train = train_indices(run.fs.speakers, fold)
@@ -39,8 +39,7 @@ def refit_folds(run, groups) -> dict:
                         run.dir.refit_weights(i, key), run.log, rec.get("weights_sha256"), verify=True) is not None):
                     done[i, key] = rec
                     continue
-                cand = g.pool.get(key) or next(c for c in g.baselines.values() if c.key == key)
-                task = run.task("refit", cand, g, train, test, seed, epoch)
+                task = run.task("refit", g.result.candidate(key), g, train, test, seed, epoch)
                 jobs.append(((i, key, keep_weights, identity), run_task, task))
     for (i, key, keep_weights, identity), res in run.map(jobs, "refit and test"):
         sha = atomic_torch_save(run.dir.refit_weights(i, key), res["state"]) if keep_weights else None

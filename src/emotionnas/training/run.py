@@ -24,7 +24,6 @@ import torch
 from emotionnas.config import RunConfig
 from emotionnas.data.folds import Fold, make_folds, save_folds
 from emotionnas.errors import ConfigError
-from emotionnas.metrics import scores
 from emotionnas.models.build import Dims, needs_genotype, needs_recipe
 from emotionnas.rundir import RunDir, check_search_speakers, run_identity
 from emotionnas.space.families import family
@@ -36,9 +35,11 @@ from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_
 from emotionnas.training.executor import make_executor
 from emotionnas.training.prior import bind_prior, order_by_prior, record_audio_hashes
 from emotionnas.training.run_helpers import fingerprint_of, plan_searches, stage_seed, train_indices
-from emotionnas.training.records import load_inner_record, save_inner_record
+from emotionnas.training.evaluator import Evaluator
+from emotionnas.training.select import check_selection, select_groups
+from emotionnas.training.selection_result import SelectionResult
 from emotionnas.training.summary import summarize
-from emotionnas.training.tasks import DataRef, TrainTask, run_task
+from emotionnas.training.tasks import DataRef, TrainTask
 from emotionnas.utils.io import atomic_write_json, atomic_write_text
 from emotionnas.utils.io import remove_stale_temps
 from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
@@ -68,8 +69,7 @@ class Group:
     arch: dict = field(default_factory=dict)
     pool: dict = field(default_factory=dict)        # key -> Candidate
     baselines: dict = field(default_factory=dict)   # name -> Candidate
-    records: dict = field(default_factory=dict)     # (key, k) -> val probs (E, n, C)
-    summary: dict = field(default_factory=dict)
+    result: SelectionResult | None = None          # what its selection decided (training/select.py)
     prior: dict = field(default_factory=dict)       # selection.prior: sources used and candidate scores
     partitions: int = 1                             # inner has `partitions` speaker partitions, in order
 
@@ -95,6 +95,7 @@ class Run:
         self.t_start = time.perf_counter() if t_start is None else t_start
         self.timing, self.prior = {}, None  # prior: selection.prior's usable sources (bound by start)
         self.identity = run_identity(cfg)   # seed + config digest: every record is made under it
+        self.evaluator = Evaluator(self)    # scores candidates on inner folds (training/evaluator.py)
         self.lock = None                    # the run folder's writer lock (taken by start)
 
     @classmethod
@@ -105,6 +106,7 @@ class Run:
         t_start = time.perf_counter()
         rundir = RunDir(out_dir)
         check_space(cfg.space, cfg.features.speaker_norm)  # family names, before any work
+        check_selection(cfg.selection)                      # strategy and ensemble builder names
         lock = rundir.lock(log)  # one writer per folder: before anything is written, --restart included
         try:
             run = cls._bind(cfg, rundir, progress, log, restart, t_start)
@@ -236,114 +238,11 @@ class Run:
                     check_search_speakers(g.arch, self.folds[i], g.name)
 
     # ------------------------------------------------------------ stages B, C: inner cross-validation
-    def _load_record(self, g: Group, key: str, k: int):
-        return load_inner_record(self.dir.selection_record(g.name, key, k), g.idx[g.inner[k]], self.identity,
-                                 self.log)
-
-    def evaluate(self, groups: list[Group], wanted) -> None:
-        """Make sure records exist for every (group, key, inner fold) in `wanted`."""
-        jobs = []
-        for g, key, k in wanted:
-            if (key, k) in g.records:
-                continue
-            probs = self._load_record(g, key, k)
-            if probs is not None:
-                g.records[key, k] = probs
-                continue
-            val = g.idx[g.inner[k]]
-            train = np.setdiff1d(g.idx, val)
-            seed = stage_seed(self.cfg.seed, "inner", g.name, key, k)
-            jobs.append(((g.name, key, k), run_task, self.task("evaluate", g.pool[key], g, train, val, seed)))
-        by_name = {g.name: g for g in groups}
-        for (name, key, k), res in self.map(jobs, "inner cross-validation"):
-            g = by_name[name]
-            save_inner_record(self.dir.selection_record(name, key, k), res, g.idx[g.inner[k]], self.identity)
-            g.records[key, k] = res["val_probs"]
-
-    def curves(self, g: Group, key: str, folds) -> tuple[int, float]:
-        labels = self.fs.labels
-        probs = [g.records[key, k] for k in folds]
-        ys = [labels[g.idx[g.inner[k]]] for k in folds]
-        return sel.choose_epoch(probs, ys, self.fs.n_classes, self.cfg.selection.smooth_epochs)
-
-    def out_of_fold(self, g: Group, key: str) -> tuple[int, float, np.ndarray]:
-        """(chosen epoch, its smoothed inner-CV UA, out-of-fold probabilities there) of candidate `key`."""
-        every = range(len(g.inner))
-        epoch, smoothed = self.curves(g, key, every)
-        return epoch, smoothed, sel.oof_probs([g.records[key, k] for k in every], g.inner, len(g.idx), epoch, g.partitions)
-
     @_timed("selection_seconds")
     def selection(self, groups: list[Group], baselines: bool | None = None) -> None:
-        """`baselines`: also score every baseline on every inner fold (default: cfg.baselines)."""
-        cfg = self.cfg.selection
-        baselines = self.cfg.baselines if baselines is None else baselines
-        first = {g.name: list(range(min(cfg.first_rung_folds, len(g.inner)))) for g in groups}
-        base = {g.name: [key for key, c in g.pool.items() if not c.replica] for g in groups}
-        self.evaluate(groups, [(g, key, k) for g in groups for key in base[g.name] for k in first[g.name]])
-        full = {}
-        for g in groups:
-            rung0 = {key: self.curves(g, key, first[g.name])[1] for key in base[g.name]}
-            keep = sel.survivors(rung0, cfg.eta)
-            extra = [c.key for c in g.baselines.values() if c.key in g.pool] if baselines else []
-            full[g.name] = (rung0, keep, list(dict.fromkeys(keep + extra)))
-        self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
-        if cfg.seeds > 1:
-            full = {g.name: self.add_replicas(g, *full[g.name]) for g in groups}
-            self.evaluate(groups, [(g, key, k) for g in groups for key in full[g.name][2] for k in range(len(g.inner))])
-        for g in groups:
-            g.summary = self.summarise_group(g, *full[g.name])
-            atomic_write_json(self.dir.selection_summary(g.name), g.summary)
-
-    def inner_ua(self, g: Group, key: str) -> float:
-        """Out-of-fold inner-CV UA of candidate `key` (as its summary row rounds it)."""
-        probs = self.out_of_fold(g, key)[2]
-        return round(scores(self.fs.labels[g.idx], probs.argmax(1), self.fs.n_classes)["ua"], 3)
-
-    def add_replicas(self, g: Group, rung0: dict, keep: list, fully: list) -> tuple[dict, list, list]:
-        """selection.seeds > 1: replicas 1..seeds-1 of the top max_ensemble survivors join the pool."""
-        cfg = self.cfg.selection
-        top = sorted(keep, key=lambda k: (-self.inner_ua(g, k), k))[: cfg.max_ensemble]
-        reps = [g.pool[k].with_replica(r) for k in top for r in range(1, cfg.seeds)]
-        g.pool.update({c.key: c for c in reps})
-        new = [c.key for c in reps]
-        return rung0, keep + new, fully + new
-
-    def summarise_group(self, g: Group, rung0: dict, keep: list, fully: list) -> dict:
-        fs = self.fs
-        labels, speakers = fs.labels[g.idx], fs.speakers[g.idx]
-        rows, oof = {}, {}
-        for key, cand in g.pool.items():
-            row = {"key": key, "name": cand.name, "candidate": cand.to_dict(),
-                   "rung0_ua": round(rung0[key], 3) if key in rung0 else None, "survived": key in keep,
-                   "baseline": next((b for b, c in g.baselines.items() if c.key == key), None)}
-            if cand.replica:
-                row["replica_of"] = cand.with_replica(0).key
-            if key in fully:
-                epoch, smoothed, probs = self.out_of_fold(g, key)
-                oof[key] = probs
-                spk = sel.speaker_scores(probs, labels, speakers, fs.n_classes)
-                fold_uas = [scores(labels[p], probs[p].argmax(1), fs.n_classes)["ua"] for p in g.first_partition]
-                row.update({"epoch": epoch, "inner_ua": round(scores(labels, probs.argmax(1), fs.n_classes)["ua"], 3),
-                            "smoothed_curve_ua": round(smoothed, 3), "inner_fold_uas": [round(u, 2) for u in fold_uas],
-                            "speaker_ua_std": round(float(np.std(list(spk.values()))), 3),
-                            "inner_fold_se": round(float(np.std(fold_uas) / np.sqrt(len(fold_uas))), 3)})
-            rows[key] = row
-        ranking = sorted(keep, key=lambda k: (-rows[k]["inner_ua"], k))
-        cfg = self.cfg.selection
-        k_best, ens_uas = sel.choose_ensemble([oof[k] for k in ranking], labels, fs.n_classes,
-                                              cfg.max_ensemble * cfg.seeds)
-        combiner, record = sel.choose_combiner(np.stack([oof[k] for k in ranking[:k_best]]), labels,
-                                               g.first_partition, fs.n_classes, cfg.combiner)
-        return {"group": g.name, "speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
-                "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner],
-                "layer_probe": g.probe, "candidates": list(rows.values()), "ranking": ranking,
-                **({"prior": g.prior} if g.prior else {}), **({"partitions": g.partitions} if g.partitions > 1 else {}),
-                "ensemble_uas": [round(u, 3) for u in ens_uas], "ensemble_k": k_best,
-                "combiner": {**record, "fitted": combiner.to_dict()},
-                "members": [{"key": k, "name": rows[k]["name"], "epoch": rows[k]["epoch"]} for k in ranking[:k_best]],
-                "baselines": {b: ({"key": c.key, "epoch": rows[c.key].get("epoch")} if c.key in rows else
-                                  {"key": c.key, "epoch": self.cfg.train.epochs, "fixed_schedule": True})
-                              for b, c in g.baselines.items()}}  # outside the pool: the recipe's whole schedule
+        """Stages B, C: each group's strategy, evaluator and ensemble builder (training/select.py) ->
+        `g.result`. `baselines`: also score every baseline on every inner fold (default: cfg.baselines)."""
+        select_groups(self, groups, self.cfg.baselines if baselines is None else baselines)
 
     # ------------------------------------------------------------ stage D: refit and test
     @_timed("refit_seconds")

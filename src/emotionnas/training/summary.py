@@ -11,7 +11,6 @@ import numpy as np
 from emotionnas.metrics import mean_std, scores
 from emotionnas.rundir import FORMAT_VERSION
 from emotionnas.training.run_helpers import speaker_indices
-from emotionnas.training.selection import combiner_of
 from emotionnas.training.tasks import DataRef
 
 METRICS = ("ua", "wa", "macro_f1")
@@ -46,25 +45,25 @@ def _metrics(y, probs, n: int) -> dict:
 def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     n = fs.n_classes
     fold_rows, group_of = [], {i: g for g in groups for i in g.members}
-    baseline_names = list(groups[0].summary["baselines"]) if cfg.baselines and groups else []
+    baseline_names = [b.name for b in groups[0].result.baselines] if cfg.baselines and groups else []
     for i, fold in enumerate(folds):
         g = group_of[i]
         test = speaker_indices(fs.speakers, fold.test)
         y = fs.labels[test]
-        members = g.summary["members"]
-        probs = [np.asarray(refits[i, m["key"]]["test_probs"], np.float32) for m in members]
-        ens = combiner_of(g.summary, n).apply(probs)  # a stacker: fitted on the group's out-of-fold probabilities
+        members = g.result.members
+        probs = [np.asarray(refits[i, m.key]["test_probs"], np.float32) for m in members]
+        ens = g.result.combiner.apply(probs)  # a stacker: fitted on the group's out-of-fold probabilities
         sc = scores(y, ens.argmax(1), n)
         row = {"name": fold.name, "test_speakers": list(fold.test), "search_group": g.name,
                **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
-               "members": [{"name": m["name"], "key": m["key"], "epoch": m["epoch"],
+               "members": [{"name": m.name, "key": m.key, "epoch": m.epoch,
                             "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
                "top1": _metrics(y, probs[0], n),
                "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
         if cfg.selection.combiner != "mean":  # what averaging the same members scores (an ablation; chooses nothing)
             row["mean_combiner"] = _metrics(y, np.mean(probs, axis=0), n)
         if baseline_names:
-            row["baselines"] = {b: _metrics(y, refits[i, g.summary["baselines"][b]["key"]]["test_probs"], n)
+            row["baselines"] = {b: _metrics(y, refits[i, g.result.baseline(b).key]["test_probs"], n)
                                 for b in baseline_names}
         fold_rows.append(row)
     res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
@@ -83,13 +82,13 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                                                                      [r["ua"] for r in rows])}
     res["searches"] = [{"group": g.name, "held_out_speakers": list(g.fold.test), "folds": g.members,
                         "dir": rundir.relative(rundir.search_dir(g.name)),
-                        "layer_scores": g.probe.get("scores"), "ensemble_k": g.summary["ensemble_k"],
-                        "members": g.summary["members"], "n_candidates": len(g.summary["candidates"]),
-                        "n_full": sum("inner_ua" in c for c in g.summary["candidates"]),
+                        "layer_scores": g.probe.get("scores"), "ensemble_k": len(g.result.members),
+                        "members": [m.to_dict() for m in g.result.members], "n_candidates": len(g.result.rows),
+                        "n_full": sum("inner_ua" in c for c in g.result.rows),
                         "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe"),
-                        **_combiner_entry(cfg, g.summary)} for g in groups]
-    res["rank_agreement"] = rank_agreement(fold_rows, {g.name: g.summary for g in groups})
-    full = [c for g in groups for c in g.summary["candidates"] if "inner_ua" in c]
+                        **_combiner_entry(cfg, g.result.combiner_record)} for g in groups]
+    res["rank_agreement"] = rank_agreement(fold_rows, {g.name: g.result.to_dict() for g in groups})
+    full = [c for g in groups for c in g.result.rows if "inner_ua" in c]
     res["selection_spread"] = {
         "single_speaker_ua_std": float(np.mean([c["speaker_ua_std"] for c in full])) if full else None,
         "inner_cv_ua_se": float(np.mean([c["inner_fold_se"] for c in full])) if full else None,
@@ -131,12 +130,12 @@ def rank_agreement(fold_rows: list[dict], summaries: dict, deep_only: bool = Fal
             "median_inner_gap": float(np.median(gaps)) if gaps else None}
 
 
-def _combiner_entry(cfg, summary: dict) -> dict:
+def _combiner_entry(cfg, record: dict) -> dict:
     """{"combiner": mode, choice, inner UAs of averaging and of the cross-fitted stacker} when the
     run asked for one (results of the default, averaging, read as before)."""
     if cfg.selection.combiner == "mean":
         return {}
-    return {"combiner": {k: v for k, v in summary["combiner"].items() if k != "fitted"}}
+    return {"combiner": dict(record)}
 
 
 def _stable(obj):
