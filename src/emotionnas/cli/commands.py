@@ -53,10 +53,21 @@ def cmd_features(a) -> int:
 
 
 def _config_file_or_preset(name: str):
-    """--config: a YAML file, or the name of a shipped preset (demo, paper)."""
+    """--config: the name of a shipped preset (demo, paper), or a YAML file. A preset name wins over
+    a file or folder of that name in the working directory (a folder `demo` made `--config demo`
+    fail with "Is a directory"): the argument is a path only when it looks like one, with a `/` or
+    ending in .yaml / .yml (`--config ./demo` reads the file `demo`). A path must be a regular file,
+    asked of os.stat before it is opened (a FIFO would block the read)."""
     from emotionnas.config import PRESETS, RunConfig
-    if name in PRESETS and not Path(name).exists():
+    from emotionnas.data.file_kind import file_problem
+    from emotionnas.errors import ConfigError
+    looks_like_path = "/" in name or name.lower().endswith((".yaml", ".yml"))
+    if name in PRESETS and not looks_like_path:
         return RunConfig.preset(name)
+    problem = file_problem(name)
+    if problem is not None:
+        hint = "" if looks_like_path else f" (presets: {', '.join(PRESETS)})"
+        raise ConfigError(f"--config {name}: {problem}{hint}")
     return RunConfig.from_yaml(name)
 
 
@@ -192,14 +203,25 @@ def cmd_predict(a) -> int:
 
 
 def cmd_serve(a) -> int:
+    import os
     from dataclasses import replace
     from emotionnas.recognizer.serve import LOOPBACK_HOSTS, SERVE_LIMITS, ServeSettings, serve
-    if a.max_seconds <= 0 or a.max_mb <= 0 or a.queue < 1 or a.timeout <= 0:
-        raise EmotionNASError("--max-seconds, --max-mb, --timeout must be > 0 and --queue >= 1")
+    from emotionnas.recognizer.serve_access import resolve_api_key
+    if not all(v > 0 for v in (a.max_seconds, a.max_mb, a.timeout, a.header_timeout)) or \
+            min(a.queue, a.max_connections, a.max_per_client) < 1:  # `v > 0`: NaN is refused too
+        raise EmotionNASError("--max-seconds, --max-mb, --timeout, --header-timeout must be > 0 and --queue, "
+                              "--max-connections, --max-per-client >= 1")
+    api_key = resolve_api_key(a.api_key, a.api_key_file, os.environ)
+    if a.api_key is not None:
+        print("warning: --api-key is visible to other users of this machine (process list); prefer "
+              "--api-key-file PATH or $EMOTIONNAS_API_KEY", file=sys.stderr)
+    if a.api_key_file is not None and os.stat(a.api_key_file).st_mode & 0o077:
+        print(f"warning: {a.api_key_file} can be read by other users: chmod 600 it", file=sys.stderr)
     limits = replace(SERVE_LIMITS, max_seconds=a.max_seconds, max_bytes=int(a.max_mb * 2 ** 20))
     settings = ServeSettings(limits=limits, window=a.window, hop=a.hop, queue=a.queue, timeout=a.timeout,
-                             allow_hosts=LOOPBACK_HOSTS + tuple(a.allow_host), api_key=a.api_key,
-                             cors_origins=tuple(a.cors_origin))
+                             allow_hosts=LOOPBACK_HOSTS + tuple(a.allow_host), api_key=api_key,
+                             cors_origins=tuple(a.cors_origin), header_timeout=a.header_timeout,
+                             max_per_client=a.max_per_client, max_connections=a.max_connections)
     if a.host not in LOOPBACK_HOSTS and a.no_auth:
         print(f"warning: serving on {a.host} without a key: anyone who can reach it can use the model",
               file=sys.stderr)

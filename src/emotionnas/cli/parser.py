@@ -18,11 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("name", help="corpus reader: emodb, ravdess, cremad, tess, savee, iemocap, "
                                      "msp-improv, manifest, demo")
         sp.add_argument("root", help="corpus folder (or manifest file)")
-        sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option, e.g. subset=all")
+        sp.add_argument("--option", action="append", metavar="KEY=VALUE",
+                        help="reader option, e.g. subset=all; manifest rows must lie in the manifest's "
+                        "folder (symlinks resolved) unless allow_outside=true")
 
     def run_args(sp):
         corpus_args(sp)
-        sp.add_argument("--config", help="YAML run config")
+        sp.add_argument("--config", help="a preset (demo, paper) or a YAML run config file; a preset name wins "
+                        "over a file or folder of that name here unless written as a path (./demo, "
+                        "or ending in .yaml/.yml)")
         sp.add_argument("--cache", help="feature cache folder")
         sp.add_argument("--encoder", help="deep encoder: whisper-base, whisper-tiny.en, HF id or local path")
         sp.add_argument("--protocol", choices=["loso", "loso-session", "iemocap-paper", "kfold"])
@@ -99,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = ServeSettings()
     sp = sub.add_parser("serve", help="HTTP service with a page: POST /predict, GET /health, GET /",
                         description=f"Limits (defaults): {d.describe()}. Refusals are one-line 4xx naming the "
-                                    "limit; a full queue or a slow request gets 503 with Retry-After.")
+                                    "limit; a full queue or a slow request gets 503 with Retry-After; /health is "
+                                    "answered even when the queue and the connection limits are full.")
     sp.add_argument("--model", required=True)
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only; any other "
-                    "address needs --api-key or --no-auth)")
+                    "address needs a key or --no-auth; 0.0.0.0 or :: also accept this machine's own names and "
+                    "addresses as Host)")
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--window", type=float, default=d.window, help="timeline window (s) for long audio")
     sp.add_argument("--hop", type=float, default=d.hop)
@@ -110,13 +116,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-mb", type=float, default=L.max_bytes / 2 ** 20,
                     help=f"upload size in MB (default {L.max_bytes / 2 ** 20:g})")
     sp.add_argument("--queue", type=int, default=d.queue, help=f"requests in progress before 503 (default {d.queue})")
-    sp.add_argument("--timeout", type=float, default=d.timeout, help=f"seconds per request (default {d.timeout:g})")
+    sp.add_argument("--timeout", type=float, default=d.timeout,
+                    help=f"seconds per request; an upload's body must arrive within it too (default {d.timeout:g})")
     sp.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                     help="accept this Host header name too (default: loopback names only; '*' for any)")
     sp.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="allow cross-origin requests from this origin (default: none)")
-    sp.add_argument("--api-key", help="require this key (Authorization: Bearer KEY or X-API-Key); "
-                    "default: $EMOTIONNAS_API_KEY")
+    sp.add_argument("--header-timeout", type=float, default=d.header_timeout, metavar="SECONDS",
+                    help="a connection that has not sent its request headers this long after opening (or after "
+                    f"its previous response) is closed (default {d.header_timeout:g})")
+    sp.add_argument("--max-connections", type=int, default=d.max_connections, metavar="N",
+                    help="open connections in all; one more closes the oldest still waiting for its headers, "
+                    f"so prompt requests are served (default {d.max_connections})")
+    sp.add_argument("--max-per-client", type=int, default=d.max_per_client, metavar="N",
+                    help=f"open connections per client address, the same way (default {d.max_per_client}; "
+                    "behind a proxy, as many as --max-connections)")
+    key = sp.add_mutually_exclusive_group()
+    key.add_argument("--api-key-file", metavar="PATH", help="require the key on the first line of this file "
+                     "(Authorization: Bearer KEY or X-API-Key; >= 16 characters; keep the file chmod 600)")
+    key.add_argument("--api-key", metavar="KEY", help="require this key; VISIBLE to other users of this machine in "
+                     "the process list: prefer --api-key-file or $EMOTIONNAS_API_KEY (the default source)")
     sp.add_argument("--no-auth", action="store_true", help="serve off loopback without a key (not advised)")
     sp.set_defaults(func=cmd_serve)
 

@@ -14,8 +14,15 @@ Built to be attacked (docs/robustness.md, "Service"):
   anything is allocated; refusals are one-line 4xx naming the upload and the limit;
 - decoding and inference run in one worker thread off the event loop, behind a bounded queue
   (full -> 503 with Retry-After); each request has a time limit (-> 503); /health never waits;
-- Host header checked against an allow-list (loopback names by default); no CORS unless asked;
-  an API key (`Authorization: Bearer KEY` or `X-API-Key`) when set, required off loopback;
+- Host header checked against an allow-list (loopback names by default; bound to all interfaces,
+  this machine's own names and addresses too); no CORS unless asked; an API key
+  (`Authorization: Bearer KEY` or `X-API-Key`, >= 16 characters, from a file, the environment
+  or the command line: serve_access.py) when set, required off loopback;
+- connections: a deadline for a request's headers and for its body, limits per client address
+  and in all that evict the oldest connection still waiting for its headers, and a health lane
+  when nothing can be evicted (serve_connections.py; uvicorn's `limit_concurrency`, which
+  answered /health 503 while 65 silent sockets were open, is not used); refusals by `Guard`
+  close the connection instead of reading the body they refused;
 - the page inserts data only as text and is served with a Content-Security-Policy.
 """
 
@@ -32,10 +39,9 @@ from importlib import resources
 from emotionnas.data.audio import AudioLimits
 from emotionnas.errors import AudioError, ConfigError, EmotionNASError, scrub
 from emotionnas.recognizer.folder import check_deadline
+from emotionnas.recognizer.serve_access import API_KEY_ENV, LOOPBACK_HOSTS, check_api_key, hosts_for, resolve_api_key
 
 SERVE_LIMITS = AudioLimits(max_seconds=300.0, max_bytes=25 * 1024 * 1024, max_decoded_mb=256.0)
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-API_KEY_ENV = "EMOTIONNAS_API_KEY"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
        "media-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
@@ -56,11 +62,16 @@ class ServeSettings:
     allow_hosts: tuple = LOOPBACK_HOSTS  # Host header names accepted ("*": any)
     api_key: str | None = None
     cors_origins: tuple = field(default_factory=tuple)
+    header_timeout: float = 10.0      # seconds a connection has to send its request headers; later: closed
+    max_per_client: int = 16          # open connections per client address (beyond: the oldest idle one closes)
+    max_connections: int = 64         # open connections in all (the same)
 
     def describe(self) -> str:
         return (f"uploads <= {self.limits.max_bytes / 2 ** 20:g} MB, audio <= {self.limits.max_seconds:g} s, "
                 f"{self.limits.min_rate}-{self.limits.max_rate} Hz, <= {self.limits.max_channels} channels, "
-                f"<= {self.limits.max_decoded_mb:g} MB decoded; queue {self.queue}, {self.timeout:g} s per request")
+                f"<= {self.limits.max_decoded_mb:g} MB decoded; queue {self.queue}, {self.timeout:g} s per request "
+                f"(body included); request headers within {self.header_timeout:g} s, <= {self.max_connections} "
+                f"connections, <= {self.max_per_client} per client address")
 
 
 def host_name(host_header: str) -> str:
@@ -116,7 +127,10 @@ class Guard:
 
 def _counted(receive, declared: int, deadline: float):
     """Stop reading a body that grows beyond its declared Content-Length or arrives too slowly
-    (a body that takes longer than the request time limit: a slow-upload attack)."""
+    (a body that takes longer than the request time limit: a slow-upload attack). Under
+    `serve`, the connection layer drops such a body at the same deadline with a 408
+    (serve_connections.py, armed when the headers arrived, so it fires first); this check
+    is for the app run by another server."""
     seen = 0
 
     async def wrapped():
@@ -133,10 +147,12 @@ def _counted(receive, declared: int, deadline: float):
 
 
 async def _reply(send, status: int, reason: str, extra=()):
+    """A refusal by `Guard`, before any body is read: `connection: close`, so that the server
+    closes the connection instead of reading (and discarding) the body it refused."""
     body = json.dumps({"error": reason}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
+                            (b"connection", b"close"), *extra]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -151,6 +167,8 @@ def create_app(recognizer, settings: ServeSettings | None = None, **overrides):
     from fastapi import FastAPI
 
     s = _settings(settings or ServeSettings(), overrides)
+    if s.api_key is not None:
+        s = ServeSettings(**{**s.__dict__, "api_key": check_api_key(s.api_key, "the settings (api_key)")})
     recognizer.limits = s.limits
     app = FastAPI(title="emotionnas", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotionnas-infer")  # not re-entrant
@@ -255,7 +273,36 @@ def check_exposure(host: str, api_key: str | None, no_auth: bool, allow_hosts=LO
     public = host not in LOOPBACK_HOSTS or any(h not in LOOPBACK_HOSTS for h in allow_hosts)
     if public and not api_key and not no_auth:
         raise ConfigError(f"serving on {host} with hosts {list(allow_hosts)} (not this machine only) needs an API "
-                          f"key: --api-key KEY or {API_KEY_ENV}=KEY, or say --no-auth")
+                          f"key: --api-key-file PATH, {API_KEY_ENV}=KEY or --api-key KEY, or say --no-auth")
+
+
+def settings_for(host: str, settings: ServeSettings | None = None, no_auth: bool = False,
+                 environ=os.environ) -> ServeSettings:
+    """The settings a server bound to `host` runs with: the key from $EMOTIONNAS_API_KEY when
+    none is set (checked, as every key), a key required off loopback, and the Host names that
+    reach it (serve_access.hosts_for: the bind address, or this machine's own addresses when
+    bound to all interfaces)."""
+    s = settings or ServeSettings()
+    key = check_api_key(s.api_key, "the settings (api_key)") if s.api_key is not None else resolve_api_key(
+        environ=environ)
+    check_exposure(host, key, no_auth, s.allow_hosts)
+    return ServeSettings(**{**s.__dict__, "api_key": key, "allow_hosts": hosts_for(host, s.allow_hosts)})
+
+
+def server_config(app, host: str, port: int, s: ServeSettings, log_level: str = "info"):
+    """uvicorn's configuration: the guarded h11 protocol (serve_connections.py) with this
+    service's deadlines and limits, no WebSocket upgrades (they would leave the protocol's
+    bookkeeping), a 5 s keep-alive and request headers of at most 16 KB."""
+    import uvicorn
+
+    from emotionnas.recognizer.serve_connections import ConnectionLimits, guarded_protocol
+    if not (s.header_timeout > 0 and s.timeout > 0 and s.max_per_client >= 1 and s.max_connections >= 1):
+        raise ConfigError("serve: header_timeout and timeout must be > 0, max_per_client and max_connections >= 1")
+    limits = ConnectionLimits(header_timeout=s.header_timeout, body_timeout=s.timeout,
+                              max_per_client=s.max_per_client, max_connections=s.max_connections)
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False,
+                          http=guarded_protocol(limits), ws="none", timeout_keep_alive=5,
+                          h11_max_incomplete_event_size=16 * 1024)
 
 
 def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None,
@@ -263,13 +310,14 @@ def serve(model_dir, host: str = "127.0.0.1", port: int = 8000, settings: ServeS
     import uvicorn
 
     from emotionnas.recognizer.torch_backend import Recognizer
-    s = settings or ServeSettings()
-    if s.api_key is None and os.environ.get(API_KEY_ENV):
-        s = ServeSettings(**{**s.__dict__, "api_key": os.environ[API_KEY_ENV]})
-    check_exposure(host, s.api_key, no_auth, s.allow_hosts)
-    if host not in LOOPBACK_HOSTS and host not in ("0.0.0.0", "::"):
-        s = ServeSettings(**{**s.__dict__, "allow_hosts": tuple(s.allow_hosts) + (host,)})
+    s = settings_for(host, settings, no_auth)
     rec = Recognizer.load(model_dir)
     rec.encoder  # load the encoder before the first request, not during it
-    uvicorn.run(create_app(rec, s), host=host, port=port, log_level="info", server_header=False, http="h11",
-                limit_concurrency=64, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+    server = uvicorn.Server(server_config(create_app(rec, s), host, port, s))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot listen, after logging why
+        if server.started:
+            raise
+    if not server.started:
+        raise ConfigError(f"could not listen on {host}:{port} (the log line above says why, e.g. the port is in use)")
