@@ -12,8 +12,8 @@ exactly the same speakers.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -23,8 +23,15 @@ import torch
 from emotionnas.config import CNNConfig, RNNConfig, RunConfig
 from emotionnas.data.folds import Fold
 from emotionnas.errors import ConfigError, LeakageError
-from emotionnas.features.inputs import deep_inputs, spectrogram_inputs, spectrogram_stats
-from emotionnas.rundir import RESTART_HINT
+from emotionnas.features.inputs import (
+    deep_inputs,
+    spectrogram_inputs,
+    spectrogram_stats,
+)
+from emotionnas.models.build import needs_genotype, needs_recipe
+from emotionnas.rundir import RESTART_HINT, check_search_speakers
+from emotionnas.space.families import family
+from emotionnas.space.pipeline import layer_windows
 from emotionnas.training.run_helpers import speaker_indices, stage_seed
 from emotionnas.training.tasks import DataRef
 from emotionnas.utils.io import atomic_write_json, read_json_or_none
@@ -139,3 +146,44 @@ def layer_probe(fs, indices, path: Path, seed: int, log) -> dict:
         choice = select_layers(fs, indices, 1, seed)
         atomic_write_json(path, choice)
     return choice
+
+
+# ---------------------------------------------------------------- the stage, for a run's groups
+def search_task(run, g) -> SearchTask | None:
+    """The one cell search a group's pool needs (DARTS or emoDARTS, and/or the recipe), or None."""
+    kinds = {family(c.spectrogram).search for c in g.pool.values() if needs_genotype(c)}
+    rnn = any(needs_recipe(c) for c in g.pool.values())
+    if len(kinds) > 1:
+        raise ConfigError("space.spectrogram: choose 'darts' or 'emodarts', not both (one cell search per group)")
+    if not kinds and not rnn:
+        return None
+    layers = tuple(layer_windows(g.probe["scores"], [2], 1)[0])
+    remote = getattr(run.executor, "remote", False)  # remote workers write nothing into the run folder
+    return SearchTask(data=run.data, fold=g.fold, settings=SearchSettings.from_config(run.cfg),
+                      out_dir=None if remote else str(run.dir.search_dir(g.name)),
+                      cnn_kind=next(iter(kinds), None), rnn=rnn, layers=layers)
+
+
+def run_searches(run, groups) -> None:
+    """Every group's cell search: cached ones reused (same speakers, same run identity), the rest
+    run as parallel tasks; then every fold's test speakers are checked against its group's search."""
+    jobs = []
+    for g in groups:
+        task = search_task(run, g)
+        if task is None:
+            continue
+        record = cached_search(run.dir.search_record(g.name), search_speakers(run.fs.speakers, g.fold), run.log,
+                               run.identity)
+        if record is None:
+            jobs.append((g.name, run_search_task, task))
+        else:
+            g.arch = record
+    by_name = {g.name: g for g in groups}
+    for name, record in run.map(jobs, "cell searches"):
+        record = {**record, "run": run.identity}
+        atomic_write_json(run.dir.search_record(name), record)
+        by_name[name].arch = record
+    for g in groups:
+        for i in g.members:
+            if g.arch:
+                check_search_speakers(g.arch, run.folds[i], g.name)

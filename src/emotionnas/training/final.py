@@ -24,13 +24,17 @@ from __future__ import annotations
 import numpy as np
 
 from emotionnas.data.folds import final_search_fold
-from emotionnas.errors import ConfigError
-from emotionnas.metrics import expected_calibration_error, fit_temperature, temperature_scale
-from emotionnas.rundir import RESTART_HINT
+from emotionnas.metrics import (
+    expected_calibration_error,
+    fit_temperature,
+    temperature_scale,
+)
+from emotionnas.training.refit import Refit, refit_step
 from emotionnas.training.run_helpers import stage_seed
 from emotionnas.training.selection import cross_fit_stack
-from emotionnas.training.tasks import run_task
-from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
+from emotionnas.utils.io import (
+    atomic_write_json,
+)
 
 
 def final_model(run) -> dict:
@@ -81,26 +85,12 @@ def _cross_fitted(oof: np.ndarray, y: np.ndarray, inner: list) -> np.ndarray:
 
 
 def _refit(run, g, train: np.ndarray, speakers: list[str]) -> dict:
-    jobs, done = [], {}
+    """{key: record} of each member refit on every utterance (training/refit.py's one step)."""
+    refits = []
     for m in g.result.members:
-        key, epoch = m.key, m.epoch
-        seed = stage_seed(run.cfg.seed, "final", key)
-        identity = {"speakers": speakers, "key": key, "epoch": epoch, "seed": seed, "run": run.identity}
-        path = run.dir.final_refit_json(key)
-        rec = read_json_or_none(path, run.log)
-        if rec is not None and rec.get("identity") != identity:
-            raise ConfigError(f"{path}: computed for other speakers, epoch, seed or config (stale); {RESTART_HINT}")
-        if rec is not None and load_checkpoint(run.dir.final_weights(key), run.log, rec.get("weights_sha256"),
-                                               verify=True) is not None:
-            done[key] = rec
-            continue
+        seed = stage_seed(run.cfg.seed, "final", m.key)
+        identity = {"speakers": speakers, "key": m.key, "epoch": m.epoch, "seed": seed, "run": run.identity}
         # `predict` is not used by the final model (no test speakers); one utterance keeps the task shape
-        task = run.task("refit", m.candidate, g, train, train[:1], seed, epoch)
-        jobs.append(((key, identity), run_task, task))
-    for (key, identity), res in run.map(jobs, "final model"):
-        sha = atomic_torch_save(run.dir.final_weights(key), res["state"])
-        rec = {"identity": identity, "seconds": res["seconds"], "spec_stats": res["spec_stats"],
-               "n_params": res["n_params"], "weights_sha256": sha}
-        atomic_write_json(run.dir.final_refit_json(key), rec)
-        done[key] = rec
-    return done
+        refits.append(Refit(m.key, m.candidate, g, train, train[:1], seed, m.epoch, identity,
+                            run.dir.final_refit_json(m.key), run.dir.final_weights(m.key)))
+    return refit_step(run, refits, "final model", test_probs=False)

@@ -1,22 +1,77 @@
-"""Stage D of a run: per fold, the group's ensemble (and with `baselines` each baseline) refit on
-all the fold's training speakers for its chosen epochs, then one evaluation on the fold's test
-speakers. Each result is written as it arrives: `folds/foldNN/<key>.json` (identity, test
-probabilities, the weights' sha256) after `<key>.pt` for ensemble members, so a killed run
-resumes here; a record of another fold, epoch, seed or config is refused (training/records.py)."""
+"""Refitting: a chosen candidate trained on all of some speakers for its chosen epochs.
+
+One step serves both users: stage D of a run (`refit_folds`: per fold, the group's ensemble and
+with `baselines` each baseline, refit on the fold's training speakers and tested once on its test
+speakers) and the final model (training/final.py: the final group's members refit on every
+speaker). Each result is written as it arrives — the weights (`.pt`, ensemble members only), then
+the JSON record (its presence means complete) holding the identity it was made under and the
+weights' sha256 — so a killed run resumes here. The one rule for reusing a record
+(training/records.py): another identity is refused, unreadable or mismatching weights are
+recomputed and the log says so.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from emotionnas.errors import ConfigError
 from emotionnas.rundir import RESTART_HINT
+from emotionnas.space.pipeline import Candidate
 from emotionnas.training.run_helpers import speaker_indices, stage_seed, train_indices
 from emotionnas.training.tasks import run_task
-from emotionnas.utils.io import atomic_torch_save, atomic_write_json, load_checkpoint, read_json_or_none
+from emotionnas.utils.io import (
+    atomic_torch_save,
+    atomic_write_json,
+    load_checkpoint,
+    read_json_or_none,
+)
+
+
+@dataclass(frozen=True)
+class Refit:
+    """One refit to make or reuse."""
+    tag: object               # what the caller knows it by
+    candidate: Candidate
+    group: object             # the selection group (its cell search's genotype/recipe)
+    train: np.ndarray         # utterances trained on
+    predict: np.ndarray       # utterances predicted afterwards (the fold's test speakers)
+    seed: int
+    epoch: int
+    identity: dict            # what the record must have been made under to be reused
+    record: Path
+    weights: Path | None      # None: no weights kept (a baseline only needs its test probabilities)
+
+
+def refit_step(run, refits: list[Refit], desc: str, test_probs: bool) -> dict:
+    """{tag: record} for every refit: reused when its record (and weights) are sound, else trained
+    as parallel tasks. `test_probs`: keep the predictions of `predict` in the record."""
+    jobs, done = [], {}
+    for r in refits:
+        rec = read_json_or_none(r.record, run.log)
+        if rec is not None and rec.get("identity") != r.identity:
+            raise ConfigError(f"{r.record}: made for other speakers, epoch, seed or config (stale); {RESTART_HINT}")
+        if rec is not None and (r.weights is None or load_checkpoint(r.weights, run.log, rec.get("weights_sha256"),
+                                                                      verify=True) is not None):
+            done[r.tag] = rec
+            continue
+        task = run.task("refit", r.candidate, r.group, r.train, r.predict, r.seed, r.epoch)
+        jobs.append((r, run_task, task))
+    for r, res in run.map(jobs, desc):
+        sha = atomic_torch_save(r.weights, res["state"]) if r.weights is not None else None
+        rec = {"identity": r.identity,
+               **({"test_probs": np.round(res["test_probs"], 6).tolist()} if test_probs else {}),
+               "seconds": res["seconds"], "spec_stats": res["spec_stats"], "n_params": res["n_params"],
+               **({"weights_sha256": sha} if sha else {})}
+        atomic_write_json(r.record, rec)  # last: its presence means complete
+        done[r.tag] = rec
+    return done
 
 
 def refit_folds(run, groups) -> dict:
-    """{(fold index, candidate key): record} for every member (and baseline) of every fold."""
-    jobs, done = [], {}
+    """Stage D: {(fold index, candidate key): record} for every member (and baseline) of every fold."""
+    refits = []
     for g in groups:
         wanted = {m.key: (m.epoch, True) for m in g.result.members}
         if run.cfg.baselines:
@@ -28,24 +83,7 @@ def refit_folds(run, groups) -> dict:
             test = speaker_indices(run.fs.speakers, fold.test)
             for key, (epoch, keep_weights) in wanted.items():
                 seed = stage_seed(run.cfg.seed, "refit", fold.name, key)
-                identity = {"fold": fold.to_dict(), "key": key, "epoch": epoch, "seed": seed,
-                            "run": run.identity}
-                path = run.dir.refit_json(i, key)
-                rec = read_json_or_none(path, run.log)
-                if rec is not None and rec.get("identity") != identity:
-                    raise ConfigError(f"{path}: computed for another fold, epoch, seed or config (stale); "
-                                      f"{RESTART_HINT}")
-                if rec is not None and (not keep_weights or load_checkpoint(
-                        run.dir.refit_weights(i, key), run.log, rec.get("weights_sha256"), verify=True) is not None):
-                    done[i, key] = rec
-                    continue
-                task = run.task("refit", g.result.candidate(key), g, train, test, seed, epoch)
-                jobs.append(((i, key, keep_weights, identity), run_task, task))
-    for (i, key, keep_weights, identity), res in run.map(jobs, "refit and test"):
-        sha = atomic_torch_save(run.dir.refit_weights(i, key), res["state"]) if keep_weights else None
-        rec = {"identity": identity, "test_probs": np.round(res["test_probs"], 6).tolist(),
-               "seconds": res["seconds"], "spec_stats": res["spec_stats"], "n_params": res["n_params"],
-               **({"weights_sha256": sha} if sha else {})}
-        atomic_write_json(run.dir.refit_json(i, key), rec)  # last: its presence means complete
-        done[i, key] = rec
-    return done
+                identity = {"fold": fold.to_dict(), "key": key, "epoch": epoch, "seed": seed, "run": run.identity}
+                refits.append(Refit((i, key), g.result.candidate(key), g, train, test, seed, epoch, identity,
+                                    run.dir.refit_json(i, key), run.dir.refit_weights(i, key) if keep_weights else None))
+    return refit_step(run, refits, "refit and test", test_probs=True)

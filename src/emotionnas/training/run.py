@@ -16,32 +16,24 @@ from __future__ import annotations
 import functools
 import time
 from concurrent.futures import as_completed
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from emotionnas.config import RunConfig
 from emotionnas.data.folds import Fold, make_folds, save_folds
-from emotionnas.errors import ConfigError
-from emotionnas.models.build import Dims, needs_genotype, needs_recipe
-from emotionnas.rundir import RunDir, check_search_speakers, run_identity
-from emotionnas.space.families import family
-from emotionnas.space.pipeline import (FINE_TUNED, Candidate, baselines, check_space, enumerate_space,
-                                      layer_windows, tunes_encoder)
-from emotionnas.training import selection as sel
-from emotionnas.training.cell_search import (SearchSettings, SearchTask, cached_search, layer_probe,
-                                             run_search_task, search_speakers)
-from emotionnas.training.executor import make_executor
-from emotionnas.training.prior import bind_prior, order_by_prior, record_audio_hashes
-from emotionnas.training.run_helpers import fingerprint_of, plan_searches, stage_seed, train_indices
+from emotionnas.models.build import Dims
+from emotionnas.rundir import RunDir, run_identity
+from emotionnas.space.pipeline import Candidate, check_space
+from emotionnas.training.cell_search import run_searches
 from emotionnas.training.evaluator import Evaluator
+from emotionnas.training.executor import make_executor
+from emotionnas.training.group import Group, prepare_group
+from emotionnas.training.prior import bind_prior, record_audio_hashes
+from emotionnas.training.run_helpers import fingerprint_of, plan_searches
 from emotionnas.training.select import check_selection, select_groups
-from emotionnas.training.selection_result import SelectionResult
 from emotionnas.training.summary import summarize
 from emotionnas.training.tasks import DataRef, TrainTask
-from emotionnas.utils.io import atomic_write_json, atomic_write_text
-from emotionnas.utils.io import remove_stale_temps
+from emotionnas.utils.io import atomic_write_json, atomic_write_text, remove_stale_temps
 from emotionnas.utils.provenance import cpu_seconds, environment, peak_rss_mb
 
 
@@ -57,29 +49,6 @@ def _timed(name: str):
                 self.timing[name] = self.timing.get(name, 0.0) + time.perf_counter() - t0
         return timed
     return wrap
-
-
-@dataclass
-class Group:
-    fold: Fold                        # search fold: train/val speakers searched on, test = excluded
-    members: list[int]                # outer folds that use this group's selection
-    idx: np.ndarray                   # utterances of the search speakers
-    inner: list[np.ndarray] = field(default_factory=list)  # positions into idx, one array per inner fold
-    probe: dict = field(default_factory=dict)
-    arch: dict = field(default_factory=dict)
-    pool: dict = field(default_factory=dict)        # key -> Candidate
-    baselines: dict = field(default_factory=dict)   # name -> Candidate
-    result: SelectionResult | None = None          # what its selection decided (training/select.py)
-    prior: dict = field(default_factory=dict)       # selection.prior: sources used and candidate scores
-    partitions: int = 1                             # inner has `partitions` speaker partitions, in order
-
-    @property
-    def name(self) -> str:
-        return self.fold.name
-
-    @property
-    def first_partition(self) -> list[np.ndarray]:  # inner folds that cover each search speaker once
-        return self.inner[: len(self.inner) // self.partitions]
 
 
 class Run:
@@ -181,63 +150,14 @@ class Run:
         return groups
 
     def prepare_group(self, search_fold: Fold, members: list[int]) -> Group:
-        fs, cfg = self.fs, self.cfg
-        g = Group(search_fold, members, train_indices(fs.speakers, search_fold), partitions=cfg.selection.partitions)
-        seeds = [stage_seed(cfg.seed, "inner", g.name, *(("partition", p) if p else ())) for p in range(g.partitions)]
-        g.inner = sel.inner_partitions(fs.speakers[g.idx], cfg.selection.inner_folds, seeds, fs.labels[g.idx])
-        g.probe = layer_probe(fs, g.idx, self.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), self.log)
-        windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
-        top = self.dims.deep_layers_total - 1  # the encoder's top hidden state
-        tunable = not cfg.features.speaker_norm and (tunes_encoder(cfg.space) or "whisper" in cfg.features.encoder)
-        g.baselines = baselines(windows[0], top if tunable else None)
-        in_pool = {n: c for n, c in g.baselines.items() if n != FINE_TUNED or tunes_encoder(cfg.space)}  # else
-        # fine-tuning (of Whisper, not on standardised states) is a baseline outside the pool (fixed schedule)
-        space = enumerate_space(cfg.space, windows, top)
-        fixed = {c.key for c in g.baselines.values()}
-        rng = np.random.default_rng(stage_seed(cfg.seed, "pool", g.name))
-        rest = [space[i] for i in rng.permutation(len(space)) if space[i].key not in fixed]
-        rest, g.prior = order_by_prior(self.prior, rest, g.probe["scores"])
-        n_sample = max(0, cfg.selection.budget - len(in_pool))
-        g.pool = {c.key: c for c in list(in_pool.values()) + rest[:n_sample]}
-        return g
-
-    def search_task(self, g: Group) -> SearchTask | None:
-        kinds = {family(c.spectrogram).search for c in g.pool.values() if needs_genotype(c)}
-        rnn = any(needs_recipe(c) for c in g.pool.values())
-        if len(kinds) > 1:
-            raise ConfigError("space.spectrogram: choose 'darts' or 'emodarts', not both (one cell search per group)")
-        if not kinds and not rnn:
-            return None
-        layers = tuple(layer_windows(g.probe["scores"], [2], 1)[0])
-        return SearchTask(data=self.data, fold=g.fold, settings=SearchSettings.from_config(self.cfg),
-                          out_dir=None if getattr(self.executor, "remote", False) else str(self.dir.search_dir(g.name)),
-                          cnn_kind=next(iter(kinds), None), rnn=rnn,
-                          layers=layers)
+        """A selection group: its inner folds, layer probe, baselines and candidate pool (training/group.py)."""
+        return prepare_group(self, search_fold, members)
 
     @_timed("search_seconds")
     def searches(self, groups: list[Group]) -> None:
-        jobs = []
-        for g in groups:
-            task = self.search_task(g)
-            if task is None:
-                continue
-            record = cached_search(self.dir.search_record(g.name), search_speakers(self.fs.speakers, g.fold), self.log,
-                                   self.identity)
-            if record is None:
-                jobs.append((g.name, run_search_task, task))
-            else:
-                g.arch = record
-        by_name = {g.name: g for g in groups}
-        for name, record in self.map(jobs, "cell searches"):
-            record = {**record, "run": self.identity}
-            atomic_write_json(self.dir.search_record(name), record)
-            by_name[name].arch = record
-        for g in groups:
-            for i in g.members:
-                if g.arch:
-                    check_search_speakers(g.arch, self.folds[i], g.name)
+        """The groups' cell searches (DARTS, recipe), cached and checked (training/cell_search.py)."""
+        run_searches(self, groups)
 
-    # ------------------------------------------------------------ stages B, C: inner cross-validation
     @_timed("selection_seconds")
     def selection(self, groups: list[Group], baselines: bool | None = None) -> None:
         """Stages B, C: each group's strategy, evaluator and ensemble builder (training/select.py) ->

@@ -17,7 +17,12 @@ import numpy as np
 import torch
 
 from emotionnas.config import FeatureConfig, TrainConfig
-from emotionnas.features.inputs import InputSpec, deep_inputs, spectrogram_inputs, spectrogram_stats
+from emotionnas.features.inputs import (
+    InputSpec,
+    deep_inputs,
+    spectrogram_inputs,
+    spectrogram_stats,
+)
 from emotionnas.features.speaker_norm import speaker_normalised
 from emotionnas.models.build import Dims, build_model, input_spec
 from emotionnas.space.pipeline import Candidate
