@@ -53,10 +53,21 @@ def cmd_features(a) -> int:
 
 
 def _config_file_or_preset(name: str):
-    """--config: a YAML file, or the name of a shipped preset (demo, paper)."""
+    """--config: the name of a shipped preset (demo, paper), or a YAML file. A preset name wins over
+    a file or folder of that name in the working directory (a folder `demo` made `--config demo`
+    fail with "Is a directory"): the argument is a path only when it looks like one, with a `/` or
+    ending in .yaml / .yml (`--config ./demo` reads the file `demo`). A path must be a regular file,
+    asked of os.stat before it is opened (a FIFO would block the read)."""
     from emotionnas.config import PRESETS, RunConfig
-    if name in PRESETS and not Path(name).exists():
+    from emotionnas.data.file_kind import file_problem
+    from emotionnas.errors import ConfigError
+    looks_like_path = "/" in name or name.lower().endswith((".yaml", ".yml"))
+    if name in PRESETS and not looks_like_path:
         return RunConfig.preset(name)
+    problem = file_problem(name)
+    if problem is not None:
+        hint = "" if looks_like_path else f" (presets: {', '.join(PRESETS)})"
+        raise ConfigError(f"--config {name}: {problem}{hint}")
     return RunConfig.from_yaml(name)
 
 

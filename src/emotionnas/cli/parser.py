@@ -18,11 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("name", help="corpus reader: emodb, ravdess, cremad, tess, savee, iemocap, "
                                      "msp-improv, manifest, demo")
         sp.add_argument("root", help="corpus folder (or manifest file)")
-        sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="reader option, e.g. subset=all")
+        sp.add_argument("--option", action="append", metavar="KEY=VALUE",
+                        help="reader option, e.g. subset=all; manifest rows must lie in the manifest's "
+                        "folder (symlinks resolved) unless allow_outside=true")
 
     def run_args(sp):
         corpus_args(sp)
-        sp.add_argument("--config", help="YAML run config")
+        sp.add_argument("--config", help="a preset (demo, paper) or a YAML run config file; a preset name wins "
+                        "over a file or folder of that name here unless written as a path (./demo, "
+                        "or ending in .yaml/.yml)")
         sp.add_argument("--cache", help="feature cache folder")
         sp.add_argument("--encoder", help="deep encoder: whisper-base, whisper-tiny.en, HF id or local path")
         sp.add_argument("--protocol", choices=["loso", "loso-session", "iemocap-paper", "kfold"])

@@ -12,11 +12,13 @@ is True when a limit (not the content) refused it.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from emotionnas.data.file_kind import file_problem, not_regular
 from emotionnas.errors import AudioError
 
 TARGET_SR = 16000
@@ -180,9 +182,12 @@ def stream_audio(path, target_sr: int = TARGET_SR, max_seconds: float | None = N
     name = _input_name(path, name)
     if is_path:
         try:
-            size = os.stat(path).st_size
+            st = os.stat(path)  # never open() a FIFO or a device: it would block or never end
         except OSError as e:
             raise AudioError(name, f"unreadable audio ({e.strerror or type(e).__name__})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise AudioError(name, not_regular(st.st_mode))
+        size = st.st_size
         if size > limits.max_bytes:
             raise AudioError(name, f"file of {size / 2 ** 20:.0f} MB > limit {limits.max_bytes / 2 ** 20:g} MB",
                              limit=True)
@@ -214,8 +219,11 @@ def _read_blocks(f):
 
 
 def audio_duration(path: str | Path) -> float:
-    """Duration in seconds from the header, NaN when the header cannot be read."""
+    """Duration in seconds from the header, NaN when the header cannot be read (or `path` is not a
+    regular file: a FIFO would block the header read)."""
     import soundfile as sf
+    if file_problem(path) is not None:
+        return float("nan")
     try:
         info = sf.info(str(path))
         return info.frames / info.samplerate

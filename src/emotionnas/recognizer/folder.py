@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.data.audio import DEFAULT_LIMITS, TARGET_SR, AudioLimits, load_audio, prepare_array
+from emotionnas.data.file_kind import file_problem
 from emotionnas.data.speech_gate import DEFAULT_GATE, SpeechGate
 from emotionnas.errors import ConfigError, EmotionNASError
 from emotionnas.features.numpy_frontend import windows
@@ -29,6 +30,9 @@ def read_model_spec(model_dir) -> ModelSpec:
     if not meta_path.exists():
         raise EmotionNASError(f"{model_dir}: not a model folder (needs {MODEL_JSON}; make one with "
                               "`emotionnas export`)")
+    problem = file_problem(meta_path)  # a FIFO would block the read
+    if problem is not None:
+        raise ConfigError(f"{meta_path}: {problem}")
     if meta_path.stat().st_size > MAX_MODEL_JSON_BYTES:
         raise ConfigError(f"{meta_path}: {meta_path.stat().st_size} bytes > limit {MAX_MODEL_JSON_BYTES}")
     try:
@@ -42,6 +46,9 @@ def read_weights_header(path, max_params: int = MAX_PARAMS) -> dict[str, tuple]:
     """{tensor name: shape} from a safetensors file's header, read with bounds (header size,
     shapes, offsets within the file, total elements <= `max_params`) and nothing else loaded."""
     path = Path(path)
+    problem = file_problem(path)  # a FIFO would block the open
+    if problem is not None:
+        raise ConfigError(f"{path}: unreadable weights ({problem})")
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:

@@ -2,7 +2,9 @@
 
 Features are computed in NumPy exactly as the torch path computes them (spectrogram.py,
 numpy_frontend.py: Whisper log-mel, 30 s chunks, frame pooling, float16 rounding), the encoder
-and the members run as the ONNX graphs `emotionnas export --onnx` wrote and checked.
+and the members run as the ONNX graphs `emotionnas export --onnx` wrote and checked. Each graph
+file is checked before onnxruntime reads it and its session allocates from a capped arena
+(onnx_guard.py).
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from emotionnas.data.file_kind import file_problem
 from emotionnas.errors import ConfigError
 from emotionnas.features import numpy_frontend as fe
 from emotionnas.features.spectrogram import compute_spectrograms
 from emotionnas.recognizer.folder import BaseRecognizer, read_model_spec
+from emotionnas.recognizer.onnx_guard import checked_session, run_session
 
 ONNX_JSON = "onnx.json"
 
@@ -22,6 +26,9 @@ ONNX_JSON = "onnx.json"
 def read_onnx_info(model_dir, n_members: int) -> dict:
     """onnx.json, validated as data: only the file names the exporter writes are accepted."""
     path = Path(model_dir) / ONNX_JSON
+    problem = file_problem(path)  # a FIFO would block the read
+    if problem not in (None, "missing"):
+        raise ConfigError(f"{path}: {problem}")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -58,7 +65,7 @@ class OnnxRecognizer(BaseRecognizer):
         opts.log_severity_level = 3  # shape-inference notes of the recurrent Loop are not errors
 
         def session(rel):
-            return ort.InferenceSession(str(Path(model_dir) / rel), opts, providers=["CPUExecutionProvider"])
+            return checked_session(Path(model_dir) / rel, opts)
         members = [session(m["file"]) for m in info["members"]]
         enc = session(info["encoder"]["file"]) if info.get("encoder") else None
         return cls(spec, members, enc, info)
@@ -72,7 +79,7 @@ class OnnxRecognizer(BaseRecognizer):
         parts = []
         for s in range(0, mel.shape[1], fe.CHUNK_FRAMES):
             chunk = mel[:, s:s + fe.CHUNK_FRAMES][None]
-            parts.append(self.encoder_session.run(None, {"mel": chunk})[0][:, 0])
+            parts.append(run_session(self.encoder_session, {"mel": chunk}, self.info["encoder"]["file"])[0][:, 0])
         states = np.concatenate(parts, axis=1)
         return fe.as_stored(fe.pool_frames(states, self.spec.deep_pool)).astype(np.float32)
 
@@ -80,7 +87,7 @@ class OnnxRecognizer(BaseRecognizer):
         spec = compute_spectrograms([wave], self.spec_cfg) if self.uses_spectrogram() else None
         deep = self.adapt(self.deep_features(wave)) if self.uses_deep() else None
         probs = []
-        for m, sess in zip(self.spec.members, self.sessions):
+        for m, sess, graph in zip(self.spec.members, self.sessions, self.info["members"]):
             c, feeds = m.candidate, {}
             if c.spectrogram != "none":
                 mean, std = m.spec_stats
@@ -90,7 +97,7 @@ class OnnxRecognizer(BaseRecognizer):
                 x = fe.pool_frames(x, c.frame_pool)
                 feeds["deep"] = x[None].astype(np.float32)
                 feeds["lengths"] = np.array([x.shape[1]], dtype=np.int64)
-            logits = sess.run(None, feeds)[0][0].astype(np.float64)
+            logits = run_session(sess, feeds, graph["file"])[0][0].astype(np.float64)
             e = np.exp(logits - logits.max())
             probs.append(e / e.sum())
         return self.combine(probs)

@@ -2,7 +2,10 @@
 
 Inputs: files, folders (every audio file below, sorted) and list files (`.txt`, `.scp`,
 `.list`: one path per line, or `id path` lines as Kaldi's wav.scp; relative paths are relative
-to the list; `#` comments).
+to the list; `#` comments). Nothing here opens an input that is not a regular file: a FIFO,
+device or socket (given, inside a folder or listed) becomes an item that `load_audio` refuses
+from os.stat alone ("x.wav: not a regular file (FIFO)"), so predict lists it as skipped and
+goes on instead of blocking on it.
 
 Formats (docs/outputs.md has the JSON schema of each):
     jsonl  one JSON object per file (or per segment): {"file", "label", "probs", "speech", ...}
@@ -17,6 +20,7 @@ import io
 import json
 from pathlib import Path
 
+from emotionnas.data.file_kind import file_problem
 from emotionnas.errors import EmotionNASError
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
@@ -26,12 +30,16 @@ MAX_LIST_LINES = 1_000_000
 
 
 def expand_inputs(paths) -> list[tuple[str, Path]]:
-    """[(id, path)] for files, folders and list files."""
+    """[(id, path)] for files, folders and list files. A folder gives every path below it with an
+    audio extension that is not itself a folder (FIFOs and devices included, to be refused and
+    listed when read); a list file is read only when it is a regular file, otherwise it is an
+    item like any other and refused when read."""
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += [(str(f), f) for f in sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTS)]
-        elif p.suffix.lower() in LIST_EXTS and p.is_file():
+            out += [(str(f), f) for f in sorted(f for f in p.rglob("*")
+                                                if f.suffix.lower() in AUDIO_EXTS and not f.is_dir())]
+        elif p.suffix.lower() in LIST_EXTS and p.is_file():  # is_file asks os.stat: False for a FIFO
             out += _read_list(p)
         else:
             out.append((str(p), p))
@@ -39,6 +47,10 @@ def expand_inputs(paths) -> list[tuple[str, Path]]:
 
 
 def _read_list(path: Path) -> list[tuple[str, Path]]:
+    """The (id, path) entries of a list file; refused in one line when it is not a regular file."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise EmotionNASError(f"{path}: list file {problem}")
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):

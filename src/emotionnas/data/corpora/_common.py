@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from emotionnas.data.audio import audio_duration
+from emotionnas.data.file_kind import file_problem
 from emotionnas.data.utterance import CorpusTable, Utterance
 from emotionnas.errors import CorpusError
 
@@ -20,14 +21,16 @@ def check_root(root: str | Path, corpus: str) -> Path:
 
 
 def wav_files(folder: Path, recursive: bool = True) -> list[Path]:
-    """Every `*.wav` (any case) under `folder`, sorted, skipping hidden files.
+    """Every `*.wav` (any case) under `folder`, sorted, skipping hidden files and folders.
 
     Hidden files matter: archives unpacked on macOS carry `._name.wav`
     resource forks that are not audio and would otherwise flood the errors.
+    A FIFO, device or socket named `*.wav` is kept: `TableBuilder.add` lists it as
+    "not a regular file" (is_dir asks os.stat, which never blocks on a FIFO).
     """
     pattern = "**/*.[wW][aA][vV]" if recursive else "*.[wW][aA][vV]"
     found = [p for p in folder.glob(pattern)
-             if p.is_file()
+             if not p.is_dir()
              and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
     return sorted(found)
 
@@ -54,7 +57,12 @@ class TableBuilder:
         self.errors.append(f"{path}: {reason}")
 
     def add(self, path: Path, label: str, speaker: str, session: str = "") -> bool:
-        """Add one utterance unless its header is unreadable (then it is listed in errors)."""
+        """Add one utterance unless it is not a regular file (a FIFO would block the header read)
+        or its header is unreadable; then it is listed in errors."""
+        problem = file_problem(path)
+        if problem is not None:
+            self.error(path, problem)
+            return False
         seconds, problem = header_duration(path)
         if problem is not None:
             self.error(path, problem)
