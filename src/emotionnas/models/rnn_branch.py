@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from emotionnas.config import POOLINGS  # the one list of pooling names (config/sections.py)
 from emotionnas.errors import ConfigError
 from emotionnas.models.layer_mix import LayerMix
 from emotionnas.features.inputs import lengths_to_mask
@@ -27,7 +28,6 @@ from emotionnas.space.recipe import CLASSIC, load_recipe, validate_recipe
 from emotionnas.space.recipe_cell import RecipeRNN
 
 KINDS = ("rnn", "lstm", "gru", "linear", "mlp", "recipe")
-POOLINGS = ("attention", "mean", "meanstd")
 _TORCH_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 

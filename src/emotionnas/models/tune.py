@@ -90,9 +90,10 @@ def pretrained_encoder(name: str):
     ones replace them), so a model's initialisation never depends on whether this process had
     loaded the encoder before."""
     from emotionnas.features.encoders import create_encoder
+    from emotionnas.features.encoders.ref import EncoderRef
     from emotionnas.features.encoders.whisper_net import WhisperNet
     with torch.random.fork_rng(devices=[]):
-        net = getattr(create_encoder(name.partition("@")[0]), "net", None)
+        net = getattr(create_encoder(EncoderRef.parse(name).float_name), "net", None)
     if not isinstance(net, WhisperNet):
         raise ConfigError(f"encoder {name!r} has no Whisper blocks to fine-tune (tune families need a Whisper encoder)")
     return net.float().eval()

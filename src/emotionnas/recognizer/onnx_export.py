@@ -107,7 +107,8 @@ def _export_encoder(rec, path: Path, opset: int, gen) -> tuple[dict, float]:
     quantized = bool(getattr(enc, "quantized", False))
     if quantized:
         from emotionnas.features.encoders import create_encoder
-        net = create_encoder(rec.spec.encoder.partition("@")[0]).net
+        from emotionnas.features.encoders.ref import EncoderRef
+        net = create_encoder(EncoderRef.parse(rec.spec.encoder).float_name).net
     else:
         net = enc.net
     graph = _EncoderGraph(net.float().eval(), rec.max_layer())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emotionnas.data.folds import Fold
+from emotionnas.features.encoders.ref import EncoderRef
 from emotionnas.space.pipeline import (
     FINE_TUNED,
     baselines,
@@ -57,7 +58,8 @@ def prepare_group(run, search_fold: Fold, members: list[int]) -> Group:
     g.probe = layer_probe(fs, g.idx, run.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), run.log)
     windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
     top = run.dims.deep_layers_total - 1  # the encoder's top hidden state
-    tunable = not cfg.features.speaker_norm and (tunes_encoder(cfg.space) or "whisper" in cfg.features.encoder)
+    whisper = EncoderRef.parse(cfg.features.encoder).has_whisper_blocks
+    tunable = not cfg.features.speaker_norm and (tunes_encoder(cfg.space) or whisper)
     g.baselines = baselines(windows[0], top if tunable else None)
     in_pool = {n: c for n, c in g.baselines.items() if n != FINE_TUNED or tunes_encoder(cfg.space)}  # else
     # fine-tuning (of Whisper, not on standardised states) is a baseline outside the pool (fixed schedule)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from emotionnas.features.encoders.base import Encoder, EncoderError
+from emotionnas.features.encoders.ref import DTYPES, EncoderRef  # noqa: F401  (DTYPES: the API of earlier releases)
 from emotionnas.features.encoders.whisper import WhisperEncoder, load_ct2_whisper, whisper_base, whisper_tiny_en
 
 DEFAULT_ENCODER = "whisper-base"
@@ -27,18 +28,15 @@ ENCODERS: dict[str, Callable[..., Encoder]] = {
     "whisper-tiny.en": whisper_tiny_en,
 }
 
-DTYPES = ("float32", "bfloat16", "int8", "ort-int8")
 _HF_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def create_encoder(name: str = DEFAULT_ENCODER, device: str = "cpu", **kw) -> Encoder:
     """Build the encoder called `name` (see module docstring); EncoderError if unknown or missing.
     A registered name may carry a compute dtype: `whisper-base@bfloat16`, `whisper-base@int8`."""
-    base, _, dtype = name.partition("@")
+    ref = EncoderRef.parse(name)
+    base, dtype = ref.base, ref.dtype
     if dtype:
-        if base not in ENCODERS or dtype not in DTYPES:
-            raise EncoderError(f"encoder {name!r}: a dtype suffix needs a registered Whisper name and one of "
-                               f"{', '.join(DTYPES)}")
         if dtype == "ort-int8":  # the same weights, run by ONNX Runtime's int8 (ort_whisper.py)
             from emotionnas.features.encoders.ort_whisper import OrtWhisperEncoder
             return OrtWhisperEncoder(ENCODERS[base](device=device, **kw))
