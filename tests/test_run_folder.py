@@ -162,7 +162,7 @@ def test_stale_search_record_is_refused(tmp_path, demo_root, cache):
     rec = json.loads(rec_path.read_text())
     rec["speakers"]["train"] = rec["speakers"]["train"] + rec["speakers"]["excluded"]  # as if it saw a test speaker
     rec_path.write_text(json.dumps(rec))
-    with pytest.raises(ConfigError, match="stale search"):
+    with pytest.raises(ConfigError, match="search_done.json: made for other speakers \\(stale\\)"):
         run_crossval(cfg, out, **QUIET)
 
 

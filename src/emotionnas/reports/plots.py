@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from emotionnas.utils.io import atomic_write_bytes
 
@@ -89,57 +88,6 @@ def plot_confusion(cm, label_names, path, normalize: bool = False, title: str | 
         title = ("Confusion matrix, row-normalised % (diagonal = recall)" if normalize
                  else f"Confusion matrix, counts (N = {int(cm.sum())})")
     ax.set_title(title)
-    return _save(fig, path)
-
-
-def _history(fold: dict) -> list[dict]:
-    return [h for h in (fold.get("history") or []) if "epoch" in h]
-
-
-def plot_training_curves(folds, path) -> Path | None:
-    """Validation UA (left) and train / validation loss (right) per epoch, one colour per fold.
-
-    folds: the ``results.json`` fold dicts; each ``history`` is a list of
-    ``{"epoch", "train_loss", "val_loss", "val_ua", ...}``. The epoch whose weights
-    were kept (``best_epoch``, chosen on validation speakers) is marked with a star.
-    Returns None (and writes nothing) when no fold recorded a history.
-    """
-    folds = [f for f in folds if _history(f)]
-    if not folds:
-        return None
-    fig = _new_figure(12.0, 4.6)
-    ax_ua, ax_loss = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    colors = [f"C{i % 10}" for i in range(len(folds))]
-    for k, (fold, color) in enumerate(zip(folds, colors)):
-        hist = _history(fold)
-        name = str(fold.get("name", f"fold {k}"))
-        epochs = [h["epoch"] for h in hist]
-        if any("val_ua" in h for h in hist):
-            ax_ua.plot(epochs, [h.get("val_ua", np.nan) for h in hist], color=color, lw=1.4, label=name)
-        if any("train_loss" in h for h in hist):
-            ax_loss.plot(epochs, [h.get("train_loss", np.nan) for h in hist], color=color, lw=1.4)
-        if any("val_loss" in h for h in hist):
-            ax_loss.plot(epochs, [h.get("val_loss", np.nan) for h in hist], color=color, lw=1.4, ls="--")
-        best = [h for h in hist if h["epoch"] == fold.get("best_epoch")]
-        if best:
-            if "val_ua" in best[0]:
-                ax_ua.plot(best[0]["epoch"], best[0]["val_ua"], marker="*", ms=13, color=color, mec="black")
-            if "val_loss" in best[0]:
-                ax_loss.plot(best[0]["epoch"], best[0]["val_loss"], marker="*", ms=13, color=color, mec="black")
-    ax_ua.set_title("Validation UA (★ = kept epoch)")
-    ax_ua.set_xlabel("epoch")
-    ax_ua.set_ylabel("UA (%)")
-    ax_loss.set_title("Loss: train (solid), validation (dashed)")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("cross-entropy")
-    for ax in (ax_ua, ax_loss):
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    if len(folds) <= 12:  # dozens of LOSO folds make a legend longer than the plot
-        handles, names = ax_ua.get_legend_handles_labels()
-        fig.legend(handles, names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5),
-                   title="fold", title_fontsize=8)
     return _save(fig, path)
 
 

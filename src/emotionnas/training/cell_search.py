@@ -29,12 +29,13 @@ from emotionnas.features.inputs import (
     spectrogram_stats,
 )
 from emotionnas.models.build import needs_genotype, needs_recipe
-from emotionnas.rundir import RESTART_HINT, check_search_speakers
+from emotionnas.rundir import check_search_speakers
 from emotionnas.space.families import family
 from emotionnas.space.pipeline import layer_windows
+from emotionnas.training.records import cached_json
 from emotionnas.training.run_helpers import speaker_indices, stage_seed
 from emotionnas.training.tasks import DataRef
-from emotionnas.utils.io import atomic_write_json, read_json_or_none
+from emotionnas.utils.io import atomic_write_json
 from emotionnas.utils.seed import seed_everything
 
 
@@ -125,25 +126,18 @@ def _search_into(task: SearchTask, out_dir: Path) -> dict:
 
 def cached_search(done: Path, speakers: dict, log, identity: dict | None = None) -> dict | None:
     """The finished search recorded in `done`, if it used exactly `speakers` and was made under
-    the run `identity` (seed + config digest); ConfigError if stale."""
-    record = read_json_or_none(done, log)
-    if record is None:
-        return None
-    if identity is not None and record.get("run") != identity:
-        raise ConfigError(f"{done}: made by another run (seed or config differ); {RESTART_HINT}")
-    if record.get("speakers") != speakers:
-        raise ConfigError(f"{done}: this search used other speakers than it would now (stale search); "
-                          f"{RESTART_HINT}")
-    return record
+    the run `identity` (seed + config digest); the one cached-result rule (training/records.py)."""
+    return cached_json(done, {"speakers": speakers, **({"run": identity} if identity is not None else {})}, log)
 
 
-def layer_probe(fs, indices, path: Path, seed: int, log) -> dict:
-    """Per-layer probe scores on the group's speakers (cached in `path`)."""
+def layer_probe(fs, indices, path: Path, seed: int, log, identity: dict | None = None) -> dict:
+    """Per-layer probe scores on the group's speakers (cached in `path`, by the same rule)."""
     from emotionnas.search.layers import select_layers
-    choice = read_json_or_none(path, log)
-    want = sorted(set(fs.speakers[indices].tolist()))
-    if choice is None or choice.get("speakers") != want:
-        choice = select_layers(fs, indices, 1, seed)
+    want = {"speakers": sorted(set(fs.speakers[indices].tolist())),
+            **({"run": identity} if identity is not None else {})}
+    choice = cached_json(path, want, log)
+    if choice is None:
+        choice = {**select_layers(fs, indices, 1, seed), **want}
         atomic_write_json(path, choice)
     return choice
 

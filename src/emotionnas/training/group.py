@@ -55,7 +55,8 @@ def prepare_group(run, search_fold: Fold, members: list[int]) -> Group:
     g = Group(search_fold, members, train_indices(fs.speakers, search_fold), partitions=cfg.selection.partitions)
     seeds = [stage_seed(cfg.seed, "inner", g.name, *(("partition", p) if p else ())) for p in range(g.partitions)]
     g.inner = sel.inner_partitions(fs.speakers[g.idx], cfg.selection.inner_folds, seeds, fs.labels[g.idx])
-    g.probe = layer_probe(fs, g.idx, run.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), run.log)
+    g.probe = layer_probe(fs, g.idx, run.dir.layer_probe(g.name), stage_seed(cfg.seed, "layers", g.name), run.log,
+                          run.identity)
     windows = layer_windows(g.probe["scores"], cfg.space.layer_widths, cfg.space.layer_windows)
     top = run.dims.deep_layers_total - 1  # the encoder's top hidden state
     whisper = EncoderRef.parse(cfg.features.encoder).has_whisper_blocks

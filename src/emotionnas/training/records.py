@@ -9,9 +9,9 @@ and the run identity it was made under (seed + config digest, `rundir.run_identi
     made by another run, or for other validation utterances (stale)
                                    -> refused: ConfigError naming the file, with the --restart hint
 
-Refit and final-model records (JSON beside their `.pt` weights) follow the same rule
-(training/refit.py, training/final.py) and list the weights' sha256, which a resume and
-`export` check.
+Every cached result of a run follows this one rule: JSON records through `cached_json` (the
+layer probe, cell searches), refit and final-model records (training/refit.py, with the weights'
+sha256, which a resume and `export` check).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from emotionnas.errors import ConfigError
 from emotionnas.rundir import RESTART_HINT
-from emotionnas.utils.io import atomic_write_bytes
+from emotionnas.utils.io import atomic_write_bytes, read_json_or_none
 
 
 def identity_text(identity: dict) -> str:
@@ -55,3 +55,16 @@ def save_inner_record(path: Path, result: dict, val_idx: np.ndarray, identity: d
     np.savez(buf, val_probs=result["val_probs"], val_idx=val_idx, seconds=np.array(result["seconds"]),
              identity=np.array(identity_text(identity)))
     atomic_write_bytes(path, buf.getvalue())
+
+
+def cached_json(path: Path, must_match: dict, log) -> dict | None:
+    """The JSON record in `path` if its fields equal `must_match` (e.g. the speakers it used and the
+    run identity); None when missing or unreadable (recompute; the log says so); ConfigError when
+    it was made for something else (stale)."""
+    record = read_json_or_none(path, log)
+    if record is None:
+        return None
+    differ = [k for k, v in must_match.items() if not isinstance(record, dict) or record.get(k) != v]
+    if differ:
+        raise ConfigError(f"{path}: made for other {', '.join(differ)} (stale); {RESTART_HINT}")
+    return record

@@ -172,8 +172,7 @@ def _run(task: TrainTask) -> dict:
     if task.kind == "evaluate":
         res = train_model(model, train, cfg, task.dims.n_classes, seed=task.seed, schedule_epochs=epochs, lr=lr,
                           val=other)
-        return {"val_probs": np.stack(res.val_probs), "seconds": time.perf_counter() - t0,
-                "history": res.history}
+        return {"val_probs": np.stack(res.val_probs), "seconds": time.perf_counter() - t0}
     res = train_model(model, train, cfg, task.dims.n_classes, seed=task.seed, schedule_epochs=epochs, lr=lr,
                       stop_after=task.epochs)
     return {"test_probs": predict_proba(model, other), "seconds": time.perf_counter() - t0,

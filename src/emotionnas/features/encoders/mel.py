@@ -34,11 +34,6 @@ def _hann() -> torch.Tensor:
     return torch.hann_window(N_FFT)
 
 
-def num_mel_frames(n_samples: int) -> int:
-    """Frames `log_mel` returns for `n_samples` (torch.stft gives n//160 + 1; Whisper drops the last)."""
-    return n_samples // HOP_LENGTH
-
-
 def log_mel(wave: np.ndarray | torch.Tensor, n_mels: int = 80) -> torch.Tensor:
     """wave (n,) float32 16 kHz -> log-mel (n_mels, n // 160) float32."""
     audio = torch.as_tensor(wave, dtype=torch.float32)
