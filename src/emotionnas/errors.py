@@ -49,3 +49,7 @@ def disk_error(path, error: OSError) -> DiskError:
 
 class IntegrityError(ConfigError):
     """A weights file whose content is not what its record says (sha256 mismatch, truncated)."""
+
+
+class EncoderError(EmotionNASError):
+    """An encoder that cannot be built: unknown name, missing weights, bad model file."""

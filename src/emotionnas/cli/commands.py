@@ -71,27 +71,33 @@ def _config_file_or_preset(name: str):
     return RunConfig.from_yaml(name)
 
 
+# Flags that are shorthand for a config setting. Each becomes a `KEY=VALUE` override, applied in
+# one place (`_load_run_config`) before the `--set` ones: config file (or preset) < flags < --set.
+FLAG_SETTINGS = {"protocol": "protocol", "search_per_fold": "search_per_fold", "cache": "features.cache_dir",
+                 "encoder": "features.encoder", "baselines": "baselines", "workers": "workers",
+                 "executor": "executor"}
+PRECEDENCE = ("Settings: the config file or preset, then the flags that name a setting, then each --set in order "
+              "(the later wins).")
+
+
+def flag_overrides(a) -> list[str]:
+    """The flags given on the command line as `KEY=VALUE` overrides (JSON values: YAML reads them)."""
+    out = [f"{key}={json.dumps(getattr(a, flag))}" for flag, key in FLAG_SETTINGS.items()
+           if getattr(a, flag, None) not in (None, False)]
+    out += [f"corpus_options.{k}={json.dumps(v)}" for k, v in _corpus_options(getattr(a, "option", None)).items()]
+    return out
+
+
 def _load_run_config(a):
     from emotionnas.config import RunConfig, apply_overrides
     cfg = _config_file_or_preset(a.config) if a.config else RunConfig()
     cfg.corpus, cfg.root = a.name, str(Path(a.root).resolve())
-    if getattr(a, "protocol", None):
-        cfg.protocol = a.protocol
-    if getattr(a, "search_per_fold", False):
-        cfg.search_per_fold = True
-    if getattr(a, "cache", None):
-        cfg.features.cache_dir = a.cache
-    if getattr(a, "encoder", None):
-        cfg.features.encoder = a.encoder
-    cfg.corpus_options.update(_corpus_options(getattr(a, "option", None)))
-    return apply_overrides(cfg, a.set)
+    return apply_overrides(cfg, flag_overrides(a) + list(a.set or ()))
 
 
 def cmd_run(a) -> int:
     from emotionnas.training.crossval import run_crossval
     cfg = _load_run_config(a)
-    cfg.baselines = cfg.baselines or a.baselines
-    cfg.workers, cfg.executor = a.workers or cfg.workers, a.executor or cfg.executor
     with RunDir(a.out).lock():  # held from the first write to the report: one writer per run folder
         run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
         _report(a.out)

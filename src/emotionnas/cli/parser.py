@@ -5,9 +5,14 @@ import argparse
 
 from emotionnas.cli.commands import (SEARCH_ALIASES, cmd_corpus, cmd_demo, cmd_evaluate, cmd_export, cmd_features,
                                      cmd_predict, cmd_prior, cmd_report, cmd_run, cmd_search, cmd_serve)
+from emotionnas.cli.commands import PRECEDENCE
 from emotionnas.config import FeatureConfig
-from emotionnas.space.families import FAMILIES
+from emotionnas.data.corpora import CORPORA
+from emotionnas.data.folds import PROTOCOLS
 
+from emotionnas.features.encoder_ref import DTYPES, REGISTERED
+from emotionnas.space.families import FAMILIES
+from emotionnas.training.strategies import STRATEGIES
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emotionnas", description="NAS for speech emotion recognition")
@@ -15,8 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def corpus_args(sp):
-        sp.add_argument("name", help="corpus reader: emodb, ravdess, cremad, tess, savee, iemocap, "
-                                     "msp-improv, manifest, demo")
+        sp.add_argument("name", help=f"corpus reader: {', '.join(CORPORA)}")
         sp.add_argument("root", help="corpus folder (or manifest file)")
         sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                         help="reader option, e.g. subset=all; manifest rows must lie in the manifest's "
@@ -27,10 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="a preset (demo, paper) or a YAML run config file; a preset name wins "
                         "over a file or folder of that name here unless written as a path (./demo, "
                         "or ending in .yaml/.yml)")
-        sp.add_argument("--cache", help="feature cache folder")
-        sp.add_argument("--encoder", help="deep encoder: whisper-base, whisper-tiny.en, HF id or local path")
-        sp.add_argument("--protocol", choices=["loso", "loso-session", "iemocap-paper", "kfold"])
-        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, e.g. train.epochs=10")
+        sp.add_argument("--cache", help="feature cache folder (features.cache_dir)")
+        sp.add_argument("--encoder", help=f"deep encoder (features.encoder): {', '.join(REGISTERED)} (optionally "
+                        f"@{'/@'.join(DTYPES)}), hf:ID, an org/model id or a local folder")
+        sp.add_argument("--protocol", choices=PROTOCOLS, help="speaker-independent folds (protocol)")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help=f"config override, e.g. train.epochs=10 or selection.strategy={'|'.join(STRATEGIES)}. "
+                        + PRECEDENCE)
 
     sp = sub.add_parser("corpus", help="count utterances, labels, speakers")
     corpus_args(sp)

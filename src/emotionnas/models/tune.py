@@ -90,7 +90,7 @@ def pretrained_encoder(name: str):
     ones replace them), so a model's initialisation never depends on whether this process had
     loaded the encoder before."""
     from emotionnas.features.encoders import create_encoder
-    from emotionnas.features.encoders.ref import EncoderRef
+    from emotionnas.features.encoder_ref import EncoderRef
     from emotionnas.features.encoders.whisper_net import WhisperNet
     with torch.random.fork_rng(devices=[]):
         net = getattr(create_encoder(EncoderRef.parse(name).float_name), "net", None)

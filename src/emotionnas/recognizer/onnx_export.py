@@ -107,7 +107,7 @@ def _export_encoder(rec, path: Path, opset: int, gen) -> tuple[dict, float]:
     quantized = bool(getattr(enc, "quantized", False))
     if quantized:
         from emotionnas.features.encoders import create_encoder
-        from emotionnas.features.encoders.ref import EncoderRef
+        from emotionnas.features.encoder_ref import EncoderRef
         net = create_encoder(EncoderRef.parse(rec.spec.encoder).float_name).net
     else:
         net = enc.net

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emotionnas.data.folds import Fold
-from emotionnas.features.encoders.ref import EncoderRef
+from emotionnas.features.encoder_ref import EncoderRef
 from emotionnas.space.pipeline import (
     FINE_TUNED,
     baselines,

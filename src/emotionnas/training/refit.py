@@ -74,9 +74,8 @@ def refit_folds(run, groups) -> dict:
     refits = []
     for g in groups:
         wanted = {m.key: (m.epoch, True) for m in g.result.members}
-        if run.cfg.baselines:
-            for b in g.result.baselines:
-                wanted.setdefault(b.key, (b.epoch, False))
+        for b in g.result.baselines:  # the baselines the selection was asked to compare with
+            wanted.setdefault(b.key, (b.epoch, False))
         for i in g.members:
             fold = run.folds[i]
             train = train_indices(run.fs.speakers, fold)

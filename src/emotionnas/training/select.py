@@ -47,11 +47,12 @@ def select_groups(run, groups, baselines: bool) -> None:
     # every baseline in the pool scored on every inner fold, whatever the strategy kept
     ev.evaluate([(g, key, k) for g in groups for key in extra[g.name] for k in range(len(g.inner))])
     for g in groups:
-        g.result = _result(run, g, strategy, histories[g.name], make_builder(cfg.ensemble, cfg), extra[g.name])
+        g.result = _result(run, g, strategy, histories[g.name], make_builder(cfg.ensemble, cfg), extra[g.name],
+                           baselines)
         atomic_write_json(run.dir.selection_summary(g.name), g.result.to_dict())
 
 
-def _result(run, g, strategy, h: History, builder, extra: list[str]) -> SelectionResult:
+def _result(run, g, strategy, h: History, builder, extra: list[str], baselines: bool) -> SelectionResult:
     cfg, fs = run.cfg.selection, run.fs
     labels, speakers = fs.labels[g.idx], fs.speakers[g.idx]
     scored = set(strategy.finalists(h)) | set(extra)  # what was asked on every inner fold
@@ -67,7 +68,7 @@ def _result(run, g, strategy, h: History, builder, extra: list[str]) -> Selectio
     members = tuple(Member(k, rows[k]["name"], g.pool[k], rows[k]["epoch"]) for k in choice.members)
     refs = tuple(BaselineRef(b, c.key, c, rows[c.key].get("epoch")) if c.key in rows else
                  BaselineRef(b, c.key, c, run.cfg.train.epochs, fixed_schedule=True)  # outside the pool: whole schedule
-                 for b, c in g.baselines.items())
+                 for b, c in g.baselines.items()) if baselines else ()  # what refit and results.json compare with
     about = {"speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
              "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner], "layer_probe": g.probe,
              "prior": g.prior, "partitions": g.partitions}

@@ -52,7 +52,7 @@ class SelectionResult:
     ranking: tuple[str, ...]                # the finalists, best out-of-fold inner UA first
     ensemble_scores: tuple[float, ...]      # what the ensemble builder chose by
     rows: tuple[dict, ...]                  # one per candidate of the pool (selection.json "candidates")
-    baselines: tuple[BaselineRef, ...]
+    baselines: tuple[BaselineRef, ...]     # the baselines this run compares with (none unless asked)
     first_partition: tuple[np.ndarray, ...] = field(repr=False)  # inner folds covering each search speaker once
     about: dict = field(default_factory=dict)  # speakers, excluded, inner folds, probe, prior, partitions
 

@@ -45,7 +45,7 @@ def _metrics(y, probs, n: int) -> dict:
 def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     n = fs.n_classes
     fold_rows, group_of = [], {i: g for g in groups for i in g.members}
-    baseline_names = [b.name for b in groups[0].result.baselines] if cfg.baselines and groups else []
+    baseline_names = [b.name for b in groups[0].result.baselines] if groups else []  # what the selection compared
     for i, fold in enumerate(folds):
         g = group_of[i]
         test = speaker_indices(fs.speakers, fold.test)

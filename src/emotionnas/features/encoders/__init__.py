@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from emotionnas.features.encoders.base import Encoder, EncoderError
-from emotionnas.features.encoders.ref import DTYPES, EncoderRef  # noqa: F401  (DTYPES: the API of earlier releases)
+from emotionnas.features.encoder_ref import DTYPES, EncoderRef  # noqa: F401  (DTYPES: the API of earlier releases)
 from emotionnas.features.encoders.whisper import WhisperEncoder, load_ct2_whisper, whisper_base, whisper_tiny_en
 
 DEFAULT_ENCODER = "whisper-base"

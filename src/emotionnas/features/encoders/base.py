@@ -10,11 +10,9 @@ import abc
 
 import numpy as np
 
-from emotionnas.errors import AudioError, EmotionNASError
+from emotionnas.errors import AudioError, EncoderError  # noqa: F401  (EncoderError: defined in errors.py, imported from here too)
 
 
-class EncoderError(EmotionNASError):
-    """An encoder that cannot be built: unknown name, missing weights, bad model file."""
 
 
 class Encoder(abc.ABC):

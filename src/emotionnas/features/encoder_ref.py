@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emotionnas.features.encoders.base import EncoderError
+from emotionnas.errors import EncoderError
 
 REGISTERED = ("whisper-base", "whisper-tiny.en")   # features/encoders/__init__.py ENCODERS (a test checks)
 DTYPES = ("float32", "bfloat16", "int8", "ort-int8")
