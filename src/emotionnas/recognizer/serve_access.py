@@ -10,12 +10,15 @@ without blocking: a FIFO or /dev/zero cannot hang or flood start-up).
 
 The Host names: a server bound to all interfaces (0.0.0.0 or ::) is reached by this machine's
 own names and addresses, so they are allowed as Host besides the loopback names: the host name,
-what it resolves to, and the addresses of the network interfaces (psutil when installed, else
-one ioctl per interface, IPv4). An IP literal or this machine's own name as Host cannot come
+what it resolves to, and the addresses of the network interfaces, found with the standard
+library only (one SIOCGIFADDR ioctl per interface for IPv4, /proc/net/if_inet6 for IPv6; both
+Linux, nothing elsewhere), so the result does not depend on which optional packages happen to
+be installed. An IP literal or this machine's own name as Host cannot come
 from a DNS-rebinding page (its Host is the attacker's name), which is what the allow-list
 stops; other names still need --allow-host.
 """
 
+import ipaddress
 import os
 import socket
 import stat
@@ -104,16 +107,12 @@ def own_addresses(resolve_seconds: float = 2.0) -> tuple:
 
 
 def _interface_addresses() -> set:
-    try:
-        import psutil
-    except ImportError:
-        return _ipv4_by_ioctl()
-    families = (socket.AF_INET, socket.AF_INET6)
-    return {a.address for addrs in psutil.net_if_addrs().values() for a in addrs if a.family in families}
+    """The interfaces' IPv4 and IPv6 addresses (standard library only; empty where unknown)."""
+    return _ipv4_by_ioctl() | _ipv6_from_proc()
 
 
 def _ipv4_by_ioctl() -> set:
-    """IPv4 address of each interface by SIOCGIFADDR (Linux), without psutil; empty elsewhere."""
+    """IPv4 address of each interface by SIOCGIFADDR (Linux); empty elsewhere."""
     try:
         import fcntl
         import struct
@@ -128,6 +127,25 @@ def _ipv4_by_ioctl() -> set:
             except OSError:  # an interface without an IPv4 address
                 continue
             out.add(socket.inet_ntoa(packed[20:24]))
+    return out
+
+
+def _ipv6_from_proc(path: str = "/proc/net/if_inet6") -> set:
+    """IPv6 addresses of the interfaces from the kernel's table (Linux: one row per address,
+    32 hex digits first); empty where the file is missing or unreadable."""
+    try:
+        with open(path, encoding="ascii") as f:
+            rows = f.read(1 << 16).splitlines()  # bounded: a few rows per interface
+    except (OSError, UnicodeDecodeError):
+        return set()
+    out = set()
+    for row in rows:
+        digits = row.split()[0] if row.split() else ""
+        if len(digits) == 32:
+            try:
+                out.add(str(ipaddress.IPv6Address(bytes.fromhex(digits))))
+            except ValueError:  # not hex: skip the row
+                continue
     return out
 
 
