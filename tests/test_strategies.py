@@ -39,7 +39,7 @@ class LastTwo:
     def __init__(self, cfg):
         pass
 
-    def build(self, ranking, oof, labels, n_classes):
+    def build(self, ranking, oof, labels, n_classes, speakers, seed):
         return EnsembleChoice(tuple(ranking[-2:]), (0.0,))
 
 
@@ -117,3 +117,65 @@ def test_top_k_builder_takes_the_smallest_best_prefix():
     cfg = type("C", (), {"max_ensemble": 3, "seeds": 1})()
     choice = ensembles.TopK(cfg).build(["a", "b", "c"], {"a": good, "b": bad, "c": good}, y, 2)
     assert choice.members == ("a",) and choice.scores[0] == 100.0
+
+
+def test_greedy_selection_adds_the_complementary_model_and_weights_it():
+    """Three 'experts': a is right on classes 0 and 1, b on class 2, c nowhere. The best single (a)
+    is kept and b added for class 2; c never enters. With replacement, a's weight can exceed b's."""
+    y = np.array([0, 0, 1, 1, 2, 2])
+    eye = np.eye(3)
+    a = np.array([eye[0], eye[0], eye[1], eye[1], eye[0] * 0.5 + eye[2] * 0.4, eye[0] * 0.5 + eye[2] * 0.4])
+    b = np.array([eye[2] * 0.4 + eye[0] * 0.3 + eye[1] * 0.3] * 4 + [eye[2], eye[2]])
+    c = np.full((6, 3), 1 / 3)
+    counts = ensembles.greedy_selection(np.stack([a, b, c]), y, 3, steps=10)
+    assert counts[0] >= 1 and counts[1] >= 1 and counts[2] == 0
+    from emotionnas.metrics import unweighted_accuracy
+    w = counts / counts.sum()
+    assert unweighted_accuracy(y, np.tensordot(w, np.stack([a, b, c]), axes=1).argmax(1), 3) == 100.0
+
+
+def test_caruana_is_seeded_bagged_and_gives_weights_that_sum_to_one():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    speakers = np.repeat(np.arange(10), 20)
+    oof = {f"m{i}": rng.dirichlet(np.ones(4), 200) * 0.5 + np.eye(4)[y] * rng.uniform(0.1, 0.6, (200, 1))
+           for i in range(5)}
+    ranking = sorted(oof)
+    builder = ensembles.Caruana(None)
+    first = builder.build(ranking, oof, y, 4, speakers, seed=3)
+    assert first == builder.build(ranking, oof, y, 4, speakers, seed=3)  # seeded: the same choice
+    assert abs(sum(first.weights) - 1) < 1e-5 and len(first.weights) == len(first.members)
+    assert list(first.weights) == sorted(first.weights, reverse=True)  # heaviest first
+    assert set(first.members) <= set(ranking)
+
+
+def test_a_weighted_combiner_is_data_validated_like_the_others():
+    from emotionnas.space.combiner import Combiner
+    c = Combiner.from_dict({"kind": "weighted", "weights": [3, 1]}, 2, 4)
+    assert c.weights == (0.75, 0.25) and Combiner.from_dict(c.to_dict(), 2, 4) == c
+    for bad in ([1], [1, -1], [0, 0], [1, float("nan")], [True, 1], "ab"):
+        with pytest.raises(ConfigError, match="weights"):
+            Combiner.from_dict({"kind": "weighted", "weights": bad}, 2, 4)
+    with pytest.raises(ConfigError, match="weights"):
+        Combiner.from_dict({"kind": "weighted", "weights": [1, 1], "extra": 1}, 2, 4)
+
+
+@pytest.mark.slow
+def test_a_caruana_ensemble_runs_through_selection_refit_final_and_export(demo_root, tmp_path):
+    from emotionnas.recognizer import load
+    from emotionnas.recognizer.export import export_run
+    from emotionnas.training.crossval import run_crossval
+    cfg = _config(demo_root, tmp_path, "halving", "caruana")
+    cfg.max_folds, cfg.final_model = 2, True
+    results = run_crossval(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
+    for s in _summaries(tmp_path / "run"):
+        assert s["ensemble_builder"] == "caruana" and set(m["key"] for m in s["members"]) <= set(s["ranking"])
+        fitted = s["combiner"]["fitted"]
+        assert fitted["kind"] in ("mean", "weighted")
+        if fitted["kind"] == "weighted":
+            assert len(fitted["weights"]) == len(s["members"]) and abs(sum(fitted["weights"]) - 1) < 1e-5
+    assert len(results["folds"]) == 2
+    export_run(tmp_path / "run", tmp_path / "model")
+    rec = load(tmp_path / "model")
+    wav = next((demo_root / "wav").glob("*.wav"))
+    assert abs(sum(rec.predict(str(wav))["probs"].values()) - 1) < 1e-4

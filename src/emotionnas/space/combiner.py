@@ -1,6 +1,8 @@
 """How an ensemble's member probabilities become one prediction, as data: the combiner.
 
-    mean   the members' class probabilities averaged (every run before this option)
+    mean      the members' class probabilities averaged (every run before this option)
+    weighted  a weighted average: `weights` (M, non-negative, summing to 1), as greedy ensemble
+              selection with replacement gives them (training/ensembles.py `caruana`)
     stack  a stacked combiner: multinomial logistic regression on the members' log-probabilities,
            softmax(W · [log p_1, …, log p_M] + b), W (C, M·C), b (C,)
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from emotionnas.errors import ConfigError
 
-KINDS = ("mean", "stack")
+KINDS = ("mean", "weighted", "stack")
 EPS = 1e-6              # log-probabilities are clipped at log(EPS): bounded inputs
 STACK_L2 = 0.01         # penalty on ||W - W_pool||^2 / 2 per (class-weighted) mean NLL; a priori
 STACK_ITERS = 200       # L-BFGS iteration cap
@@ -46,17 +48,23 @@ class Combiner:
     kind: str = "mean"
     coef: tuple = ()        # stack: C rows of M·C numbers
     intercept: tuple = ()   # stack: C numbers
+    weights: tuple = ()     # weighted: M numbers >= 0 summing to 1
 
     def apply(self, member_probs) -> np.ndarray:
         """(M, N, C) member probabilities (a list of (N, C) arrays too) -> (N, C)."""
         if self.kind == "mean":
             return np.mean(member_probs, axis=0)
+        if self.kind == "weighted":
+            return np.tensordot(np.asarray(self.weights, np.float64), np.asarray(member_probs, np.float64),
+                                axes=1).astype(np.asarray(member_probs[0]).dtype)
         z = log_features(member_probs) @ np.asarray(self.coef, np.float64).T + np.asarray(self.intercept, np.float64)
         return _softmax(z)
 
     def to_dict(self) -> dict:
         if self.kind == "mean":
             return {"kind": "mean"}
+        if self.kind == "weighted":
+            return {"kind": "weighted", "weights": list(self.weights)}
         return {"kind": self.kind, "coef": [list(r) for r in self.coef], "intercept": list(self.intercept)}
 
     @classmethod
@@ -70,6 +78,8 @@ class Combiner:
             if set(d) != {"kind"}:
                 raise ConfigError(f"{where}: a mean combiner has no other fields")
             return cls()
+        if d["kind"] == "weighted":
+            return cls.weighted(d.get("weights") if set(d) == {"kind", "weights"} else None, n_members, where)
         if set(d) != {"kind", "coef", "intercept"}:
             raise ConfigError(f"{where}: expected the fields kind, coef, intercept")
         width = n_members * n_classes
@@ -85,6 +95,17 @@ class Combiner:
             if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or abs(x) > MAX_ABS:
                 raise ConfigError(f"{where}: expected finite numbers within ±{MAX_ABS:g}, got {repr(x)[:40]}")
         return cls("stack", tuple(tuple(float(v) for v in r) for r in coef), tuple(float(v) for v in intercept))
+
+    @classmethod
+    def weighted(cls, weights, n_members: int, where: str = "combiner") -> "Combiner":
+        """A weighted average of `n_members` members; weights validated (finite, >= 0, not all 0)
+        and normalised to sum to 1."""
+        if (not isinstance(weights, (list, tuple)) or len(weights) != n_members
+                or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+                           and 0 <= w <= MAX_ABS for w in weights) or sum(weights) <= 0):
+            raise ConfigError(f"{where}.weights: expected {n_members} finite numbers >= 0, not all 0")
+        total = float(sum(weights))
+        return cls("weighted", weights=tuple(round(float(w) / total, 6) for w in weights))
 
 
 def pool_start(n_members: int, n_classes: int) -> np.ndarray:

@@ -69,8 +69,8 @@ def _combined_oof(run, g, y: np.ndarray) -> np.ndarray:
     """The ensemble's out-of-fold probabilities as its combiner makes them: averaged, or for a
     stacker cross-fitted (each inner fold combined by a stacker fitted on the other folds)."""
     members = [run.evaluator.out_of_fold(g, m.key).probs for m in g.result.members]
-    if g.result.combiner.kind == "mean":
-        return np.mean(members, axis=0)
+    if g.result.combiner.kind != "stack":  # an average, equal or weighted
+        return g.result.combiner.apply(members)
     return cross_fit_stack(np.stack(members), y, g.result.first_partition, run.fs.n_classes)
 
 

@@ -14,8 +14,10 @@ import numpy as np
 
 from emotionnas.errors import ConfigError
 from emotionnas.metrics import scores
+from emotionnas.space.combiner import Combiner
 from emotionnas.training import selection as sel
 from emotionnas.training.ensembles import ENSEMBLE_BUILDERS, make_builder
+from emotionnas.training.run_helpers import stage_seed
 from emotionnas.training.selection_result import BaselineRef, Member, SelectionResult
 from emotionnas.training.strategies import STRATEGIES, History, make_strategy
 from emotionnas.utils.io import atomic_write_json
@@ -62,9 +64,12 @@ def _result(run, g, strategy, h: History, builder, extra: list[str], baselines: 
         if key in scored:
             rows[key].update(_full_scores(run, g, key, labels, speakers, oof))
     ranking = sorted(strategy.finalists(h), key=lambda k: (-rows[k]["inner_ua"], k))
-    choice = builder.build(ranking, oof, labels, fs.n_classes)
+    choice = builder.build(ranking, oof, labels, fs.n_classes, speakers, stage_seed(run.cfg.seed, "ensemble", g.name))
     combiner, record = sel.choose_combiner(np.stack([oof[k] for k in choice.members]), labels, g.first_partition,
                                            fs.n_classes, cfg.combiner)
+    if combiner.kind == "mean" and not choice.equal:  # the builder's weights, not an equal average
+        combiner = Combiner.weighted(list(choice.weights), len(choice.members))
+        record = {**record, "choice": "weighted"}
     members = tuple(Member(k, rows[k]["name"], g.pool[k], rows[k]["epoch"]) for k in choice.members)
     refs = tuple(BaselineRef(b, c.key, c, rows[c.key].get("epoch")) if c.key in rows else
                  BaselineRef(b, c.key, c, run.cfg.train.epochs, fixed_schedule=True)  # outside the pool: whole schedule
