@@ -221,11 +221,17 @@ class SelectionConfig:
     first_rung_folds: int = 1         # inner folds every candidate is scored on before halving
     max_ensemble: int = 5             # ensembles of the top 1..max_ensemble candidates are scored
     smooth_epochs: int = 3            # the epoch curve is smoothed over this many epochs before its argmax
-    # replicas of the top max_ensemble survivors trained with other seeds, ranked with the rest (1 = none)
+    # Variance reduction (issue 18): replicas of the top max_ensemble candidates after halving, each
+    # trained with other seeds, scored on every inner fold and ranked with the rest (1 = none);
+    # the ensemble may then hold up to max_ensemble * seeds members.
     seeds: int = 1
     combiner: str = "mean"            # mean | stack | auto (stack only if its cross-fitted inner UA beats mean)
-    prior: str | None = None          # "builtin" | a path: a prior from other corpora orders the pool (training/prior.py)
-    partitions: int = 1               # 2-3: candidates past the first rung also scored on other speaker partitions
+    # a prior learned on other corpora fills the pool best-first (training/prior.py): "builtin"
+    # (presets/prior.json), a path, or None (the pool is a random sample of the space)
+    prior: str | None = None
+    # speaker partitions of the inner CV: 2-3 = the candidates past the first rung are also scored on
+    # other speaker groupings and their out-of-fold probabilities averaged (1 = one partition)
+    partitions: int = 1
     strategy: str = "halving"         # which candidates are scored on which inner folds (training/strategies.py)
     ensemble: str = "top_k"           # which finalists the ensemble holds (training/ensembles.py)
 
@@ -236,9 +242,10 @@ class SelectionConfig:
             raise ConfigError("selection.first_rung_folds: expected 1..inner_folds")
         if self.eta < 1 or self.budget < 1 or self.max_ensemble < 1 or self.smooth_epochs < 1:
             raise ConfigError("selection: budget, eta, max_ensemble and smooth_epochs must be >= 1")
-        for name, top in (("seeds", 8), ("partitions", 3)):
-            if not (isinstance(getattr(self, name), int) and 1 <= getattr(self, name) <= top):
-                raise ConfigError(f"selection.{name}: expected 1..{top}, got {getattr(self, name)!r}")
+        if not (isinstance(self.seeds, int) and 1 <= self.seeds <= 8):
+            raise ConfigError(f"selection.seeds: expected 1..8, got {self.seeds!r}")
+        if not (isinstance(self.partitions, int) and 1 <= self.partitions <= 3):
+            raise ConfigError(f"selection.partitions: expected 1..3, got {self.partitions!r}")
         if self.combiner not in COMBINERS:
             raise ConfigError(f"selection.combiner: expected one of {COMBINERS}, got {self.combiner!r}")
         if self.prior is not None and not (isinstance(self.prior, str) and self.prior):
