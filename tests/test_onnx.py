@@ -85,6 +85,24 @@ def test_hostile_onnx_json_is_refused(models, tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_a_graph_changed_after_export_is_refused(models, tmp_path):
+    """onnx.json lists every graph's sha256; a graph that still parses but is not what export wrote
+    (an initializer edited) is refused in one line naming it."""
+    import onnx
+    from onnx import numpy_helper
+    changed = tmp_path / "changed"
+    shutil.copytree(models[0], changed)
+    info = json.loads((changed / "onnx.json").read_text())
+    assert all(len(e["sha256"]) == 64 for e in [info.get("encoder") or {"sha256": "0" * 64}, *info["members"]])
+    graph = onnx.load(str(changed / "onnx" / "member0.onnx"))
+    init = graph.graph.initializer[0]
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 1, init.name))
+    onnx.save(graph, str(changed / "onnx" / "member0.onnx"))
+    with pytest.raises(ConfigError, match="member0.onnx.*sha256") as e:
+        Recognizer.load(changed, backend="onnx")
+    assert "\n" not in str(e.value)
+
+
 def test_int8_encoder_is_quantised_by_onnxruntime_and_stays_close(tiny_run, tmp_path, demo_root):
     """An int8 encoder (`<name>@int8`) is exported from its float32 weights and quantised by
     onnxruntime (per channel, as torch's): a real int8 graph (MatMulInteger), smaller than the

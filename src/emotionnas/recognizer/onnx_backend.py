@@ -19,6 +19,7 @@ from emotionnas.features import numpy_frontend as fe
 from emotionnas.features.spectrogram import compute_spectrograms
 from emotionnas.recognizer.folder import BaseRecognizer, read_model_spec
 from emotionnas.recognizer.onnx_guard import checked_session, run_session
+from emotionnas.utils.io import check_sha256
 
 ONNX_JSON = "onnx.json"
 
@@ -64,10 +65,13 @@ class OnnxRecognizer(BaseRecognizer):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3  # shape-inference notes of the recurrent Loop are not errors
 
-        def session(rel):
-            return checked_session(Path(model_dir) / rel, opts)
-        members = [session(m["file"]) for m in info["members"]]
-        enc = session(info["encoder"]["file"]) if info.get("encoder") else None
+        def session(entry):
+            made = checked_session(Path(model_dir) / entry["file"], opts)  # bounded and walked first
+            if "sha256" in entry:  # exports since the checksums: the graph is what export wrote
+                check_sha256(Path(model_dir) / entry["file"], entry["sha256"])
+            return made
+        members = [session(m) for m in info["members"]]
+        enc = session(info["encoder"]) if info.get("encoder") else None
         return cls(spec, members, enc, info)
 
     def raw_deep(self, wave: np.ndarray) -> np.ndarray:

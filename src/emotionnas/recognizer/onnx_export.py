@@ -19,7 +19,7 @@ import torch
 
 from emotionnas.errors import ConfigError
 from emotionnas.features.numpy_frontend import log_mel
-from emotionnas.utils.io import atomic_write_json
+from emotionnas.utils.io import atomic_write_json, file_sha256
 
 ONNX_DIR, ONNX_JSON = "onnx", "onnx.json"
 
@@ -106,8 +106,8 @@ def _export_encoder(rec, path: Path, opset: int, gen) -> tuple[dict, float]:
         raise ConfigError(f"{rec.spec.encoder}: only Whisper encoders are exported to ONNX")
     quantized = bool(getattr(enc, "quantized", False))
     if quantized:
-        from emotionnas.features.encoders import create_encoder
         from emotionnas.features.encoder_ref import EncoderRef
+        from emotionnas.features.encoders import create_encoder
         net = create_encoder(EncoderRef.parse(rec.spec.encoder).float_name).net
     else:
         net = enc.net
@@ -159,5 +159,8 @@ def export_onnx(model_dir, opset: int = 17) -> dict:
                 raise ConfigError(f"member {i} ({m.name}): {e}") from None
             info["max_error"][f"member{i}"] = err
             info["members"].append({"file": f"{ONNX_DIR}/member{i}.onnx", "inputs": names})
+    for entry in [info.get("encoder"), *info["members"]]:  # what the backend checks before using a graph
+        if entry:
+            entry["sha256"] = file_sha256(Path(model_dir) / entry["file"])
     atomic_write_json(Path(model_dir) / ONNX_JSON, info)
     return info
