@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.config import RunConfig, apply_overrides
-from emotionnas.data.folds import final_search_fold
 from emotionnas.metrics import unweighted_accuracy
 from emotionnas.training import selection as sel
+from emotionnas.training.final import final_group
 from emotionnas.training.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,10 +46,7 @@ def study(cfg: RunConfig, out_dir: Path) -> dict:
     with Run.start(cfg, out_dir, progress=False) as run:
         features_s = time.perf_counter() - t0
         fs = run.fs
-        fold = final_search_fold(sorted(set(fs.speakers.tolist())), n_val=cfg.n_val, seed=cfg.seed)
-        g = run.prepare_group(fold, [])
-        run.searches([g])
-        run.selection([g], baselines=False)
+        g = final_group(run)  # the final model's selection: every speaker, no test speaker
         y = fs.labels[g.idx]
         result = g.result
         members = result.members

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.config import RunConfig
-from emotionnas.data.folds import final_search_fold
 from emotionnas.metrics import unweighted_accuracy
 from emotionnas.space.combiner import Combiner
 from emotionnas.training.ensembles import ENSEMBLE_BUILDERS
+from emotionnas.training.final import final_group
 from emotionnas.training.run import Run
 from emotionnas.training.run_helpers import stage_seed
 
@@ -56,10 +56,7 @@ def held_out_uas(builder, finalists, oof, y, speakers, inner, n_classes, seed) -
 def study(cfg: RunConfig, out_dir: Path, builders: list[str]) -> dict:
     t0 = time.perf_counter()
     with Run.start(cfg, out_dir, progress=False) as run:
-        fold = final_search_fold(sorted(set(run.fs.speakers.tolist())), n_val=cfg.n_val, seed=cfg.seed)
-        g = run.prepare_group(fold, [])
-        run.searches([g])
-        run.selection([g], baselines=False)
+        g = final_group(run)  # the final model's selection: every speaker, no test speaker
         y, speakers = run.fs.labels[g.idx], run.fs.speakers[g.idx]
         finalists = list(g.result.ranking)
         oof = {k: run.evaluator.out_of_fold(g, k).probs for k in finalists}

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from emotionnas.config import RunConfig, apply_overrides
-from emotionnas.data.folds import final_search_fold
 from emotionnas.metrics import unweighted_accuracy
 from emotionnas.training import selection as sel
+from emotionnas.training.final import final_group
 from emotionnas.training.run import Run
 
 PARTITIONS = 3
@@ -88,10 +88,7 @@ class Partitions:
 def study(cfg: RunConfig, out_dir: Path) -> dict:
     t0 = time.perf_counter()
     with Run.start(cfg, out_dir, progress=False) as run:
-        fold = final_search_fold(sorted(set(run.fs.speakers.tolist())), n_val=cfg.n_val, seed=cfg.seed)
-        g = run.prepare_group(fold, [])
-        run.searches([g])
-        run.selection([g], baselines=False)
+        g = final_group(run)  # the final model's selection: every speaker, no test speaker
         p = Partitions(run, g)
         rows = []
         for judge in range(PARTITIONS):

@@ -37,14 +37,21 @@ from emotionnas.utils.io import (
 )
 
 
-def final_model(run) -> dict:
-    """Select on every speaker, refit the ensemble on every utterance, calibrate; -> final.json."""
-    cfg, fs = run.cfg, run.fs
-    speakers = sorted(set(fs.speakers.tolist()))
-    fold = final_search_fold(speakers, n_val=cfg.n_val, seed=cfg.seed)
-    g = run.prepare_group(fold, [])
+def final_group(run):
+    """The final model's selection group, selected: every speaker searched on, no test speaker
+    (also what the benchmarks that decide defaults by inner CV study)."""
+    speakers = sorted(set(run.fs.speakers.tolist()))
+    g = run.prepare_group(final_search_fold(speakers, n_val=run.cfg.n_val, seed=run.cfg.seed), [])
     run.searches([g])
     run.selection([g], baselines=False)  # the final model needs no baseline
+    return g
+
+
+def final_model(run) -> dict:
+    """Select on every speaker, refit the ensemble on every utterance, calibrate; -> final.json."""
+    fs = run.fs
+    speakers = sorted(set(fs.speakers.tolist()))
+    g = final_group(run)
     refits = _refit(run, g, g.idx, speakers)  # every search speaker: here every speaker
     y = fs.labels[g.idx]
     oof = _combined_oof(run, g, y)
