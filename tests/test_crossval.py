@@ -69,6 +69,9 @@ def test_run_writes_results_and_provenance(demo_run):
         assert (run / name).exists(), name
     assert set(results) >= {"ua", "wa", "macro_f1", "ua_std", "folds", "searches", "baselines", "selection_spread"}
     assert len(results["folds"]) == 2 and results["synthetic"] is True
+    # the selection's optimism: each fold's ensemble inner-CV UA beside its test UA
+    assert results["optimism"]["per_fold"] == pytest.approx([f["inner_ua"] - f["ua"] for f in results["folds"]])
+    assert all(0 <= f["inner_ua"] <= 100 for f in results["folds"])
     assert set(results["baselines"]) == {"linear probe", "GRU", "LSTM", "ResNet*", "ResNet* + LSTM (concat)",
                                          FINE_TUNED}
     for group in run.glob("searches/*/selection.json"):  # fine-tuning: a fixed-schedule baseline, not in the pool
@@ -187,11 +190,12 @@ def test_export_and_predict_in_fresh_process(demo_run, demo_root, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "emotionnas", "predict", "--model", str(model),
                            *map(str, wavs), str(bad)], capture_output=True, text=True, check=True)
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
-    assert [x["file"] for x in lines] == [str(w) for w in wavs]
-    for x in lines:
+    assert [x["file"] for x in lines] == [str(w) for w in wavs] + [str(bad)]  # one row per input, in order
+    for x in lines[:2]:
         assert x["label"] in results["label_names"]
         assert abs(sum(x["probs"].values()) - 1) < 1e-3
-    assert str(bad) in proc.stderr and "skipped" in proc.stderr
+    assert lines[2]["label"] is None and str(bad) in lines[2]["error"]
+    assert str(bad) in proc.stderr and "failed" in proc.stderr
 
 
 @pytest.mark.slow  # the demo_run fixture: a real run_crossval

@@ -1,7 +1,7 @@
 """Inputs that are not files, hostile ONNX graph files, and `--config` names (issue 31, items 4, 5, 7).
 
 FIFOs, devices, sockets and folders where a file is expected are refused from os.stat before
-anything opens them: `predict` lists each as skipped and finishes; corpus readers list them;
+anything opens them: `predict` gives each an error row and finishes; corpus readers list them;
 manifest rows must lie in the manifest's folder. ONNX graphs are checked (size, parse, sizes the
 graph's constants ask for) before onnxruntime sees them, and sessions allocate from a capped arena.
 A preset name wins over a folder of that name.
@@ -147,12 +147,14 @@ def test_predict_lists_each_input_that_is_not_a_file_and_finishes(tmp_path, fifo
     out, err = capsys.readouterr()
     sock.close()
     assert code == 0
-    assert [json.loads(r)["file"] for r in out.splitlines()] == [str(folder / "a.wav"), "b.wav"]
-    assert sorted(err.splitlines()) == sorted([
-        f"skipped: {x}: not a regular file (FIFO)", f"skipped: {folder / 's.wav'}: not a regular file (socket)",
-        f"skipped: {given}: not a regular file (FIFO)", f"skipped: {listed}: not a regular file (FIFO)",
-        "skipped: /dev/zero: not a regular file (character device)",
-        f"skipped: {fifo_list}: not a regular file (FIFO)"])
+    rows = [json.loads(r) for r in out.splitlines()]  # one row per input, in order: an error row for each refusal
+    assert [(r["file"], r.get("error")) for r in rows] == [
+        (str(folder / "a.wav"), None), (str(folder / "s.wav"), f"{folder / 's.wav'}: not a regular file (socket)"),
+        (str(x), f"{x}: not a regular file (FIFO)"), (str(given), f"{given}: not a regular file (FIFO)"),
+        (listed.name, f"{listed}: not a regular file (FIFO)"),
+        ("/dev/zero", "/dev/zero: not a regular file (character device)"), ("b.wav", None),
+        (str(fifo_list), f"{fifo_list}: not a regular file (FIFO)")]
+    assert err.splitlines() == [f"failed: {r['error']}" for r in rows if r.get("error")]
 
 
 # --- corpora --------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_segments_table_and_formats(tiny_run, minute, tmp_path):
     for r in rows:
         w.row(str(path), r, r["start"], r["end"])
     table = list(csv.DictReader(io.StringIO(buf.getvalue())))
-    assert list(table[0]) == ["file", "start", "end", "label", "score", *rec.labels]
+    assert list(table[0]) == ["file", "start", "end", "label", "score", *rec.labels, "error"]
     assert [float(t["start"]) for t in table] == [r["start"] for r in rows]
     fixed = predict_segments(rec, path, "fixed", window=1.0, hop=0.5)
     assert [r["start"] for r in fixed[:3]] == [0.0, 0.5, 1.0]
@@ -87,7 +87,7 @@ def test_segments_table_and_formats(tiny_run, minute, tmp_path):
             assert r["speech"] is True and r["label"] in rec.labels, r
     hf = io.StringIO()
     Writer("hf", rec.labels, hf).row("x", rec.predict(path))
-    pairs = json.loads(hf.getvalue())
+    pairs = json.loads(hf.getvalue())["predictions"]
     assert [p["label"] for p in pairs] == sorted(rec.labels, key=lambda lab: -rec.predict(path)["probs"][lab])
 
 

@@ -96,11 +96,20 @@ def _load_run_config(a):
 
 
 def cmd_run(a) -> int:
+    from emotionnas.cli.run_plan import check_before_writing, plan_line, remove_if_untouched
     from emotionnas.training.crossval import run_crossval
     cfg = _load_run_config(a)
-    with RunDir(a.out).lock():  # held from the first write to the report: one writer per run folder
-        run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
-        _report(a.out)
+    check_before_writing(cfg)  # a refused run leaves no folder: nothing is written before this
+    print(plan_line(cfg))
+    existed = Path(a.out).exists()
+    try:
+        with RunDir(a.out).lock():  # held from the first write to the report: one writer per run folder
+            run_crossval(cfg, a.out, progress=not a.quiet, restart=a.restart)
+            _report(a.out)
+    except EmotionNASError:  # refused by Run.start (e.g. no usable audio): no empty folder left behind
+        if not existed:
+            remove_if_untouched(a.out)
+        raise
     return 0
 
 
@@ -116,6 +125,7 @@ def _report(run_dir, say: bool = True) -> None:
 
 def cmd_search(a) -> int:
     """One cell search (DARTS, emoDARTS or recipe) on fold K's training speakers."""
+    from emotionnas.cli.run_plan import check_before_writing
     from emotionnas.data.folds import make_folds
     from emotionnas.search.layers import select_layers
     from emotionnas.space.pipeline import layer_windows
@@ -124,6 +134,7 @@ def cmd_search(a) -> int:
     from emotionnas.training.tasks import DataRef
     from emotionnas.utils.io import atomic_write_json, atomic_write_text
     cfg = _load_run_config(a)
+    check_before_writing(cfg)  # unknown corpus, wrong root: refused before --out is made
     data = DataRef.from_config(cfg)
     fs = data.load(progress=not a.quiet, fresh=True)  # the search task below reuses it
     folds = make_folds(fs.table, cfg.protocol, n_val=cfg.n_val, k=cfg.k, seed=cfg.seed)
@@ -170,42 +181,6 @@ def cmd_export(a) -> int:
         from emotionnas.recognizer.onnx_export import describe_errors, export_onnx
         print("onnx: " + describe_errors(export_onnx(a.out)))
     return 0
-
-
-def cmd_predict(a) -> int:
-    from emotionnas.recognizer import load
-    from emotionnas.recognizer.outputs import Writer, expand_inputs
-    from emotionnas.recognizer.segments import predict_segments
-    rec = load(a.model, backend=a.backend)  # model.json validated as data: bad -> one line
-    if a.enroll:  # a speaker-adaptive model: this speaker's unlabelled audio standardises the features
-        print(f"enrolled {rec.enroll([a.enroll])} utterance(s) from {a.enroll}", file=sys.stderr)
-    items = expand_inputs(a.inputs)
-    mode = a.segments or ("fixed" if a.windows else None)
-    if a.plot and (len(items) != 1 or not mode):
-        raise EmotionNASError("--plot draws the timeline of one file: give one FILE and --segments or --windows")
-    out, bad, vectors = Writer(a.format, rec.labels, sys.stdout), 0, []
-    for uid, path in items:
-        try:
-            if mode:
-                rows = predict_segments(rec, path, mode, a.windows or 3.0, a.hop, top_k=a.top_k)
-                for r in rows:
-                    out.row(uid, {k: v for k, v in r.items() if k not in ("start", "end")}, r["start"], r["end"])
-                if a.plot:
-                    from emotionnas.reports.plots import plot_timeline
-                    print(f"timeline: {plot_timeline(rows, rec.labels, a.plot, title=path.name)}", file=sys.stderr)
-                continue
-            res = rec.predict(path, top_k=a.top_k)
-            if a.embeddings:
-                vectors.append((uid, rec.embeddings(rec.load_wave(path))))
-        except EmotionNASError as e:
-            print(f"skipped: {e}", file=sys.stderr)
-            bad += 1
-            continue
-        out.row(uid, res)
-    if a.embeddings:
-        from emotionnas.recognizer.outputs import save_embeddings
-        print(f"embeddings: {save_embeddings(a.embeddings, vectors, rec)}", file=sys.stderr)
-    return 1 if bad and bad == len(items) else 0
 
 
 def cmd_serve(a) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 
 from emotionnas.cli.commands import (SEARCH_ALIASES, cmd_corpus, cmd_demo, cmd_evaluate, cmd_export, cmd_features,
-                                     cmd_predict, cmd_prior, cmd_report, cmd_run, cmd_search, cmd_serve)
+                                     cmd_prior, cmd_report, cmd_run, cmd_search, cmd_serve)
 from emotionnas.cli.commands import PRECEDENCE
+from emotionnas.cli.predict import EXIT_CODES, cmd_predict
 from emotionnas.config import FeatureConfig
 from emotionnas.data.corpora import CORPORA
 from emotionnas.data.folds import PROTOCOLS
@@ -14,8 +15,19 @@ from emotionnas.features.encoder_ref import DTYPES, REGISTERED
 from emotionnas.space.families import FAMILIES
 from emotionnas.training.strategies import STRATEGIES
 
+def _version() -> str:
+    """The installed package's version (importlib.metadata), or a plain word when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("emotionnas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emotionnas", description="NAS for speech emotion recognition")
+    p.add_argument("--version", action="version", version=f"emotionnas {_version()}",
+                   help="print the installed version and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -41,14 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("corpus", help="count utterances, labels, speakers")
     corpus_args(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the counts as JSON instead of text")
     sp.set_defaults(func=cmd_corpus)
 
     sp = sub.add_parser("features", help="extract and cache both feature streams")
     corpus_args(sp)
-    sp.add_argument("--cache", required=True)
-    sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both")
-    sp.add_argument("--encoder", default=FeatureConfig.encoder)
+    sp.add_argument("--cache", required=True, help="feature cache folder (created if missing; runs given the "
+                    "same folder reuse what is there)")
+    sp.add_argument("--stream", choices=["spectrogram", "deep", "both"], default="both",
+                    help="which feature stream(s) to extract (default both)")
+    sp.add_argument("--encoder", default=FeatureConfig.encoder,
+                    help=f"deep encoder: {', '.join(REGISTERED)}, hf:ID or a local folder (default "
+                    f"{FeatureConfig.encoder})")
     sp.add_argument("--deep-pool", type=int, default=2, help="average-pool encoder frames by this factor")
     sp.add_argument("--layers", type=int, nargs="+", help="keep only these hidden states (default: all, as runs read)")
     sp.add_argument("--spectrogram-size", type=int, default=70, help="side of the pooled spectrogram")
@@ -58,13 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("kind", choices=[n for n, f in FAMILIES.items() if f.searched] + list(SEARCH_ALIASES),
                     help="a searched family (cnn = darts, rnn = cell)")
     run_args(sp)
-    sp.add_argument("--fold", type=int, required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--fold", type=int, required=True, help="index of the fold whose training speakers are searched")
+    sp.add_argument("--out", required=True, help="folder for the search log, checkpoint and the found cell")
     sp.set_defaults(func=cmd_search)
 
     sp = sub.add_parser("run", help="search + cross-validated two-stream training + report")
     run_args(sp)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="the run folder (results.json, report.md, models); nothing is "
+                    "written to it before the config and the corpus are checked")
     sp.add_argument("--search-per-fold", action="store_true", help="one search per fold instead of cross-fitted")
     sp.add_argument("--baselines", action="store_true", help="also refit the hand-designed baselines, fold-paired")
     sp.add_argument("--workers", type=int, help="worker processes for independent tasks (default: config, 2)")
@@ -74,24 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("prior", help="a selection prior (JSON) from finished runs, for runs on other corpora")
-    sp.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    sp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished run folders to learn the prior from")
     sp.add_argument("--out", required=True, help="the prior's JSON file (use with --set selection.prior=FILE)")
     sp.set_defaults(func=cmd_prior)
 
     sp = sub.add_parser("report", help="(re)write a run's report.md, figures and tables")
-    sp.add_argument("run_dir")
+    sp.add_argument("run_dir", help="a finished run folder (holds results.json)")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("export", help="a run's model as a self-contained folder")
-    sp.add_argument("run_dir")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("run_dir", help="a finished run folder (holds results.json)")
+    sp.add_argument("--out", required=True, help="the model folder to write (model.json, model.safetensors, "
+                    "README.md model card)")
     sp.add_argument("--onnx", action="store_true", help="also write ONNX graphs (encoder + members), checked")
     sp.add_argument("--fold", type=int, help="fold F's refit ensemble instead of the final model (every speaker)")
     sp.set_defaults(func=cmd_export)
 
-    sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)")
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)",
+                        description="One row per input (per segment with --segments/--windows), in input order. "
+                        + EXIT_CODES + " docs/outputs.md has the schema of each format.")
+    sp.add_argument("--model", required=True, help="a model folder made by `emotionnas export`")
+    sp.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                    help="torch (default) or onnx (needs `export --onnx`; no torch import)")
     sp.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, or list files (.txt/.scp: "
                     "a path or `id path` per line)")
     sp.add_argument("--segments", choices=["vad", "fixed"], help="long audio: one row per spoken stretch (vad, "
@@ -100,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--hop", type=float, default=1.0, help="seconds between window starts (default 1.0)")
     sp.add_argument("--plot", help="with --segments/--windows and one FILE: draw the timeline into this PNG")
     sp.add_argument("--format", choices=["jsonl", "csv", "hf"], default="jsonl",
-                    help="jsonl (default), csv (file,start,end,label,score,<classes>), hf ([{label, score}])")
-    sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores")
+                    help="jsonl (default), csv (file,start,end,label,score,<classes>,error), hf ({file, "
+                    "predictions: [{label, score}, ...]})")
+    sp.add_argument("--top-k", type=int, metavar="K", help="also list the K best classes with their scores "
+                    "(hf: only those K)")
     sp.add_argument("--embeddings", metavar="OUT.npy", help="save the vectors the members classify (+ OUT.json)")
     sp.add_argument("--enroll", metavar="DIR", help="speaker-adaptive models: the speaker's audio (folder, list, file)")
     sp.set_defaults(func=cmd_predict)
@@ -112,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                         description=f"Limits (defaults): {d.describe()}. Refusals are one-line 4xx naming the "
                                     "limit; a full queue or a slow request gets 503 with Retry-After; /health is "
                                     "answered even when the queue and the connection limits are full.")
-    sp.add_argument("--model", required=True)
+    sp.add_argument("--model", required=True, help="a model folder made by `emotionnas export`")
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only; any other "
                     "address needs a key or --no-auth; 0.0.0.0 or :: also accept this machine's own names and "
                     "addresses as Host)")
-    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default 8000)")
     sp.add_argument("--window", type=float, default=d.window, help="timeline window (s) for long audio")
-    sp.add_argument("--hop", type=float, default=d.hop)
+    sp.add_argument("--hop", type=float, default=d.hop, help=f"seconds between timeline windows (default {d.hop:g})")
     sp.add_argument("--max-seconds", type=float, default=L.max_seconds, help=f"audio per upload (default {L.max_seconds:g})")
     sp.add_argument("--max-mb", type=float, default=L.max_bytes / 2 ** 20,
                     help=f"upload size in MB (default {L.max_bytes / 2 ** 20:g})")
@@ -147,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("evaluate", help="score an exported model on another corpus")
-    sp.add_argument("--model", required=True)
+    sp.add_argument("--model", required=True, help="a model folder made by `emotionnas export`")
     corpus_args(sp)
     sp.add_argument("--out", required=True, help="folder for evaluation.json, report.md, confusion figure")
     sp.add_argument("--map", help="label renames corpus=model, comma-separated (e.g. anger=angry,joy=happy)")
@@ -155,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_evaluate)
 
     sp = sub.add_parser("demo", help="synthetic corpus -> run -> export -> predict")
-    sp.add_argument("--out", default="runs/demo")
-    sp.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sp.add_argument("--out", default="runs/demo", help="folder for the corpus, cache, run and model "
+                    "(default runs/demo)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override of the demo preset, "
+                    "e.g. train.epochs=2")
     sp.set_defaults(func=cmd_demo)
     return p

@@ -51,18 +51,28 @@ CORPORA: dict[str, Callable[..., CorpusTable]] = {
 }
 
 
-def _canonical(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
+def canonical_name(name: str) -> str:
+    """The registry key of a corpus name as a user may write it ("MSP_IMPROV" -> "msp-improv");
+    CorpusError (one line listing the known names) when no reader has it."""
+    key = name.strip().lower().replace("_", "-")
+    if key not in CORPORA:
+        raise CorpusError(f"unknown corpus {name!r} (known: {', '.join(CORPORA)})")
+    return key
 
 
 def read_corpus(name: str, root: str | Path, **options) -> CorpusTable:
     """Read corpus `name` from `root` (options are the reader's keyword arguments)."""
-    key = _canonical(name)
-    if key not in CORPORA:
-        raise CorpusError(f"unknown corpus {name!r} (known: {', '.join(CORPORA)})")
+    key = canonical_name(name)
     reader = CORPORA[key]
     _check_options(key, reader, options)
     return reader(root, **options)
+
+
+def check_reader_options(name: str, options: dict) -> None:
+    """CorpusError (one line) when corpus `name` is unknown or its reader takes no such option:
+    what `read_corpus` would refuse, asked without reading anything."""
+    key = canonical_name(name)
+    _check_options(key, CORPORA[key], options)
 
 
 def _check_options(name: str, reader: Callable, options: dict) -> None:
@@ -139,4 +149,4 @@ def corpus_summary_text(table: CorpusTable, max_errors: int = 20) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CORPORA", "read_corpus", "speaker_sexes", "corpus_summary_text"]
+__all__ = ["CORPORA", "canonical_name", "check_reader_options", "read_corpus", "speaker_sexes", "corpus_summary_text"]
