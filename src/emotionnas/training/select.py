@@ -70,6 +70,9 @@ def _result(run, g, strategy, h: History, builder, extra: list[str], baselines: 
     if combiner.kind == "mean" and not choice.equal:  # the builder's weights, not an equal average
         combiner = Combiner.weighted(list(choice.weights), len(choice.members))
         record = {**record, "choice": "weighted"}
+    member_oof = np.stack([oof[k] for k in choice.members])
+    inner_ua = (record["stack_ua"] if combiner.kind == "stack" else  # a stacker: scored cross-fitted
+                scores(labels, combiner.apply(member_oof).argmax(1), fs.n_classes)["ua"])
     members = tuple(Member(k, rows[k]["name"], g.pool[k], rows[k]["epoch"]) for k in choice.members)
     refs = tuple(BaselineRef(b, c.key, c, rows[c.key].get("epoch")) if c.key in rows else
                  BaselineRef(b, c.key, c, run.cfg.train.epochs, fixed_schedule=True)  # outside the pool: whole schedule
@@ -78,7 +81,8 @@ def _result(run, g, strategy, h: History, builder, extra: list[str], baselines: 
              "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner], "layer_probe": g.probe,
              "prior": g.prior, "partitions": g.partitions}
     return SelectionResult(g.name, strategy.name, builder.name, members, combiner, record, tuple(ranking),
-                           choice.scores, tuple(rows.values()), refs, tuple(g.first_partition), about)
+                           choice.scores, round(float(inner_ua), 3), tuple(rows.values()), refs,
+                           tuple(g.first_partition), about)
 
 
 def _row(key: str, cand, g, strategy, h: History) -> dict:

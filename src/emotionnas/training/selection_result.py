@@ -51,6 +51,7 @@ class SelectionResult:
     combiner_record: dict                   # mode, the inner UAs it chose by, choice
     ranking: tuple[str, ...]                # the finalists, best out-of-fold inner UA first
     ensemble_scores: tuple[float, ...]      # what the ensemble builder chose by
+    inner_ua: float                         # the ensemble's out-of-fold inner-CV UA, as its combiner combines
     rows: tuple[dict, ...]                  # one per candidate of the pool (selection.json "candidates")
     baselines: tuple[BaselineRef, ...]     # the baselines this run compares with (none unless asked)
     first_partition: tuple[np.ndarray, ...] = field(repr=False)  # inner folds covering each search speaker once
@@ -75,6 +76,7 @@ class SelectionResult:
                 **({"prior": a["prior"]} if a.get("prior") else {}),
                 **({"partitions": a["partitions"]} if a.get("partitions", 1) > 1 else {}),
                 "ensemble_uas": [round(u, 3) for u in self.ensemble_scores], "ensemble_k": len(self.members),
+                "ensemble_inner_ua": self.inner_ua,
                 "combiner": {**self.combiner_record, "fitted": self.combiner.to_dict()},
                 "members": [m.to_dict() for m in self.members],
                 "baselines": {b.name: b.to_dict() for b in self.baselines}}

@@ -58,7 +58,7 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
                "members": [{"name": m.name, "key": m.key, "epoch": m.epoch,
                             "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
-               "top1": _metrics(y, probs[0], n),
+               "top1": _metrics(y, probs[0], n), "inner_ua": g.result.inner_ua,
                "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
         if cfg.selection.combiner != "mean":  # what averaging the same members scores (an ablation; chooses nothing)
             row["mean_combiner"] = _metrics(y, np.mean(probs, axis=0), n)
@@ -87,6 +87,7 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                         "n_full": sum("inner_ua" in c for c in g.result.rows),
                         "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe"),
                         **_combiner_entry(cfg, g.result.combiner_record)} for g in groups]
+    res["optimism"] = optimism(fold_rows)
     res["rank_agreement"] = rank_agreement(fold_rows, {g.name: g.result.to_dict() for g in groups})
     full = [c for g in groups for c in g.result.rows if "inner_ua" in c]
     res["selection_spread"] = {
@@ -102,6 +103,15 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
                        "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim, "spectrogram": spec}
     return _stable(res)
+
+
+def optimism(fold_rows: list[dict]) -> dict:
+    """How far the selection's own estimate can be trusted: per fold, the selected ensemble's
+    inner-CV UA (on its search speakers) minus its test UA (on the fold's test speakers, scored once).
+    Computed after the test scores; it chooses nothing."""
+    gaps = [f["inner_ua"] - f["ua"] for f in fold_rows]
+    return {"per_fold": gaps, "mean": float(np.mean(gaps)) if gaps else None,
+            "note": "selected ensemble's inner-CV UA minus its test UA, per fold (> 0: the selection flattered itself)"}
 
 
 def rank_agreement(fold_rows: list[dict], summaries: dict, deep_only: bool = False) -> dict:
