@@ -41,10 +41,7 @@ def test_full_report(run):
         assert name in text
     links = _links(text)
     assert any("confusion_normalized" in x for x in links)
-    if any(s.get("recipe") for s in results["searches"]):  # a searched cell is drawn where there is one
-        assert any("_rnn.png" in x for x in links)
-    if any(s.get("genotype") for s in results["searches"]):
-        assert any("_cnn_normal.png" in x for x in links)
+    # which searched cells are drawn: test_searched_cells_are_drawn_only_where_an_ensemble_member_uses_them
     for link in links:
         _assert_png(run / link)
     for table in ("folds.md", "baselines.md"):
@@ -110,3 +107,65 @@ def test_markdown_table():
     assert md.splitlines() == ["| x | y |", "| :--- | ---: |", "| a\\|b | 1 |"]
     with pytest.raises(ValueError, match="row 0"):
         tables.markdown_table([[1]], ["x", "y"])
+
+
+@pytest.mark.slow  # tiny_run: a real run_crossval
+def test_glossary_opens_the_report_and_explains_candidate_names(run):
+    text = RunDir(run).report.read_text()
+    assert text.index("## Words used here") < text.index("## Result")
+    for term in ("**UA**", "**WA**", "**Inner CV**", "**Budget, first inner fold**", "**Ensemble**", "**Baselines**"):
+        assert text.count(term) == 1, term
+    glossary = text[text.index("## Words used here"):text.index("## Result")]
+    for part in ("`lstm`", "`256`", "`L2.3`", "`p4`", "`attention`", "`-s1`"):  # the fields of Candidate.name
+        assert part in glossary
+
+
+def _cell_links(text, group):
+    from emotionnas.rundir import safe_component
+    stem = safe_component(group)
+    return [x for x in _links(text) if x.startswith(f"figures/{stem}_cnn") or x.startswith(f"figures/{stem}_rnn")]
+
+
+@pytest.mark.slow  # tiny_run: a real run_crossval
+def test_searched_cells_are_drawn_only_where_an_ensemble_member_uses_them(run, tmp_path):
+    from emotionnas.space.model_spec import needs_genotype, needs_recipe
+    from emotionnas.space.pipeline import Candidate
+    rd = RunDir(run)
+    results, text = rd.read_results(), rd.report.read_text()
+    for s in results["searches"]:
+        summary = json.loads(rd.selection_summary(s["group"]).read_text())
+        cands = {c["key"]: Candidate.from_dict(c["candidate"]) for c in summary["candidates"]}
+        used = [cands[m["key"]] for m in s["members"]]
+        links = _cell_links(text, s["group"])
+        assert any("_cnn" in x for x in links) == bool(s.get("genotype") and any(map(needs_genotype, used)))
+        assert any("_rnn" in x for x in links) == bool(s.get("recipe") and any(map(needs_recipe, used)))
+    # the same run, as if group 0's ensemble held one candidate that reads no searched cell
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    s = results["searches"][0]
+    summary = json.loads(RunDir(copy).selection_summary(s["group"]).read_text())
+    plain = next(c for c in summary["candidates"] if not (needs_genotype(Candidate.from_dict(c["candidate"]))
+                                                          or needs_recipe(Candidate.from_dict(c["candidate"]))))
+    res = json.loads(RunDir(copy).results.read_text())
+    res["searches"][0]["members"] = [{"key": plain["key"], "name": plain["name"], "epoch": 1}]
+    res["searches"][0]["genotype"] = res["searches"][0]["genotype"] or {"normal": []}  # a cell was searched
+    RunDir(copy).results.write_text(json.dumps(res))
+    shutil.rmtree(copy / "figures")
+    text = write_report(copy).read_text()
+    assert _cell_links(text, s["group"]) == [] and "not drawn: no ensemble member uses them" in text
+
+
+@pytest.mark.slow  # tiny_run: a real run_crossval (and its exported final model)
+def test_model_card_says_what_was_measured_and_what_was_shipped(tiny_run, tmp_path):
+    from emotionnas.recognizer.export import export_run
+    run, model = tiny_run
+    results = RunDir(run).read_results()
+    card = " ".join((model / "README.md").read_text().split())
+    assert "measured the **per-fold ensembles**" in card and "ships is the **final model**" in card
+    assert "refit on all of them" in card
+    for name, b in results["baselines"].items():  # tiny_run refits the baselines: their UA beside the model's
+        assert f"`{name}` UA {b['ua']:.1f}" in card
+    final = json.loads(RunDir(run).final_record.read_text())
+    assert f"expected calibration error {final['ece_before']:.1f} % -> {final['ece_after']:.1f} %" in card
+    fold = " ".join((export_run(run, tmp_path / "fold0", fold=0) / "README.md").read_text().split())
+    assert f"ships fold `{results['folds'][0]['name']}`'s ensemble" in fold and "none fit for a fold" in fold

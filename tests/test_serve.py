@@ -141,6 +141,15 @@ def test_page_in_a_real_browser_shows_the_bars_and_a_timeline(server, rec, demo_
         browser.find_element(By.ID, "file").send_keys(str(long))
         wait.until(EC.presence_of_all_elements_located((By.CSS_SELECTOR, "#timeline rect.segment")))
         assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline rect.segment")) == 4  # 0,1,2,3 s starts
+        # a time axis under the 6 s timeline: ticks labelled in seconds from 0, none past the end
+        ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#timeline .axis text")]
+        assert ticks[0] == "0 s" and 4 <= len(ticks) <= 11 and float(ticks[-1].split()[0]) <= 6.0, ticks
+        assert browser.find_elements(By.CSS_SELECTOR, "#timeline .axis line.tick")
+        # the legend promises grey for no speech: it lists it, and grey is drawn under the segments
+        legend = [x.text for x in browser.find_elements(By.CSS_SELECTOR, "#timeline .legend span")]
+        assert legend == rec.labels + ["no speech"]
+        track = browser.find_element(By.CSS_SELECTOR, "#timeline rect.track.nospeech")
+        assert track.get_attribute("fill") == "#ccc" and track.get_attribute("width") == "1000"
         png = tmp_path / "page.png"
         browser.save_screenshot(str(png))
         assert png.stat().st_size > 1000

@@ -145,8 +145,8 @@ def model_card(spec: ModelSpec, results: dict, where: dict, cfg) -> str:
 - **How well** (speaker-independent cross-validation, {results['protocol']}, {len(results['folds'])} folds,
   each fold's test speakers scored once): UA {results['ua']:.1f} ± {results['ua_std']:.1f},
   WA {results['wa']:.1f} ± {results['wa_std']:.1f}, macro-F1 {results['macro_f1']:.1f} (mean ± std over folds).
-  These are this model's expected accuracy on new speakers. Expect less on other languages,
-  microphones and on spontaneous speech.{_calibration(where)}
+  {_measured(where)} Expect less on other languages, microphones and on spontaneous speech.{_baselines(results)}
+{_calibration(where, spec)}
 - **Inputs**: 16 kHz mono audio; spectrograms {spec.spectrogram.get("out_freq", 140)} x
   {spec.spectrogram.get("out_time", 140)} of the first {spec.spectrogram.get("seconds", 8.0)} s, and
   hidden states of the `{spec.encoder}` encoder (frames pooled by {spec.deep_pool}).
@@ -187,9 +187,34 @@ def _combining(spec: ModelSpec) -> str:
             "fit on out-of-fold inner-CV predictions")
 
 
-def _calibration(where: dict) -> str:
-    if "ece_before" not in where:
+def _measured(where: dict) -> str:
+    """Which models the cross-validated score measured, and how the shipped one relates to them."""
+    measured = ("The scores measured the **per-fold ensembles**: in each fold, the ensemble selected by inner "
+                "cross-validation without that fold's test speakers, refit on its training speakers and scored "
+                "once on the test speakers.")
+    if where["model"] == "final":
+        return (measured + " What this folder ships is the **final model**: the same selection rerun over every "
+                "speaker and refit on all of them. It has no test score of its own (no speaker was held out); the "
+                "cross-validated scores are its expected accuracy on new speakers.")
+    return (measured + f" This folder ships fold `{where['fold']}`'s ensemble, one of those measured; its own test "
+            "score is that fold's row of the run's report.")
+
+
+def _baselines(results: dict) -> str:
+    """The hand-designed baselines' cross-validated UA beside the model's (same folds), when the run refit them."""
+    base = results.get("baselines") or {}
+    if not base:
         return ""
-    return (f"\n- **Calibration**: probabilities are temperature-scaled (fit on out-of-fold inner-CV "
-            f"predictions, never a test speaker); expected calibration error {where['ece_before']:.1f} % -> "
-            f"{where['ece_after']:.1f} % out of fold.")
+    scores = ", ".join(f"`{name}` UA {b['ua']:.1f}" + (f" ± {b['ua_std']:.1f}" if b.get("ua_std") is not None else "")
+                       for name, b in base.items())
+    return (f"\n- **Hand-designed baselines** on the same folds and speakers, scored the same way: {scores} "
+            f"(searched ensemble: UA {results['ua']:.1f}).")
+
+
+def _calibration(where: dict, spec: ModelSpec) -> str:
+    if "ece_before" not in where:
+        return (f"- **Calibration**: none fit for a fold's ensemble (temperature {spec.temperature:g}); the "
+                "probabilities are the members' combined outputs as they are.")
+    return (f"- **Calibration**: probabilities are temperature-scaled (temperature {spec.temperature:g}, fit on "
+            f"out-of-fold inner-CV predictions, never a test speaker); expected calibration error "
+            f"{where['ece_before']:.1f} % -> {where['ece_after']:.1f} % out of fold.")

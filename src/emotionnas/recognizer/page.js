@@ -74,30 +74,64 @@ function show(res) {
   tl.hidden = !spans.length;
   if (tl.hidden) return;
   const svg = tl.querySelector("svg"), total = res.duration;
-  svg.setAttribute("viewBox", "0 0 1000 70");
-  svg.replaceChildren();
+  svg.setAttribute("viewBox", "0 0 1000 " + SVG_HEIGHT);
+  // the whole file in grey first: what no segment covers is no speech, as the legend says
+  svg.replaceChildren(bar(0, 1000, NO_SPEECH, "track nospeech", "no speech"));
   const n = spans.length, segs = spans === res.segments;
   spans.forEach((w, i) => {
     // a window owns the span up to the next window's start (hop); a speech segment its own span
     const end = !segs && i + 1 < n ? spans[i + 1].start : w.end;
-    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    rect.setAttribute("x", 1000 * w.start / total);
-    rect.setAttribute("width", Math.max(1, 1000 * (end - w.start) / total));
-    rect.setAttribute("y", 10); rect.setAttribute("height", 40);
-    rect.setAttribute("fill", w.speech ? color(w.label) : "#ddd");
-    rect.setAttribute("class", w.speech ? "segment" : "segment nospeech");
-    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-    title.textContent = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.speech ? w.label : "no speech"}`;
-    rect.appendChild(title);
+    const rect = bar(1000 * w.start / total, Math.max(1, 1000 * (end - w.start) / total),
+                     w.speech ? color(w.label) : NO_SPEECH, w.speech ? "segment" : "segment nospeech",
+                     `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${w.speech ? w.label : "no speech"}`);
     svg.appendChild(rect);
   });
+  svg.appendChild(timeAxis(total));
   const legend = tl.querySelector(".legend");
-  legend.replaceChildren(...labels.map(l => {
-    const item = el("span"), swatch = el("i");
-    swatch.style.background = color(l);
-    item.append(swatch, document.createTextNode(l));
-    return item;
-  }));
+  legend.replaceChildren(...labels.map(l => legendItem(color(l), l)), legendItem(NO_SPEECH, "no speech"));
+}
+
+const SVG = "http://www.w3.org/2000/svg", NO_SPEECH = "#ccc", SVG_HEIGHT = 80;
+
+function bar(x, width, fill, cls, tip) {
+  const rect = document.createElementNS(SVG, "rect");
+  rect.setAttribute("x", x); rect.setAttribute("width", width);
+  rect.setAttribute("y", 10); rect.setAttribute("height", 40);
+  rect.setAttribute("fill", fill); rect.setAttribute("class", cls);
+  const title = document.createElementNS(SVG, "title");
+  title.textContent = tip;
+  rect.appendChild(title);
+  return rect;
+}
+
+function legendItem(fill, text) {
+  const item = el("span"), swatch = el("i");
+  swatch.style.background = fill;
+  item.append(swatch, document.createTextNode(text));
+  return item;
+}
+
+// A time axis under a timeline of `total` seconds drawn 1000 units wide: a baseline and at most
+// about ten ticks at a round step, each labelled in seconds.
+function timeAxis(total) {
+  const g = document.createElementNS(SVG, "g");
+  g.setAttribute("class", "axis");
+  const line = document.createElementNS(SVG, "line");
+  line.setAttribute("x1", 0); line.setAttribute("x2", 1000); line.setAttribute("y1", 55); line.setAttribute("y2", 55);
+  g.appendChild(line);
+  const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600].find(s => total / s <= 10) || 7200;
+  for (let t = 0; t <= total + 1e-9; t += step) {
+    const x = 1000 * t / total;
+    const tick = document.createElementNS(SVG, "line");
+    tick.setAttribute("x1", x); tick.setAttribute("x2", x); tick.setAttribute("y1", 55); tick.setAttribute("y2", 60);
+    tick.setAttribute("class", "tick");
+    const label = document.createElementNS(SVG, "text");
+    label.setAttribute("x", x); label.setAttribute("y", 74);
+    label.setAttribute("text-anchor", t === 0 ? "start" : (x > 960 ? "end" : "middle"));
+    label.textContent = (Number.isInteger(t) ? t : t.toFixed(1)) + " s";
+    g.append(tick, label);
+  }
+  return g;
 }
 
 const drop = $("drop");
@@ -173,20 +207,14 @@ function addLive(start, end, res) {
   live.push({ start, end, label: res.label, speech: res.speech });
   $("livelabel").textContent = res.speech ? "now: " + res.label : "now: no speech";
   const svg = $("live").querySelector("svg"), total = Math.max(10, end);
-  svg.setAttribute("viewBox", "0 0 1000 70");
+  svg.setAttribute("viewBox", "0 0 1000 " + SVG_HEIGHT);
   svg.replaceChildren(...live.map(w => {
-    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    rect.setAttribute("x", 1000 * w.start / total);
-    rect.setAttribute("width", Math.max(1, 1000 * (w.end - w.start) / total));
-    rect.setAttribute("y", 10); rect.setAttribute("height", 40);
-    rect.setAttribute("fill", w.speech ? color(w.label) : "#ddd");
-    rect.setAttribute("class", w.speech ? "live speech" : "live nospeech");
+    const rect = bar(1000 * w.start / total, Math.max(1, 1000 * (w.end - w.start) / total),
+                     w.speech ? color(w.label) : NO_SPEECH, w.speech ? "live speech" : "live nospeech",
+                     `${w.start.toFixed(0)}–${w.end.toFixed(0)} s: ${w.speech ? w.label : "no speech"}`);
     rect.dataset.label = w.speech ? w.label : "";
-    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-    title.textContent = `${w.start.toFixed(0)}–${w.end.toFixed(0)} s: ${w.speech ? w.label : "no speech"}`;
-    rect.appendChild(title);
     return rect;
-  }));
+  }), timeAxis(total));
 }
 
 function encodeWav(chunks, rate) {

@@ -17,9 +17,12 @@ from pathlib import Path
 import yaml
 
 from emotionnas.reports import plots, tables
+from emotionnas.reports.glossary import glossary_lines
 from emotionnas.reports.tables import DASH, fmt, markdown_table
+from emotionnas.errors import EmotionNASError
 from emotionnas.rundir import RunDir, safe_component
-from emotionnas.space.pipeline import FINE_TUNED
+from emotionnas.space.model_spec import needs_genotype, needs_recipe
+from emotionnas.space.pipeline import FINE_TUNED, Candidate
 from emotionnas.utils.io import atomic_write_text, read_json_or_none
 
 PROTOCOLS = {"loso": "leave-one-speaker-out", "loso-session": "leave-one-session-out",
@@ -47,17 +50,39 @@ def _figures(results: dict, run: RunDir, notes: list[str]) -> list[str]:
     return out
 
 
-def _cells(search: dict, run: RunDir, notes: list[str]) -> list[str]:
-    lines, stem = [], safe_component(search["group"])
+def _used_cells(search: dict, summary: dict) -> tuple[bool, bool]:
+    """(a member of the group's ensemble reads the searched CNN cells, one reads the searched
+    recurrent cell), from the members' candidates in selection.json; (True, True) when that file
+    is missing or older (then whether they were used is unknown, and they are drawn as before)."""
+    keys = {m["key"] for m in search.get("members") or []}
     try:
-        if search.get("genotype"):
+        used = [Candidate.from_dict(c["candidate"]) for c in summary["candidates"] if c["key"] in keys]
+    except (KeyError, TypeError, ValueError, EmotionNASError):
+        return True, True
+    if len(used) != len(keys):
+        return True, True
+    return any(needs_genotype(c) for c in used), any(needs_recipe(c) for c in used)
+
+
+def _cells(search: dict, run: RunDir, notes: list[str], summary: dict) -> list[str]:
+    """Drawings of the group's searched cells that its ensemble uses (a cell no member reads is
+    named, not drawn)."""
+    lines, stem = [], safe_component(search["group"])
+    cnn, rnn = _used_cells(search, summary)
+    unused = [what for what, found, used in (("CNN cells", search.get("genotype"), cnn),
+                                             ("recurrent cell", search.get("recipe"), rnn)) if found and not used]
+    if unused:
+        lines.append(f"The searched {' and '.join(unused)} of this group are not drawn: no ensemble member uses "
+                     "them.\n")
+    try:
+        if search.get("genotype") and cnn:
             from emotionnas.reports.draw_cnn import draw_genotype
             from emotionnas.space.genotype import Genotype
             g = Genotype.from_dict(search["genotype"], "genotype")
             for p in draw_genotype(g, run.figures / f"{stem}_cnn"):
                 if p.suffix == ".png":
                     lines.append(f"![{p.stem}]({_rel(p, run.root)})")
-        if search.get("recipe"):
+        if search.get("recipe") and rnn:
             from emotionnas.reports.draw_rnn import draw_recipe
             for p in draw_recipe(search["recipe"], run.figures / f"{stem}_rnn",
                                  title=f"searched recurrent cell ({search['group']})"):
@@ -214,7 +239,7 @@ def _search_lines(s: dict, run: RunDir, notes: list[str]) -> list[str]:
         st = selection_table(summary)
         atomic_write_text(run.tables / f"selection_{safe_component(s['group'])}.md", st)
         lines.append(st)
-    lines += _cells(s, run, notes)
+    lines += _cells(s, run, notes, summary)
     lines.append("")
     return lines
 
@@ -248,7 +273,7 @@ def write_report(run_dir) -> Path:
     config = _yaml(run.config)
     env = read_json_or_none(run.environment)
     timing = run.read_timing() or {}
-    lines = _summary_lines(results) + _result_lines(results, timing)
+    lines = _summary_lines(results) + glossary_lines() + _result_lines(results, timing)
     lines += _baselines_lines(results, run)
     lines += _folds_lines(results, run)
     lines += _selection_intro_lines(results)
