@@ -186,3 +186,33 @@ def test_corpus_root_layout_hints(tmp_path, name, make, given, hint):
         assert str(e.value).endswith(f"(did you mean {tmp_path / hint}?)")
     if hint is not None:
         check_layout(name.upper(), tmp_path / hint)  # the root it suggests is accepted (any spelling of the name)
+
+
+@pytest.mark.slow  # starts a real demo run (features and the first search epoch) before stopping it
+def test_sigterm_of_a_run_says_how_to_resume_and_leaks_nothing(demo_root, tmp_path):
+    """SIGTERM while worker processes search: exit 143, one line saying how to resume, and no
+    "leaked semaphore objects" warning from multiprocessing's resource tracker (its output would
+    arrive on the same stderr, which is read to the end, after every holder has closed it)."""
+    import signal
+    import time
+
+    from emotionnas.cli import demo_config
+    cfg = demo_config(str(demo_root), str(tmp_path / "cache"))
+    cfg.max_folds, cfg.threads, cfg.workers = 2, 1, 2
+    (tmp_path / "cfg.yaml").write_text(cfg.to_yaml())
+    run = tmp_path / "run"
+    proc = subprocess.Popen(EMOTIONNAS + ["--quiet", "run", "demo", str(demo_root), "--out", str(run), "--config",
+                                          str(tmp_path / "cfg.yaml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        while proc.poll() is None and next(run.glob("searches/*/*/search_log.json"), None) is None:
+            time.sleep(0.2)  # polling for a file, not timing anything
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines() == ["interrupted: finished work is saved; run the same command again to resume"]
+    assert "leaked semaphore" not in err and out.startswith("plan: first 2 folds of loso")
