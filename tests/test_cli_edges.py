@@ -216,3 +216,16 @@ def test_sigterm_of_a_run_says_how_to_resume_and_leaks_nothing(demo_root, tmp_pa
     assert proc.returncode == 143, err[-2000:]
     assert err.strip().splitlines() == ["interrupted: finished work is saved; run the same command again to resume"]
     assert "leaked semaphore" not in err and out.startswith("plan: first 2 folds of loso")
+
+
+def test_enrolling_an_empty_or_missing_folder_says_so(model, inputs, tmp_path):
+    import shutil
+    adaptive = tmp_path / "adaptive"
+    shutil.copytree(model, adaptive)
+    meta = json.loads((adaptive / "model.json").read_text())
+    (adaptive / "model.json").write_text(json.dumps({**meta, "speaker_norm": True}))
+    (tmp_path / "nothing").mkdir()
+    for folder, words in ((tmp_path / "nothing", "empty folder"), (tmp_path / "gone", "no such file or folder")):
+        proc = _predict(adaptive, ["--enroll", str(folder), inputs[0][0]])
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.startswith(f"error: enroll: {folder}: {words}") and len(proc.stderr.splitlines()) == 1

@@ -106,10 +106,13 @@ class BaseRecognizer:
         from emotionnas.features.speaker_norm import speaker_stats
         if not self.spec.speaker_norm:
             raise ConfigError(f"{self.spec.source}: not a speaker-adaptive model (nothing to enrol)")
-        from emotionnas.recognizer.outputs import expand_inputs
+        from emotionnas.recognizer.outputs import expand_inputs, input_problem
         inputs = list(inputs)  # read twice below: a generator would lose its items to the first pass
         named = [x for x in inputs if isinstance(x, (str, Path))]
         paths = [p for _, p in expand_inputs(named)]  # files, and the files of folders and list files
+        for p in paths:  # a missing path or an empty folder: said as such, before any audio is read
+            if (problem := input_problem(p)) is not None:
+                raise ConfigError(f"enroll: {problem}")
         arrays = [x for x in inputs if not isinstance(x, (str, Path))]
         deeps = [self.raw_deep(self.load_wave(x, sample_rate)) for x in arrays]  # one wave held at a time
         deeps += [self.raw_deep(self.load_wave(p)) for p in paths]
