@@ -43,29 +43,10 @@ def _metrics(y, probs, n: int) -> dict:
 
 
 def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
-    n = fs.n_classes
     fold_rows, group_of = [], {i: g for g in groups for i in g.members}
     baseline_names = [b.name for b in groups[0].result.baselines] if groups else []  # what the selection compared
     for i, fold in enumerate(folds):
-        g = group_of[i]
-        test = speaker_indices(fs.speakers, fold.test)
-        y = fs.labels[test]
-        members = g.result.members
-        probs = [np.asarray(refits[i, m.key]["test_probs"], np.float32) for m in members]
-        ens = g.result.combiner.apply(probs)  # a stacker: fitted on the group's out-of-fold probabilities
-        sc = scores(y, ens.argmax(1), n)
-        row = {"name": fold.name, "test_speakers": list(fold.test), "search_group": g.name,
-               **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
-               "members": [{"name": m.name, "key": m.key, "epoch": m.epoch,
-                            "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
-               "top1": _metrics(y, probs[0], n), "inner_ua": g.result.inner_ua,
-               "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
-        if cfg.selection.combiner != "mean":  # what averaging the same members scores (an ablation; chooses nothing)
-            row["mean_combiner"] = _metrics(y, np.mean(probs, axis=0), n)
-        if baseline_names:
-            row["baselines"] = {b: _metrics(y, refits[i, g.result.baseline(b).key]["test_probs"], n)
-                                for b in baseline_names}
-        fold_rows.append(row)
+        fold_rows.append(_fold_row(cfg, fs, i, fold, group_of[i], refits, baseline_names))
     res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
            "label_names": fs.label_names, "synthetic": cfg.corpus == "demo", "n_utterances": len(fs),
            "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows,
@@ -103,6 +84,30 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     res["features"] = {"encoder": cfg.features.encoder, "deep_pool": cfg.features.deep_pool,
                        "deep_layers_total": fs.deep_layers, "deep_dim": fs.deep_dim, "spectrogram": spec}
     return _stable(res)
+
+
+def _fold_row(cfg, fs, i: int, fold, g, refits: dict, baseline_names: list[str]) -> dict:
+    """One fold's scores: the group's ensemble (as its combiner combines the refit members' test
+    probabilities), each member, the top-1, the ensemble's inner-CV UA beside them, the baselines."""
+    n = fs.n_classes
+    test = speaker_indices(fs.speakers, fold.test)
+    y = fs.labels[test]
+    members = g.result.members
+    probs = [np.asarray(refits[i, m.key]["test_probs"], np.float32) for m in members]
+    ens = g.result.combiner.apply(probs)  # a stacker: fitted on the group's out-of-fold probabilities
+    sc = scores(y, ens.argmax(1), n)
+    row = {"name": fold.name, "test_speakers": list(fold.test), "search_group": g.name,
+           **{k: sc[k] for k in METRICS}, "confusion": sc["confusion"],
+           "members": [{"name": m.name, "key": m.key, "epoch": m.epoch,
+                        "ua": scores(y, p.argmax(1), n)["ua"]} for m, p in zip(members, probs)],
+           "top1": _metrics(y, probs[0], n), "inner_ua": g.result.inner_ua,
+           "test_pred": ens.argmax(1).tolist(), "test_true": y.tolist()}
+    if cfg.selection.combiner != "mean":  # what averaging the same members scores (an ablation; chooses nothing)
+        row["mean_combiner"] = _metrics(y, np.mean(probs, axis=0), n)
+    if baseline_names:
+        row["baselines"] = {b: _metrics(y, refits[i, g.result.baseline(b).key]["test_probs"], n)
+                            for b in baseline_names}
+    return row
 
 
 def optimism(fold_rows: list[dict]) -> dict:
