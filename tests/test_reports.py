@@ -39,6 +39,10 @@ def test_full_report(run):
     assert f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}" in text
     for name in results["baselines"]:
         assert name in text
+    # each fold's ensemble inner-CV UA beside its test UA, and their mean difference
+    assert f"minus its test UA is **{results['optimism']['mean']:+.1f}**" in text
+    for f in results["folds"]:
+        assert f"| {f['name']} | {f['inner_ua']:.1f} | {f['ua']:.1f} |" in text
     links = _links(text)
     assert any("confusion_normalized" in x for x in links)
     # which searched cells are drawn: test_searched_cells_are_drawn_only_where_an_ensemble_member_uses_them

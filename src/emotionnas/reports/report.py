@@ -216,7 +216,20 @@ def _selection_intro_lines(results: dict) -> list[str]:
                      f"both scores (ensemble members and baselines, within each fold), **{100 * agree['share']:.0f} %** "
                      f"are in the same order (50 % = a coin; median inner-CV gap of a pair "
                      f"{agree['median_inner_gap']:.1f} UA). Read after the test scores; it chose nothing.\n")
+    lines += _optimism_lines(results)
     return lines
+
+
+def _optimism_lines(results: dict) -> list[str]:
+    """Each fold's ensemble inner-CV UA (what the selection believed) beside its test UA."""
+    opt = results.get("optimism") or {}
+    folds = [f for f in results["folds"] if "inner_ua" in f]
+    if not folds or opt.get("mean") is None:
+        return []
+    rows = [[f["name"], fmt(f["inner_ua"]), fmt(f["ua"]), f"{f['inner_ua'] - f['ua']:+.1f}"] for f in folds]
+    return [f"How far the selection's own estimate can be trusted: the ensemble's inner-CV UA (on its search "
+            f"speakers) minus its test UA is **{opt['mean']:+.1f}** on average (> 0: the selection flattered itself).\n",
+            markdown_table(rows, ["Fold", "inner-CV UA", "test UA", "inner − test"]), ""]
 
 
 def _search_lines(s: dict, run: RunDir, notes: list[str]) -> list[str]:
