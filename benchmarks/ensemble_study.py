@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotionnas.config import RunConfig
+from emotionnas.config import RunConfig, apply_overrides
 from emotionnas.metrics import unweighted_accuracy
 from emotionnas.space.combiner import Combiner
 from emotionnas.training.ensembles import ENSEMBLE_BUILDERS
@@ -98,12 +98,17 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--builders", default="top_k,caruana")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config variant (its run folder is named after the settings)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     a = p.parse_args(argv)
     name = a.name or a.corpus
-    cfg = RunConfig(corpus=a.corpus, root=a.root, protocol=a.protocol, k=a.k, workers=a.workers)
+    cfg = apply_overrides(RunConfig(corpus=a.corpus, root=a.root, protocol=a.protocol, k=a.k, workers=a.workers),
+                          a.set)
     cfg.features.cache_dir = str(Path(a.out) / "cache")
-    res = study(cfg, Path(a.out) / f"{name}-ensemble", a.builders.split(","))
+    variant = "".join(f"-{x.replace('=', '_')}" for x in a.set)
+    res = study(cfg, Path(a.out) / f"{name}{variant}-ensemble", a.builders.split(","))
+    res["settings"] = a.set
     print(json.dumps(res), flush=True)
     text = table(name, res)
     print(text)
@@ -112,6 +117,7 @@ def main(argv=None) -> int:
         from tables import write
         write(f"Ensemble builders by nested inner CV ({name})",
               f"Command: `.venv/bin/python benchmarks/ensemble_study.py {a.corpus} {a.root} --out OUT "
+              f"{' '.join('--set ' + x for x in a.set)} "
               f"--protocol {a.protocol} --k {a.k}` — the final model's selection (every speaker in one group, "
               f"defaults), {a.workers} workers, {res['wall_s']} s; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"1-min load {os.getloadavg()[0]:.1f}.\n\n{text}")

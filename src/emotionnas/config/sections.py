@@ -187,6 +187,10 @@ class SpaceConfig:
     # ResNet* and ResNet* + LSTM baselines (add "darts", "emodarts", "resnet*" here to sample more).
     spectrogram: list[str] = field(default_factory=lambda: ["none"])
     fusion: list[str] = field(default_factory=lambda: ["concat"])
+    # the standard fine-tuning recipe (the `fine-tuned Whisper` baseline) as a candidate of every
+    # pool, scored like the others, so the search can only lose to it through its own choice (it
+    # is one anyway when `deep` holds a family that tunes the encoder)
+    finetune_in_pool: bool = False
 
     def __post_init__(self):
         # the family names (deep, spectrogram) are checked against space/families.py when the

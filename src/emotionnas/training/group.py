@@ -62,7 +62,8 @@ def prepare_group(run, search_fold: Fold, members: list[int]) -> Group:
     whisper = EncoderRef.parse(cfg.features.encoder).has_whisper_blocks
     tunable = not cfg.features.speaker_norm and (tunes_encoder(cfg.space) or whisper)
     g.baselines = baselines(windows[0], top if tunable else None)
-    in_pool = {n: c for n, c in g.baselines.items() if n != FINE_TUNED or tunes_encoder(cfg.space)}  # else
+    in_pool = {n: c for n, c in g.baselines.items()
+               if n != FINE_TUNED or tunes_encoder(cfg.space) or cfg.space.finetune_in_pool}  # else
     # fine-tuning (of Whisper, not on standardised states) is a baseline outside the pool (fixed schedule)
     space = enumerate_space(cfg.space, windows, top)
     fixed = {c.key for c in g.baselines.values()}
