@@ -215,6 +215,31 @@ def test_manifest_and_corpus_files_that_are_not_regular_files(tmp_path, fifo):
     assert table.errors == [f"{(emodb / 'wav' / '03a02Wb.wav').resolve()}: not a regular file (FIFO)"]
 
 
+def test_corpus_label_files_that_are_not_regular_files_are_listed_or_refused(tmp_path, fifo):
+    """IEMOCAP's EmoEvaluation files and labelled wavs, MSP-IMPROV's Evaluation.txt and CREMA-D's
+    VideoDemographics.csv are read from os.stat first: a FIFO label file hung the IEMOCAP reader."""
+    from emotionnas.data.corpora.cremad import speaker_sexes
+    from test_corpora import iemocap_tree, msp_tree
+    root = iemocap_tree(tmp_path / "iemocap").resolve()
+    wav = root / "Session1" / "sentences" / "wav" / "Ses01F_impro01" / "Ses01F_impro01_F000.wav"
+    wav.unlink()
+    fifo(wav)
+    labels = fifo(root / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro09.txt")
+    table = read_corpus("iemocap", root)
+    assert table.errors == [f"{wav}: labelled in Ses01F_impro01.txt but the wav file is not a regular file (FIFO)",
+                            f"{labels}: label file not a regular file (FIFO)"]
+    assert len(table.utterances) == 3  # the other improvised utterances (4 in the tree) are kept
+    msp = msp_tree(tmp_path / "msp").resolve()
+    (msp / "Evaluation.txt").unlink()
+    fifo(msp / "Evaluation.txt")
+    with pytest.raises(CorpusError, match=f"^{msp / 'Evaluation.txt'}: cannot read the MSP-IMPROV labels: "
+                                          "not a regular file \\(FIFO\\)$"):
+        read_corpus("msp-improv", msp)
+    (cremad := tmp_path / "cremad").mkdir()
+    fifo(cremad / "VideoDemographics.csv")
+    assert speaker_sexes(cremad) == {}
+
+
 # --- ONNX graph files -----------------------------------------------------------------------
 
 def _onnx_model(tmp_path) -> Path:

@@ -37,7 +37,8 @@ def read_cremad(root: str | Path) -> CorpusTable:
 
 def speaker_sexes(root: str | Path) -> dict[str, str]:
     """Actor -> 'f'/'m' from `VideoDemographics.csv` when the corpus folder has it, else {}."""
-    found = sorted(Path(root).glob("**/VideoDemographics.csv"))
+    # is_file asks os.stat: a FIFO or a folder of that name is passed over, never opened
+    found = sorted(p for p in Path(root).glob("**/VideoDemographics.csv") if p.is_file())
     if not found:
         return {}
     sexes = {}

@@ -17,6 +17,9 @@ Options:
   * merge_excited: map `exc` to "happy" (a common alternative 4-class setup).
 Labels kept: neu -> neutral, ang -> angry, hap -> happy, sad -> sad; every other
 label (fru, sur, xxx, ...) is dropped silently, as the 4-class protocol does.
+
+An EmoEvaluation file or a labelled wav that is not a regular file (a FIFO would block the read,
+a device never end) is listed as such, asked of os.stat, and never opened.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import re
 from pathlib import Path
 
 from emotionnas.data.corpora._common import TableBuilder, check_root
+from emotionnas.data.file_kind import file_problem
 from emotionnas.data.utterance import CorpusTable
 from emotionnas.errors import CorpusError
 
@@ -74,12 +78,15 @@ def read_iemocap(root: str | Path, subset: str = "improvised",
             dialog = txt.stem
             if dialog.startswith(".") or not _in_subset(dialog, subset):
                 continue
+            if (problem := file_problem(txt)) is not None:
+                out.error(txt, f"label file {problem}")
+                continue
             for utt_id, code in sorted(_read_labels(txt).items()):
                 if code not in keep:
                     continue
                 wav = wav_dir / dialog / f"{utt_id}.wav"
-                if not wav.is_file():
-                    out.error(wav, f"labelled in {txt.name} but the wav file is missing")
+                if (problem := file_problem(wav)) is not None:  # "missing", "not a regular file (FIFO)"
+                    out.error(wav, f"labelled in {txt.name} but the wav file is {problem}")
                     continue
                 try:
                     speaker = speaker_of(utt_id)

@@ -15,7 +15,8 @@ Labels: `Evaluation.txt` summary lines
     UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:3.0; V:...
 give the consensus letter: A angry, H happy, S sad, N neutral. Other letters
 (O other, X no agreement) are dropped silently; wavs with no label line are
-errors.
+errors. An Evaluation.txt that is not a regular file (a FIFO would block the read) is refused
+in one line, asked of os.stat before it is opened.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import re
 from pathlib import Path
 
 from emotionnas.data.corpora._common import TableBuilder, check_root, wav_files
+from emotionnas.data.file_kind import file_problem
 from emotionnas.data.utterance import CorpusTable
 from emotionnas.errors import CorpusError
 
@@ -47,6 +49,8 @@ def read_msp_improv(root: str | Path) -> CorpusTable:
     found = sorted(folder.glob("**/Evaluation.txt"))
     if not found:
         raise CorpusError(f"{folder}: Evaluation.txt not found (MSP-IMPROV labels)")
+    if (problem := file_problem(found[0])) is not None:
+        raise CorpusError(f"{found[0]}: cannot read the MSP-IMPROV labels: {problem}")
     labels = _read_evaluation(found[0])
     out = TableBuilder("msp-improv")
     for path in wav_files(folder):
