@@ -45,9 +45,8 @@ def test_close_to_float32_and_keyed_apart_from_torch_int8(enc):
     got = enc.encode(wave)
     rel = [np.linalg.norm(got[i] - ref[i]) / np.linalg.norm(ref[i]) for i in range(len(ref))]
     # the embedding is float; int8 blocks stay near float32. How near depends on the CPU's int8
-    # kernels: below 0.15 on the CPU this bound was first set on, 0.17 at the top block on an AVX2 CPU
-    # without VNNI (measured
-    # 2026-12-07; torch's int8 there: 0.11), hence the bound
+    # kernels: below 0.15 on the CPU this bound was first set on, 0.17 at the top block on an AVX2
+    # CPU without VNNI (measured 2026-12-07; torch's int8 there: 0.11), hence the bound
     assert rel[0] < 1e-5 and max(rel) < 0.25
     torch_int8 = create_encoder("whisper-tiny.en@int8").config_dict()
     assert enc.config_dict() != torch_int8 and enc.config_dict()["dtype"] == "ort-int8-per-channel"
