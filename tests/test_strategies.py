@@ -179,3 +179,19 @@ def test_a_caruana_ensemble_runs_through_selection_refit_final_and_export(demo_r
     rec = load(tmp_path / "model")
     wav = next((demo_root / "wav").glob("*.wav"))
     assert abs(sum(rec.predict(str(wav))["probs"].values()) - 1) < 1e-4
+
+
+@pytest.mark.slow
+def test_the_fine_tuning_recipe_can_be_a_candidate_of_every_pool(demo_root, tmp_path):
+    """space.finetune_in_pool: the standard recipe is scored like any candidate (its epoch from
+    inner CV), not only refit on a fixed schedule as a baseline outside the pool."""
+    from emotionnas.space.pipeline import FINE_TUNED
+    from emotionnas.training.crossval import run_crossval
+    cfg = _config(demo_root, tmp_path, "halving")
+    cfg.space.finetune_in_pool, cfg.baselines = True, True
+    run_crossval(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
+    (summary,) = _summaries(tmp_path / "run")
+    tuned = summary["baselines"][FINE_TUNED]
+    row = next(r for r in summary["candidates"] if r["key"] == tuned["key"])
+    assert row["baseline"] == FINE_TUNED and row["budget_scores"]  # scored at the first budget like the rest
+    assert "fixed_schedule" not in tuned and tuned["epoch"] == row["epoch"]
