@@ -52,13 +52,13 @@ def study(cfg: RunConfig, out_dir: Path) -> dict:
         members = result.members
         member_probs = np.stack([run.evaluator.out_of_fold(g, m.key).probs for m in members])
         combiner = result.combiner.kind
-        ens = (sel.cross_fit_stack(member_probs, y, result.first_partition, fs.n_classes) if combiner != "mean"
-               else member_probs.mean(axis=0))  # a stacker is scored cross-fitted, as selection scores it
+        ens = (sel.cross_fit_stack(member_probs, y, result.first_partition, fs.n_classes) if combiner == "stack"
+               else result.combiner.apply(member_probs))  # a stacker is scored cross-fitted, as selection scores it
         best = run.evaluator.out_of_fold(g, result.ranking[0]).probs
         e_ua, e_se, e_folds = fold_stats(y, ens, g.inner, fs.n_classes)
         b_ua, b_se, _ = fold_stats(y, best, g.inner, fs.n_classes)
         return {"start_s": round(features_s, 1),
-                "probe_scores": [round(v, 1) for v in g.probe["scores"]], "ensemble": [m.name for m in members], "combiner": combiner,
+                "probe_scores": [round(v, 1) for v in result.layer_scores], "ensemble": [m.name for m in members], "combiner": combiner,
                 "ensemble_ua": round(e_ua, 2), "ensemble_se": round(e_se, 2),
                 "ensemble_fold_uas": [round(u, 2) for u in e_folds],
                 "best": members[0].name, "best_ua": round(b_ua, 2), "best_se": round(b_se, 2),

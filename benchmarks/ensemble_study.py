@@ -65,8 +65,9 @@ def study(cfg: RunConfig, out_dir: Path, builders: list[str]) -> dict:
                                    list(g.result.first_partition), run.fs.n_classes, seed) for name in builders}
         chosen = {name: ENSEMBLE_BUILDERS[name](cfg.selection).build(finalists, oof, y, run.fs.n_classes, speakers,
                                                                      seed) for name in builders}
-    return {"finalists": [g.pool[k].name for k in finalists], "held_out": rows,
-            "on_all_folds": {n: {"members": [g.pool[k].name for k in c.members], "weights": list(c.weights)}
+        name_of = {r["key"]: r["name"] for r in g.result.rows}
+    return {"finalists": [name_of[k] for k in finalists], "held_out": rows,
+            "on_all_folds": {n: {"members": [name_of[k] for k in c.members], "weights": list(c.weights)}
                              for n, c in chosen.items()},
             "wall_s": round(time.perf_counter() - t0, 1)}
 

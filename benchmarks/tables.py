@@ -12,7 +12,6 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from emotionnas.reports.report import baselines_table
 from emotionnas.reports.tables import fmt, markdown_table

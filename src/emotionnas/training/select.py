@@ -79,7 +79,8 @@ def _result(run, g, strategy, h: History, builder, extra: list[str], baselines: 
                  for b, c in g.baselines.items()) if baselines else ()  # what refit and results.json compare with
     about = {"speakers": sorted(set(speakers.tolist())), "excluded": list(g.fold.test),
              "inner_folds": [sorted(set(speakers[p].tolist())) for p in g.inner], "layer_probe": g.probe,
-             "prior": g.prior, "partitions": g.partitions}
+             "prior": g.prior, "partitions": g.partitions,
+             "cells": {"genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe")}}  # what members may use
     return SelectionResult(g.name, strategy.name, builder.name, members, combiner, record, tuple(ranking),
                            choice.scores, round(float(inner_ua), 3), tuple(rows.values()), refs,
                            tuple(g.first_partition), about)

@@ -55,7 +55,16 @@ class SelectionResult:
     rows: tuple[dict, ...]                  # one per candidate of the pool (selection.json "candidates")
     baselines: tuple[BaselineRef, ...]     # the baselines this run compares with (none unless asked)
     first_partition: tuple[np.ndarray, ...] = field(repr=False)  # inner folds covering each search speaker once
-    about: dict = field(default_factory=dict)  # speakers, excluded, inner folds, probe, prior, partitions
+    about: dict = field(default_factory=dict)  # speakers, excluded, inner folds, probe, prior, partitions, cells
+
+    @property
+    def layer_scores(self):
+        return (self.about.get("layer_probe") or {}).get("scores")
+
+    @property
+    def cells(self) -> dict:
+        """The group's searched cells: {"genotype": DARTS cell or None, "recipe": recurrent cell or None}."""
+        return self.about.get("cells") or {"genotype": None, "recipe": None}
 
     def baseline(self, name: str) -> BaselineRef:
         return next(b for b in self.baselines if b.name == name)

@@ -63,10 +63,10 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                                                                      [r["ua"] for r in rows])}
     res["searches"] = [{"group": g.name, "held_out_speakers": list(g.fold.test), "folds": g.members,
                         "dir": rundir.relative(rundir.search_dir(g.name)),
-                        "layer_scores": g.probe.get("scores"), "ensemble_k": len(g.result.members),
+                        "layer_scores": g.result.layer_scores, "ensemble_k": len(g.result.members),
                         "members": [m.to_dict() for m in g.result.members], "n_candidates": len(g.result.rows),
                         "n_full": sum("inner_ua" in c for c in g.result.rows),
-                        "genotype": g.arch.get("genotype"), "recipe": g.arch.get("recipe"),
+                        "genotype": g.result.cells["genotype"], "recipe": g.result.cells["recipe"],
                         **_combiner_entry(cfg, g.result.combiner_record)} for g in groups]
     res["optimism"] = optimism(fold_rows)
     res["rank_agreement"] = rank_agreement(fold_rows, {g.name: g.result.to_dict() for g in groups})
