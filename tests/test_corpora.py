@@ -300,3 +300,25 @@ def test_demo_is_registered_lazily(tmp_path):
     table = read_corpus("demo", tmp_path / "demo", per_class=1)
     assert table.name == "demo" and len(table) == 16  # 4 speakers x 4 classes x per_class
     assert set(Counter((u.speaker, u.label) for u in table.utterances).values()) == {1}
+
+
+URDU = EMODB.parent / "urdu"
+TUREV = EMODB.parent / "turev"
+
+
+@pytest.mark.emodb
+def test_real_urdu_and_turev():
+    """The other two development corpora read as their READMEs describe them (TurEV-DB through its
+    manifest, as a user would); skipped where ../shared/data does not hold them."""
+    if not (URDU / "wav").is_dir() or not (TUREV / "manifest.csv").is_file():
+        pytest.skip(f"{URDU} or {TUREV} not present")
+    urdu = read_corpus("urdu", URDU)
+    assert len(urdu) == 400 and urdu.errors == []
+    assert Counter(u.label for u in urdu.utterances) == {"angry": 100, "happy": 100, "neutral": 100, "sad": 100}
+    speakers = Counter(u.speaker for u in urdu.utterances)
+    assert len(speakers) == 29 and speakers["SM5"] == 80 and speakers["SM4"] == 48
+    turev = read_corpus("manifest", TUREV / "manifest.csv")
+    assert len(turev) == 1735 and turev.errors == []
+    assert Counter(u.label for u in turev.utterances) == {"angry": 487, "calm": 408, "happy": 357, "sad": 483}
+    by_speaker = Counter(u.speaker for u in turev.utterances)
+    assert len(by_speaker) == 6 and by_speaker["1157"] == 77 + 73 and by_speaker["1234"] == 4 * 82
