@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emotionnas.errors import ConfigError
 from emotionnas.metrics import unweighted_accuracy
 from emotionnas.training.selection import choose_ensemble
+from emotionnas.utils.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -100,19 +100,13 @@ class Caruana:
         return EnsembleChoice(tuple(ranking[i] for i in keep), (ua,), tuple(round(float(x), 6) for x in w))
 
 
-ENSEMBLE_BUILDERS: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    ENSEMBLE_BUILDERS[cls.name] = cls
-    return cls
-
+ENSEMBLE_BUILDERS = Registry("selection.ensemble", "ensemble builder")
+register = ENSEMBLE_BUILDERS.register
+builder_class = ENSEMBLE_BUILDERS.lookup  # ConfigError naming the known builders
 
 register(TopK)
 register(Caruana)
 
 
 def make_builder(name: str, cfg):
-    if name not in ENSEMBLE_BUILDERS:
-        raise ConfigError(f"selection.ensemble: unknown ensemble builder {name!r}; known: {sorted(ENSEMBLE_BUILDERS)}")
-    return ENSEMBLE_BUILDERS[name](cfg)
+    return builder_class(name)(cfg)

@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotionnas.errors import ConfigError
 from emotionnas.metrics import scores
 from emotionnas.space.combiner import Combiner
 from emotionnas.training import selection as sel
-from emotionnas.training.ensembles import ENSEMBLE_BUILDERS, make_builder
+from emotionnas.training.ensembles import builder_class, make_builder
 from emotionnas.training.run_helpers import stage_seed
 from emotionnas.training.selection_result import BaselineRef, Member, SelectionResult
-from emotionnas.training.strategies import STRATEGIES, History, make_strategy
+from emotionnas.training.strategies import History, make_strategy, strategy_class
 from emotionnas.utils.io import atomic_write_json
 
 
 def check_selection(cfg) -> None:
     """selection.strategy and selection.ensemble name registered pieces (before any work)."""
-    if cfg.strategy not in STRATEGIES:
-        raise ConfigError(f"selection.strategy: unknown strategy {cfg.strategy!r}; known: {sorted(STRATEGIES)}")
-    if cfg.ensemble not in ENSEMBLE_BUILDERS:
-        raise ConfigError(f"selection.ensemble: unknown ensemble builder {cfg.ensemble!r}; "
-                          f"known: {sorted(ENSEMBLE_BUILDERS)}")
+    strategy_class(cfg.strategy)
+    builder_class(cfg.ensemble)
 
 
 def select_groups(run, groups, baselines: bool) -> None:

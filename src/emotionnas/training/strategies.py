@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emotionnas.errors import ConfigError
 from emotionnas.space.pipeline import Candidate
 from emotionnas.training.run_helpers import stage_seed
 from emotionnas.training.selection import survivors
+from emotionnas.utils.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -119,19 +119,13 @@ class RandomSearch:
         return {"sampled": key in h.state.get("chosen", [])}
 
 
-STRATEGIES: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    STRATEGIES[cls.name] = cls
-    return cls
-
+STRATEGIES = Registry("selection.strategy", "strategy")
+register = STRATEGIES.register
+strategy_class = STRATEGIES.lookup  # ConfigError naming the known strategies
 
 register(SuccessiveHalving)
 register(RandomSearch)
 
 
 def make_strategy(name: str, cfg, seed: int):
-    if name not in STRATEGIES:
-        raise ConfigError(f"selection.strategy: unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
-    return STRATEGIES[name](cfg, seed)
+    return strategy_class(name)(cfg, seed)
