@@ -57,14 +57,18 @@ def save_inner_record(path: Path, result: dict, val_idx: np.ndarray, identity: d
     atomic_write_bytes(path, buf.getvalue())
 
 
-def cached_json(path: Path, must_match: dict, log) -> dict | None:
+def cached_json(path: Path, must_match: dict, log, within: str | None = None) -> dict | None:
     """The JSON record in `path` if its fields equal `must_match` (e.g. the speakers it used and the
-    run identity); None when missing or unreadable (recompute; the log says so); ConfigError when
-    it was made for something else (stale)."""
+    run identity; with `within`, the fields of the record's sub-block of that name); None when
+    missing or unreadable (recompute; the log says so); ConfigError naming the fields that differ
+    when it was made for something else (stale)."""
     record = read_json_or_none(path, log)
     if record is None:
         return None
-    differ = [k for k, v in must_match.items() if not isinstance(record, dict) or record.get(k) != v]
+    fields = record.get(within) if within is not None and isinstance(record, dict) else record
+    differ = [k for k, v in must_match.items() if not isinstance(fields, dict) or fields.get(k) != v]
+    if within is not None and isinstance(fields, dict):  # a sub-block must equal `must_match` whole
+        differ += sorted(set(fields) - set(must_match))
     if differ:
         raise ConfigError(f"{path}: made for other {', '.join(differ)} (stale); {RESTART_HINT}")
     return record

@@ -6,8 +6,8 @@ speakers) and the final model (training/final.py: the final group's members refi
 speaker). Each result is written as it arrives — the weights (`.pt`, ensemble members only), then
 the JSON record (its presence means complete) holding the identity it was made under and the
 weights' sha256 — so a killed run resumes here. The one rule for reusing a record
-(training/records.py): another identity is refused, unreadable or mismatching weights are
-recomputed and the log says so.
+(training/records.py `cached_json`): another identity is refused, naming what differs; an
+unreadable record or mismatching weights are recomputed and the log says so.
 """
 from __future__ import annotations
 
@@ -16,16 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from emotionnas.errors import ConfigError
-from emotionnas.rundir import RESTART_HINT
 from emotionnas.space.pipeline import Candidate
+from emotionnas.training.records import cached_json
 from emotionnas.training.run_helpers import speaker_indices, stage_seed, train_indices
 from emotionnas.training.tasks import run_task
 from emotionnas.utils.io import (
     atomic_torch_save,
     atomic_write_json,
     load_checkpoint,
-    read_json_or_none,
 )
 
 
@@ -49,9 +47,7 @@ def refit_step(run, refits: list[Refit], desc: str, test_probs: bool) -> dict:
     as parallel tasks. `test_probs`: keep the predictions of `predict` in the record."""
     jobs, done = [], {}
     for r in refits:
-        rec = read_json_or_none(r.record, run.log)
-        if rec is not None and rec.get("identity") != r.identity:
-            raise ConfigError(f"{r.record}: made for other speakers, epoch, seed or config (stale); {RESTART_HINT}")
+        rec = cached_json(r.record, r.identity, run.log, within="identity")  # the one cached-result rule
         if rec is not None and (r.weights is None or load_checkpoint(r.weights, run.log, rec.get("weights_sha256"),
                                                                       verify=True) is not None):
             done[r.tag] = rec
