@@ -7,6 +7,7 @@ YAML values into them; this module holds the whole run's config and its override
 """
 from __future__ import annotations
 
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from emotionnas.config.sections import (AUGMENT_NOISE, AUGMENT_SPEED, COMBINERS,
                                         SelectionConfig, SpaceConfig, TrainConfig, check_augment)
 from emotionnas.errors import ConfigError
 
-
 PRESETS = ("demo", "paper")
+MAX_CONFIG_BYTES = 1 << 20  # a run config is a page of YAML; nothing larger is read
 
 
 @dataclass
@@ -96,14 +97,25 @@ class RunConfig:
             return cls.from_yaml(path, overrides)
 
     @classmethod
-    def from_yaml(cls, path, overrides=()) -> "RunConfig":
+    def from_yaml(cls, path, overrides=(), require=()) -> "RunConfig":
+        """The config in YAML file `path`, read with bounds (a regular file of at most
+        MAX_CONFIG_BYTES, asked of os.stat first); `require`: keys the file itself must hold (a run
+        folder's config.yaml always names its corpus, root and seed: an empty or hand-made file
+        would otherwise read silently as the defaults)."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"{path}: not a regular file")
+            if st.st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{path}: {st.st_size} bytes > limit {MAX_CONFIG_BYTES} for a config")
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0][:100]})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+        if missing := [k for k in require if k not in data]:
+            raise ConfigError(f"{path}: no {', '.join(missing)} (a run writes {', '.join(require)})")
         return apply_overrides(cls.from_dict(data, str(path)), overrides)
 
 
