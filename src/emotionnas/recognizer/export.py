@@ -10,6 +10,7 @@ model card (README.md).
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from emotionnas.recognizer.folder import MODEL_JSON, MODEL_WEIGHTS
 from emotionnas.rundir import RESTART_HINT, RunDir, run_identity
 from emotionnas.training.tasks import DataRef
 from emotionnas.space.pipeline import Candidate
-from emotionnas.utils.io import (atomic_write_bytes, atomic_write_json, atomic_write_text, check_sha256, read_json,
+from emotionnas.utils.io import (atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, read_verified,
                                  read_json_or_none)
 
 
@@ -79,17 +80,18 @@ def _members(run, group: str, chosen: list[dict], spec_stats, weights_of, record
         if (record.get("identity") or {}).get("run") != identity:
             raise ConfigError(f"{record_path}: made under another seed or config than {run.config.name}; "
                               f"{RESTART_HINT}")
-        check_sha256(weights, record.get("weights_sha256"))  # what is shipped is what was trained
+        data = read_verified(weights, record.get("weights_sha256"))  # what is shipped is what was trained
         cand = Candidate.from_dict(candidates[m["key"]])
         members.append(Member(m["name"], cand, search.get("genotype") if needs_genotype(cand) else None,
                               search.get("recipe") if needs_recipe(cand) else None, tuple(spec_stats(m)), f"m{j}."))
-        state |= {f"m{j}.{k}": v for k, v in _load_weights(weights).items()}
+        state |= {f"m{j}.{k}": v for k, v in _load_weights(weights, data).items()}
     return members, state
 
 
-def _load_weights(path: Path) -> dict:
+def _load_weights(path: Path, data: bytes) -> dict:
+    """The state dict in `data` (the verified bytes of `path`), or one line naming `path`."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, bad pickle, disallowed global: one line
         raise ConfigError(f"{path}: unreadable weights ({type(e).__name__}); re-run the same "
                           "`emotionnas run` command to rebuild them") from None

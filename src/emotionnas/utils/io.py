@@ -122,37 +122,56 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def check_sha256(path: str | Path, expected: str | None) -> None:
-    """IntegrityError naming the file when its content's sha256 is not `expected` (None: the
-    record lists no checksum, which is refused as well: every weights file has one)."""
-    path = Path(path)
-    try:
-        actual = file_sha256(path)
-    except OSError as e:
-        raise IntegrityError(f"{path}: unreadable ({e.strerror or type(e).__name__})") from None
+def _check_digest(path: Path, expected: str | None, actual: str) -> None:
     if not isinstance(expected, str) or actual != expected:
         raise IntegrityError(f"{path}: content does not match its recorded sha256 "
                              f"({'none recorded' if not isinstance(expected, str) else expected[:12] + '...'}, "
                              f"file {actual[:12]}...): corrupted or replaced")
 
 
+def check_sha256(path: str | Path, expected: str | None) -> None:
+    """IntegrityError naming the file when its content's sha256 is not `expected` (None: the
+    record lists no checksum, which is refused as well: every weights file has one). Streams the
+    file (model weights, ONNX graphs); `read_verified` when the bytes are wanted too."""
+    path = Path(path)
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        raise IntegrityError(f"{path}: unreadable ({e.strerror or type(e).__name__})") from None
+    _check_digest(path, expected, actual)
+
+
+def read_verified(path: str | Path, expected: str | None) -> bytes:
+    """The bytes of `path`, read once, checked against `expected` as `check_sha256` checks them."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise IntegrityError(f"{path}: unreadable ({e.strerror or type(e).__name__})") from None
+    _check_digest(path, expected, hashlib.sha256(data).hexdigest())
+    return data
+
+
 def load_checkpoint(path: str | Path, log=None, sha256: str | None = None, verify: bool = False):
     """`torch.load(path, weights_only=True)`, or None when the file is missing, truncated or
     corrupt, or (`verify`) its sha256 is not `sha256` (the caller then recomputes it; `log` is
-    told why)."""
+    told why). Verified files are read once: the checked bytes are the loaded ones."""
+    import io
+
     import torch
     path = Path(path)
     if not path.exists():
         return None
+    source = path
     if verify:
         try:
-            check_sha256(path, sha256)
+            source = io.BytesIO(read_verified(path, sha256))
         except IntegrityError as e:
             if log:
                 log(f"warning: {e}; recomputing it")
             return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad pickle opcode, disallowed global: rebuild
         if log:
             log(f"warning: {path}: unreadable checkpoint ({type(e).__name__}); recomputing it")
