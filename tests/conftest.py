@@ -49,6 +49,25 @@ def tiny_run(tmp_path_factory, demo_root):
     return tmp / "run", tmp / "model"
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """An untrained hand-made two-member model folder (test_hostile_input._exported_meta), one per
+    test module: the attacks of test_hostile_service and test_hostile_connections are on decoding,
+    the speech gate, the service and the model folder, and need no trained run (so they stay in
+    `make test-fast`). A module that wants a trained model defines its own `rec` (test_serve)."""
+    from test_hostile_input import _exported_meta
+    folder = tmp_path_factory.mktemp("model")
+    _exported_meta(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rec(model_dir):
+    """The recognizer of `model_dir`."""
+    from emotionnas.recognizer import Recognizer
+    return Recognizer.load(model_dir)
+
+
 def scores_possible(y_val, ua: float, wa: float) -> bool:
     """Whether some prediction vector on labels `y_val` scores exactly this UA and WA (percent):
     WA is hits/n and UA the mean over the classes present of hits_c/n_c, for whole hit counts."""

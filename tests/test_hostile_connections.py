@@ -24,7 +24,6 @@ from emotionnas.errors import ConfigError
 
 pytest.importorskip("fastapi")
 
-from emotionnas.recognizer import Recognizer  # noqa: E402
 from emotionnas.recognizer.serve import ServeSettings, create_app  # noqa: E402
 from emotionnas.recognizer.serve_access import (API_KEY_ENV, _ipv6_from_proc, own_addresses,  # noqa: E402
                                                 resolve_api_key)
@@ -32,21 +31,6 @@ from test_hostile_service import speechlike, wav  # noqa: E402
 
 KEY = "a-test-key-0123456789"  # 21 characters: long enough
 SPEECH = wav(speechlike(1.0))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """The untrained hand-made two-member model folder of test_hostile_service (these attacks
-    are on the service, not the model: no trained run needed, so they stay in `make test-fast`)."""
-    from test_hostile_input import _exported_meta
-    folder = tmp_path_factory.mktemp("model")
-    _exported_meta(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def rec(model_dir):
-    return Recognizer.load(model_dir)
 
 
 @contextmanager

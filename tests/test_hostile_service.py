@@ -49,22 +49,6 @@ def wav_header(sr: int, channels: int, data_bytes: int, bits: int = 16) -> bytes
             sr * block, block, bits) + b"data" + struct.pack("<I", data_bytes))
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """An untrained hand-made two-member model folder (test_hostile_input._exported_meta): these
-    attacks are on decoding, the speech gate, the service and the model folder, and need no
-    trained run (so they stay in `make test-fast`)."""
-    from test_hostile_input import _exported_meta
-    folder = tmp_path_factory.mktemp("model")
-    _exported_meta(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def rec(model_dir):
-    return Recognizer.load(model_dir)
-
-
 def client_for(rec, **kw):
     return TestClient(create_app(rec, **kw), base_url=LOCAL)
 
