@@ -34,7 +34,8 @@ def write_wav(path, wave, sr=16000, subtype="PCM_16"):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, demo_root):
-    """A finished 2-fold demo run (with baselines), its report and an exported model."""
+    """A finished 2-fold demo run (with baselines), its report and an exported model (its log in
+    log.txt beside them)."""
     from emotionnas.cli import demo_config
     from emotionnas.recognizer.export import export_run
     from emotionnas.reports.report import write_report
@@ -43,7 +44,9 @@ def tiny_run(tmp_path_factory, demo_root):
     cfg = demo_config(str(demo_root), str(tmp / "cache"))
     cfg.max_folds, cfg.baselines = 2, True
     cfg.selection.budget = 6
-    run_crossval(cfg, tmp / "run", progress=False, log=lambda *a: None)
+    lines = []
+    run_crossval(cfg, tmp / "run", progress=False, log=lines.append)
+    (tmp / "log.txt").write_text("\n".join(map(str, lines)))  # what a user saw (tests/test_progress.py)
     write_report(tmp / "run")
     export_run(tmp / "run", tmp / "model")
     return tmp / "run", tmp / "model"

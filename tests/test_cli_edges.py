@@ -164,7 +164,8 @@ def test_run_prints_its_plan_and_a_refusal_after_the_lock_leaves_no_folder(tmp_p
     captured = capsys.readouterr()
     plan = [x for x in captured.out.splitlines() if x.startswith("plan: ")]
     assert len(plan) == 1
-    for words in ("3 selection groups", "up to 7 candidates", "3-fold inner CV", "baselines on", "final model off"):
+    for words in ("3 selection groups", "up to 7 candidates", "3-fold inner CV", "baselines on", "final model off",
+                  "3 stages"):
         assert words in plan[0], plan[0]
     assert "no usable tess audio" in captured.err and not out.exists()
 

@@ -19,7 +19,7 @@ def check_before_writing(cfg) -> None:
 
 
 def plan_line(cfg) -> str:
-    """One line: selection groups, candidates per group, inner folds, baselines and final model."""
+    """One line: selection groups, candidates per group, inner folds, baselines, final model, stages."""
     sel = cfg.selection
     if cfg.search_per_fold or cfg.search_groups == 0:
         groups = "one selection group per fold"
@@ -28,7 +28,8 @@ def plan_line(cfg) -> str:
     folds = f"first {cfg.max_folds} folds of {cfg.protocol}" if cfg.max_folds else f"every {cfg.protocol} fold"
     return (f"plan: {folds}; {groups}, each choosing among up to {sel.budget} candidates "
             f"(strategy {sel.strategy}) by {sel.inner_folds}-fold inner CV; "
-            f"baselines {'on' if cfg.baselines else 'off'}; final model {'on' if cfg.final_model else 'off'}")
+            f"baselines {'on' if cfg.baselines else 'off'}; final model {'on' if cfg.final_model else 'off'}; "
+            f"{3 + bool(cfg.final_model)} stages, each starting with the time left (from measured task costs)")
 
 
 def remove_if_untouched(out) -> None:

@@ -13,6 +13,8 @@ Read top to bottom (the stages are methods of `Run`, training/run.py):
      the fold's training speakers for its chosen epochs; one evaluation on the test speakers
   6. summary: results.json (the report is written from the run folder by reports/report.py)
   7. final: the deployable model, selected and refit on every speaker (training/final.py)
+Each stage starts with a line saying where the run is (stage k of n, elapsed, the time left from
+the tasks' measured cost: training/progress.py).
 Independent work runs as tasks on an executor (training/executor.py); each task's result is
 written atomically as it arrives, so a killed run resumes where it stopped.
 """
@@ -33,11 +35,15 @@ def run_crossval(cfg: RunConfig, out_dir, progress: bool = True, log=print, rest
     with torch.jit.optimized_execution(False):  # bit-identical recipe cells, resumed or not
         with Run.start(cfg, out_dir, progress=progress, log=log, restart=restart) as run:
             groups = run.groups()
+            run.begin("cell searches", groups)
             run.searches(groups)
+            run.begin("selection", groups)
             run.selection(groups)
+            run.begin("refits", groups)
             refits = run.refit(groups)
             results = run.summary(groups, refits)  # the CV results are safe before the final stage
             if cfg.final_model:
+                run.begin("final model", groups)
                 run.final()
                 run.write_timing()
         return results

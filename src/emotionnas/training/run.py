@@ -29,6 +29,7 @@ from emotionnas.training.evaluator import Evaluator
 from emotionnas.training.executor import make_executor
 from emotionnas.training.group import Group, prepare_group
 from emotionnas.training.prior import bind_prior, record_audio_hashes
+from emotionnas.training.progress import RunProgress, load_speed, save_speed, work_units
 from emotionnas.training.run_helpers import fingerprint_of, plan_searches
 from emotionnas.training.select import check_selection, select_groups
 from emotionnas.training.summary import summarize
@@ -66,6 +67,9 @@ class Run:
         self.identity = run_identity(cfg)   # seed + config digest: every record is made under it
         self.evaluator = Evaluator(self)    # scores candidates on inner folds (training/evaluator.py)
         self.lock = None                    # the run folder's writer lock (taken by start)
+        self.overall = RunProgress(["cell searches", "selection", "refits"] + (["final model"] if cfg.final_model
+                                                                               else []), log, self.t_start,
+                                   earlier=load_speed(cfg.features.cache_dir, cfg.workers))
 
     @classmethod
     def start(cls, cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> "Run":
@@ -120,18 +124,32 @@ class Run:
             if self.lock is not None:
                 self.lock.release()
 
+    # ------------------------------------------------------------ where the run is
+    def begin(self, stage: str, groups: list[Group]) -> None:
+        """Log stage k of n with the time left: this stage's and the later ones' planned
+        utterance-epochs x the measured seconds per utterance-epoch (training/progress.py)."""
+        from emotionnas.training import progress as p
+        from emotionnas.training.strategies import make_strategy
+        strategy = make_strategy(self.cfg.selection.strategy, self.cfg.selection, self.cfg.seed)
+        later = {"cell searches": 0, "selection": 0, "refits": 1, "final model": 2}[stage]
+        units = [p.selection_units(self, groups, strategy, self.cfg.baselines),
+                 p.refit_units(self, groups, self.cfg.baselines), p.final_units(self, groups, strategy)][later:]
+        self.overall.begin(stage, sum(units))
+
     # ------------------------------------------------------------ tasks
     def map(self, jobs, desc: str):
         """Run (key, fn, arg) jobs on the executor; yield (key, result) as they finish."""
         if not jobs:
             return
         from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc=desc, disable=not self.progress, unit="task")
+        bar = tqdm(total=len(jobs), desc=self.overall.label() + desc, disable=not self.progress, unit="task")
+        t0, units = time.perf_counter(), sum(work_units(arg) for _, _, arg in jobs)
         futures = {self.executor.submit(fn, arg): key for key, fn, arg in jobs}
         for f in as_completed(futures):
             bar.update(1)
             yield futures[f], f.result()
         bar.close()
+        self.overall.measured(units, time.perf_counter() - t0, len(jobs))  # the time-left estimates' rate
 
     def task(self, kind, cand: Candidate, group: Group, train, predict, seed, epochs=None) -> TrainTask:
         return TrainTask(kind=kind, data=self.data, candidate=cand, train=tuple(int(i) for i in train),
@@ -183,6 +201,7 @@ class Run:
         timing = {**self.timing, "total_seconds": time.perf_counter() - self.t_start,
                   "peak_rss_mb": peak_rss_mb(), "cpu_seconds": cpu_seconds()}
         atomic_write_json(self.dir.timing, {**timing, "workers": self.cfg.workers, "executor": self.cfg.executor})
+        save_speed(self.cfg.features.cache_dir, self.cfg.workers, self.overall)  # the next run's first estimate
 
     def summary(self, groups: list[Group], refits: dict) -> dict:
         """results.json (identical after an interrupted, resumed run) and timing.json."""

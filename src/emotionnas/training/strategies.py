@@ -89,6 +89,12 @@ class SuccessiveHalving:
     def finalists(self, h: History) -> list[str]:
         return list(h.state["keep"]) + [c.key for c in h.state.get("replicas", [])]
 
+    def planned_trials(self, n: int, n_folds: int) -> int:
+        """(candidate, inner fold) trials over a pool of `n`: what the run's time estimate counts."""
+        cfg, first = self.cfg, min(self.cfg.first_rung_folds, n_folds)
+        keep = max(1, math.ceil(n / cfg.eta)) if n else 0
+        return n * first + keep * (n_folds - first) + (cfg.seeds - 1) * min(cfg.max_ensemble, keep) * n_folds
+
     def notes(self, key: str, h: History) -> dict:
         rung0 = h.state.get("rung0", {})
         return {"rung0_ua": round(rung0[key], 3) if key in rung0 else None,
@@ -114,6 +120,9 @@ class RandomSearch:
 
     def finalists(self, h: History) -> list[str]:
         return list(h.state["chosen"])
+
+    def planned_trials(self, n: int, n_folds: int) -> int:
+        return min(n, max(1, math.ceil(self.cfg.budget / self.cfg.eta))) * n_folds
 
     def notes(self, key: str, h: History) -> dict:
         return {"sampled": key in h.state.get("chosen", [])}
