@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench models clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py
+
+# The shipped recognizers (src/emotionnas/shipped/): the toolkit's own run + export on EmoDB and
+# EmoDB + URDU (../shared/data); resumable, about an hour and a half on 2 cores.
+models: $(STAMP)
+	$(BIN)/python benchmarks/shipped_models.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

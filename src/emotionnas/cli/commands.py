@@ -183,6 +183,13 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_models(a) -> int:
+    from emotionnas.recognizer.shipped import catalog, catalog_text
+    rows = catalog()
+    print(json.dumps(rows, indent=2) if a.json else catalog_text(rows))
+    return 0
+
+
 def cmd_serve(a) -> int:
     import os
     from dataclasses import replace

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from emotionnas.cli.commands import (SEARCH_ALIASES, cmd_corpus, cmd_demo, cmd_evaluate, cmd_export, cmd_features,
-                                     cmd_prior, cmd_report, cmd_run, cmd_search, cmd_serve)
+                                     cmd_models, cmd_prior, cmd_report, cmd_run, cmd_search, cmd_serve)
 from emotionnas.cli.commands import PRECEDENCE
 from emotionnas.cli.predict import EXIT_CODES, cmd_predict
 from emotionnas.config import FeatureConfig
@@ -14,6 +14,10 @@ from emotionnas.data.folds import PROTOCOLS
 from emotionnas.features.encoder_ref import DTYPES, REGISTERED
 from emotionnas.space.families import FAMILIES
 from emotionnas.training.strategies import STRATEGIES
+
+MODEL_HELP = ("a shipped model's name (`emotionnas models` lists them, e.g. emodb) or a model folder made by "
+              "`emotionnas export` (write ./NAME for a folder named like a shipped model)")
+
 
 def _version() -> str:
     """The installed package's version (importlib.metadata), or a plain word when it is not installed."""
@@ -107,10 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fold", type=int, help="fold F's refit ensemble instead of the final model (every speaker)")
     sp.set_defaults(func=cmd_export)
 
+    sp = sub.add_parser("models", help="list the shipped models (usable by name: predict --model NAME)")
+    sp.add_argument("--json", action="store_true", help="one JSON array instead of the table")
+    sp.set_defaults(func=cmd_models)
+
     sp = sub.add_parser("predict", help="one JSON line per audio file (or per window with --windows)",
                         description="One row per input (per segment with --segments/--windows), in input order. "
                         + EXIT_CODES + " docs/outputs.md has the schema of each format.")
-    sp.add_argument("--model", required=True, help="a model folder made by `emotionnas export`")
+    sp.add_argument("--model", required=True, help=MODEL_HELP)
     sp.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                     help="torch (default) or onnx (needs `export --onnx`; no torch import)")
     sp.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, or list files (.txt/.scp: "
@@ -135,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description=f"Limits (defaults): {d.describe()}. Refusals are one-line 4xx naming the "
                                     "limit; a full queue or a slow request gets 503 with Retry-After; /health is "
                                     "answered even when the queue and the connection limits are full.")
-    sp.add_argument("--model", required=True, help="a model folder made by `emotionnas export`")
+    sp.add_argument("--model", required=True, help=MODEL_HELP)
     sp.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only; any other "
                     "address needs a key or --no-auth; 0.0.0.0 or :: also accept this machine's own names and "
                     "addresses as Host)")
@@ -170,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("evaluate", help="score an exported model on another corpus")
-    sp.add_argument("--model", required=True, help="a model folder made by `emotionnas export`")
+    sp.add_argument("--model", required=True, help=MODEL_HELP)
     corpus_args(sp)
     sp.add_argument("--out", required=True, help="folder for evaluation.json, report.md, confusion figure")
     sp.add_argument("--map", help="label renames corpus=model, comma-separated (e.g. anger=angry,joy=happy)")

@@ -41,7 +41,9 @@ def evaluate_model(model_dir, corpus: str, root, out_dir, mapping: dict | None =
     figure into `out_dir`. `cache_dir` is accepted for older callers and unused."""
     from emotionnas.data.corpora import read_corpus
     from emotionnas.recognizer import load
+    from emotionnas.recognizer.shipped import model_folder
 
+    model_dir = model_folder(model_dir)  # a shipped model's name, or a folder
     rec = load(model_dir, backend)
     table = read_corpus(corpus, root, **options)
     labels = rec.labels

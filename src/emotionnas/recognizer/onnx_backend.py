@@ -19,6 +19,7 @@ from emotionnas.features import numpy_frontend as fe
 from emotionnas.features.spectrogram import compute_spectrograms
 from emotionnas.recognizer.folder import BaseRecognizer, read_model_spec
 from emotionnas.recognizer.onnx_guard import checked_session, run_session
+from emotionnas.recognizer.shipped import model_folder
 from emotionnas.utils.io import check_sha256
 
 ONNX_JSON = "onnx.json"
@@ -56,6 +57,7 @@ class OnnxRecognizer(BaseRecognizer):
         """`threads`: onnxruntime's threads per graph (None: its default, one per physical core,
         as torch's)."""
         import onnxruntime as ort
+        model_dir = model_folder(model_dir)  # a shipped model's name, or a folder
         spec = read_model_spec(model_dir)
         info = read_onnx_info(model_dir, len(spec.members))
         opts = ort.SessionOptions()

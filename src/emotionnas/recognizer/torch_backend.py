@@ -21,6 +21,7 @@ from emotionnas.utils.io import check_sha256
 from emotionnas.recognizer.folder import (MAX_PARAMS, MODEL_JSON, MODEL_WEIGHTS, BaseRecognizer, read_model_spec,
                                      read_weights_header)
 from emotionnas.space.model_spec import MODEL_FORMAT_VERSION, ModelSpec
+from emotionnas.recognizer.shipped import model_folder
 
 __all__ = ["MODEL_FORMAT_VERSION", "MODEL_JSON", "MODEL_WEIGHTS", "BaseRecognizer", "Recognizer", "read_model_spec"]
 
@@ -63,7 +64,7 @@ class Recognizer(BaseRecognizer):
 
         from emotionnas.models.build import build_ensemble
 
-        model_dir = Path(model_dir)
+        model_dir = model_folder(model_dir)  # a shipped model's name, or a folder
         spec = read_model_spec(model_dir)
         weights = model_dir / MODEL_WEIGHTS
         if not weights.exists():
