@@ -237,3 +237,46 @@ def test_recognizer_computes_features_exactly_as_training(demo_run, demo_root, t
     cached = rec.model.predict_proba(spec[None], [deep])[0]  # the ensemble on the cached training features
     calibrated = temperature_scale(cached, rec.spec.temperature)  # the model folder's calibration on top
     np.testing.assert_allclose(rec.predict_proba(load_audio(long_wav)), calibrated, atol=1e-6)
+
+
+@pytest.mark.slow  # the demo_run fixture: a real run_crossval
+def test_bagged_fold_models_predict_only_held_out_speakers_and_are_reported(demo_run, demo_root):
+    """Issue 29 item 4: every inner-fold model also predicts its group's held-out speakers (recorded
+    apart, never trained or validated on); results.json scores the bag of the members' inner-fold
+    models beside the refit ensemble, and that score follows from the records."""
+    import numpy as np
+
+    from emotionnas.data.corpora import read_corpus
+    from emotionnas.metrics import unweighted_accuracy
+    _, run, results, seen = demo_run
+    table = read_corpus("demo", demo_root)
+    speakers = np.array([u.speaker for u in table.utterances])
+    cv_tasks = seen[:seen.index("FINAL")]
+    evaluate = [t for t in cv_tasks if t.kind == "evaluate"]
+    assert evaluate and all(t.outside for t in evaluate)
+    for t in evaluate:
+        held = {speakers[i] for i in t.outside}
+        assert not held & {speakers[i] for i in t.train + t.predict}
+    assert all(not t.outside for t in seen[seen.index("FINAL") + 1:] if t.kind == "evaluate")  # no test speaker
+    assert results["bagged"]["paired_ua_vs_refit"]["wins"] + results["bagged"]["paired_ua_vs_refit"]["ties"] + \
+        results["bagged"]["paired_ua_vs_refit"]["losses"] == len(results["folds"])
+    assert "bagged fold models (no refit)" in results["ablations"]["selection"]
+    rd = RunDir(run)
+    f = results["folds"][0]
+    summary = json.loads(rd.selection_summary(f["search_group"]).read_text())
+    n_inner = len(summary["inner_folds"])
+    test_rows = np.flatnonzero(np.isin(speakers, f["test_speakers"]))
+    member_probs = []
+    for m in f["members"]:
+        bag = []
+        for k in range(n_inner):
+            with np.load(rd.selection_record(f["search_group"], m["key"], k)) as z:
+                where = np.searchsorted(z["outside_idx"], test_rows)
+                bag.append(z["outside_probs"][m["epoch"] - 1][where])
+        member_probs.append(np.mean(bag, axis=0))
+    assert summary["combiner"]["fitted"]["kind"] in ("mean", "weighted", "stack")
+    if summary["combiner"]["fitted"]["kind"] == "mean":  # the demo's default combiner
+        labels = results["label_names"]
+        y = np.array([labels.index(table.utterances[i].label) for i in test_rows])
+        ua = unweighted_accuracy(y, np.mean(member_probs, axis=0).argmax(1), len(labels))
+        assert abs(ua - f["bagged"]["ua"]) < 1e-6

@@ -22,7 +22,7 @@ import numpy as np
 from emotionnas.metrics import scores
 from emotionnas.training import selection as sel
 from emotionnas.training.records import load_inner_record, save_inner_record
-from emotionnas.training.run_helpers import stage_seed
+from emotionnas.training.run_helpers import speaker_indices, stage_seed
 from emotionnas.training.tasks import run_task
 
 
@@ -49,9 +49,16 @@ class Evaluator:
     def __init__(self, run):
         self.run = run
         self.records: dict[tuple[str, str, int], np.ndarray] = {}  # (group, key, k) -> val probs (E, n, C)
+        self.outside: dict[tuple[str, str, int], np.ndarray] = {}  # (group, key, k) -> probs (E, n_out, C)
 
     def has(self, g, key: str, k: int) -> bool:
         return (g.name, key, k) in self.records
+
+    def outside_rows(self, g) -> np.ndarray:
+        """The utterances of the group's held-out speakers (its folds' test speakers; none for the
+        final model's group). Every inner-fold model predicts them after every epoch, recorded
+        apart: the selection never reads them; they are the bagged fold models' test predictions."""
+        return speaker_indices(self.run.fs.speakers, g.fold.test) if g.fold.test else np.zeros(0, np.int64)
 
     def evaluate(self, wanted) -> None:
         """Make sure a record exists for every (group, candidate key, inner fold) in `wanted`:
@@ -61,18 +68,29 @@ class Evaluator:
             groups[g.name] = g
             if self.has(g, key, k):
                 continue
-            val = g.idx[g.inner[k]]
-            probs = load_inner_record(run.dir.selection_record(g.name, key, k), val, run.identity, run.log)
-            if probs is not None:
-                self.records[g.name, key, k] = probs
+            val, outside = g.idx[g.inner[k]], self.outside_rows(g)
+            cached = load_inner_record(run.dir.selection_record(g.name, key, k), val, run.identity, run.log, outside)
+            if cached is not None:
+                self.records[g.name, key, k], self.outside[g.name, key, k] = cached
                 continue
             seed = stage_seed(run.cfg.seed, "inner", g.name, key, k)
-            task = run.task("evaluate", g.pool[key], g, np.setdiff1d(g.idx, val), val, seed)
+            task = run.task("evaluate", g.pool[key], g, np.setdiff1d(g.idx, val), val, seed,
+                            outside=tuple(int(i) for i in outside))
             jobs.append(((g.name, key, k), run_task, task))
         for (name, key, k), res in run.map(jobs, "inner cross-validation"):
             g = groups[name]
-            save_inner_record(run.dir.selection_record(name, key, k), res, g.idx[g.inner[k]], run.identity)
-            self.records[name, key, k] = res["val_probs"]
+            save_inner_record(run.dir.selection_record(name, key, k), res, g.idx[g.inner[k]], run.identity,
+                              self.outside_rows(g))
+            self.records[name, key, k], self.outside[name, key, k] = res["val_probs"], res.get("outside_probs")
+
+    def bagged(self, g, key: str, epoch: int, rows: np.ndarray) -> np.ndarray:
+        """The bag of the candidate's inner-fold models (every inner fold, at `epoch`): the mean of
+        their probabilities for the utterances `rows` (indices into the corpus, all held out by `g`)."""
+        outside = self.outside_rows(g)
+        where = np.searchsorted(outside, rows)
+        if not np.array_equal(outside[np.minimum(where, len(outside) - 1)], rows):
+            raise ValueError(f"{g.name}: bagged predictions asked for utterances it did not hold out")
+        return np.mean([self.outside[g.name, key, k][epoch - 1][where] for k in range(len(g.inner))], axis=0)
 
     def score(self, g, key: str, folds) -> Score:
         """The candidate at a budget of inner `folds`: the argmax epoch of its smoothed curve there."""

@@ -57,6 +57,7 @@ class TrainResult:
     seconds: float
     history: list = field(default_factory=list)          # per epoch: train_loss (and val_ua)
     val_probs: list = field(default_factory=list)        # per epoch: (n_val, n_classes) float32
+    outside_probs: list = field(default_factory=list)    # per epoch: (n_outside, n_classes), never scored here
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -184,10 +185,12 @@ def param_groups(model: nn.Module, lr: float):
 
 def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, seed: int,
                 schedule_epochs: int | None = None, stop_after: int | None = None, lr: float | None = None,
-                val=None, progress: bool = False) -> TrainResult:
+                val=None, outside=None, progress: bool = False) -> TrainResult:
     """AdamW with a cosine schedule over `schedule_epochs` (default cfg.epochs), trained for
     `stop_after` epochs (default: all). With `val`, its class probabilities are recorded after
-    every epoch (they choose the epoch; they never move weights). `seed` fixes batch order and
+    every epoch (they choose the epoch; they never move weights); with `outside` (speakers the
+    selection never sees: the held-out folds' test speakers), its probabilities too, recorded and
+    never scored here (the bagged fold models' test predictions). `seed` fixes batch order and
     dropout: callers pass their task's seed, derived from the run seed."""
     from tqdm import tqdm
 
@@ -231,6 +234,8 @@ def train_model(model: nn.Module, train, cfg: TrainConfig, n_classes: int, *, se
             probs = predict_proba(model, val)
             result.val_probs.append(probs)
             record["val_ua"] = unweighted_accuracy(val.labels, probs.argmax(1), n_classes)
+        if outside is not None:  # its own call: the validation predictions are exactly as without it
+            result.outside_probs.append(predict_proba(model, outside))
         result.history.append(record)
     result.seconds = time.perf_counter() - t0
     model.eval()

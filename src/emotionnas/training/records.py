@@ -31,14 +31,18 @@ def identity_text(identity: dict) -> str:
     return json.dumps(identity, sort_keys=True)
 
 
-def load_inner_record(path: Path, val_idx: np.ndarray, identity: dict, log) -> np.ndarray | None:
-    """The validation probabilities (epochs, n, classes) in `path`, or None to compute them."""
+def load_inner_record(path: Path, val_idx: np.ndarray, identity: dict, log,
+                      outside_idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(validation probabilities (epochs, n, classes), the outside utterances' probabilities or
+    None) in `path`, or None to compute them (also when `outside_idx` is asked and the record has
+    none of its rows)."""
     if not path.exists():
         return None
     try:
         with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
             probs, val = z["val_probs"], z["val_idx"]
             made_under = str(z["identity"]) if "identity" in z.files else None
+            outside = (z["outside_probs"], z["outside_idx"]) if "outside_idx" in z.files else None
     except Exception:  # noqa: BLE001 - truncated or corrupt: recompute
         log(f"warning: {path}: unreadable record; recomputing it")
         return None
@@ -47,13 +51,20 @@ def load_inner_record(path: Path, val_idx: np.ndarray, identity: dict, log) -> n
                           f"{RESTART_HINT}")
     if not np.array_equal(val, val_idx):
         raise ConfigError(f"{path}: made for other validation utterances (stale); {RESTART_HINT}")
-    return probs
+    if outside_idx is not None and len(outside_idx):
+        if outside is None or not np.array_equal(outside[1], outside_idx):
+            return None  # made before outside predictions were kept (or for others): train it again
+        return probs, outside[0]
+    return probs, None
 
 
-def save_inner_record(path: Path, result: dict, val_idx: np.ndarray, identity: dict) -> None:
+def save_inner_record(path: Path, result: dict, val_idx: np.ndarray, identity: dict,
+                      outside_idx: np.ndarray | None = None) -> None:
     buf = io.BytesIO()
+    extra = ({"outside_probs": result["outside_probs"], "outside_idx": outside_idx}
+             if outside_idx is not None and len(outside_idx) else {})
     np.savez(buf, val_probs=result["val_probs"], val_idx=val_idx, seconds=np.array(result["seconds"]),
-             identity=np.array(identity_text(identity)))
+             identity=np.array(identity_text(identity)), **extra)
     atomic_write_bytes(path, buf.getvalue())
 
 

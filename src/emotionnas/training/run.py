@@ -151,10 +151,11 @@ class Run:
         bar.close()
         self.overall.measured(units, time.perf_counter() - t0, len(jobs))  # the time-left estimates' rate
 
-    def task(self, kind, cand: Candidate, group: Group, train, predict, seed, epochs=None) -> TrainTask:
+    def task(self, kind, cand: Candidate, group: Group, train, predict, seed, epochs=None, outside=()) -> TrainTask:
         return TrainTask(kind=kind, data=self.data, candidate=cand, train=tuple(int(i) for i in train),
                          predict=tuple(int(i) for i in predict), seed=seed, train_cfg=self.cfg.train,
-                         dims=self.dims, genotype=group.arch.get("genotype"), recipe=group.arch.get("recipe"), epochs=epochs)
+                         dims=self.dims, genotype=group.arch.get("genotype"), recipe=group.arch.get("recipe"),
+                         epochs=epochs, outside=tuple(outside))
 
     # ------------------------------------------------------------ stage A: probe, pool, cell searches
     @_timed("search_seconds")
@@ -205,7 +206,8 @@ class Run:
 
     def summary(self, groups: list[Group], refits: dict) -> dict:
         """results.json (identical after an interrupted, resumed run) and timing.json."""
-        results = summarize(self.cfg, self.fs, self.folds, groups, refits, self.dir)
+        from emotionnas.training.bagging import bagged_probs
+        results = summarize(self.cfg, self.fs, self.folds, groups, refits, self.dir, bagged_probs(self, groups))
         self.write_timing()
         atomic_write_json(self.dir.results, results)
         line = (f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f}  "

@@ -42,11 +42,12 @@ def _metrics(y, probs, n: int) -> dict:
     return {k: v for k, v in scores(y, np.asarray(probs, np.float32).argmax(1), n).items() if k in METRICS}
 
 
-def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
+def summarize(cfg, fs, folds, groups, refits: dict, rundir, bagged: dict | None = None) -> dict:
+    """`bagged`: {(fold, key): test probabilities of the bagged inner-fold models} (training/bagging.py)."""
     fold_rows, group_of = [], {i: g for g in groups for i in g.members}
     baseline_names = [b.name for b in groups[0].result.baselines] if groups else []  # what the selection compared
     for i, fold in enumerate(folds):
-        fold_rows.append(_fold_row(cfg, fs, i, fold, group_of[i], refits, baseline_names))
+        fold_rows.append(_fold_row(cfg, fs, i, fold, group_of[i], refits, baseline_names, bagged or {}))
     res = {"format_version": FORMAT_VERSION, "corpus": cfg.corpus, "protocol": cfg.protocol,
            "label_names": fs.label_names, "synthetic": cfg.corpus == "demo", "n_utterances": len(fs),
            "n_speakers": len(set(fs.speakers)), **_agg(fold_rows), "folds": fold_rows,
@@ -55,6 +56,9 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
                                       "top-1 candidate": _agg([f["top1"] for f in fold_rows])}}
     if cfg.selection.combiner != "mean":
         res["ablations"]["selection"]["ensemble, members averaged"] = _agg([f["mean_combiner"] for f in fold_rows])
+    if fold_rows and all("bagged" in f for f in fold_rows):
+        res["bagged"] = _bagged_summary(fold_rows, baseline_names)
+        res["ablations"]["selection"]["bagged fold models (no refit)"] = _agg([f["bagged"] for f in fold_rows])
     if baseline_names:
         res["baselines"] = {}
         for b in baseline_names:
@@ -86,7 +90,21 @@ def summarize(cfg, fs, folds, groups, refits: dict, rundir) -> dict:
     return _stable(res)
 
 
-def _fold_row(cfg, fs, i: int, fold, g, refits: dict, baseline_names: list[str]) -> dict:
+def _bagged_summary(fold_rows: list[dict], baseline_names: list[str]) -> dict:
+    """The bagged fold models (no refit) beside the refit ensemble, fold-paired, and the baselines
+    bagged the same way."""
+    out = {**_agg([f["bagged"] for f in fold_rows]),
+           "paired_ua_vs_refit": paired([f["bagged"]["ua"] for f in fold_rows], [f["ua"] for f in fold_rows]),
+           "note": "the selected ensemble's members as the mean of their inner-fold models (trained on the search "
+                   "speakers, k-1 of k inner folds each, at the chosen epoch), combined as the refits are; no "
+                   "refit. Baselines bagged the same way where they were scored on every inner fold"}
+    names = [b for b in baseline_names if all(b in f.get("bagged_baselines", {}) for f in fold_rows)]
+    if names:
+        out["baselines"] = {b: _agg([f["bagged_baselines"][b] for f in fold_rows]) for b in names}
+    return out
+
+
+def _fold_row(cfg, fs, i: int, fold, g, refits: dict, baseline_names: list[str], bagged: dict) -> dict:
     """One fold's scores: the group's ensemble (as its combiner combines the refit members' test
     probabilities), each member, the top-1, the ensemble's inner-CV UA beside them, the baselines."""
     n = fs.n_classes
@@ -107,6 +125,10 @@ def _fold_row(cfg, fs, i: int, fold, g, refits: dict, baseline_names: list[str])
     if baseline_names:
         row["baselines"] = {b: _metrics(y, refits[i, g.result.baseline(b).key]["test_probs"], n)
                             for b in baseline_names}
+    if all((i, m.key) in bagged for m in members):  # the inner-fold models themselves, no refit
+        row["bagged"] = _metrics(y, g.result.combiner.apply([bagged[i, m.key] for m in members]), n)
+        row["bagged_baselines"] = {b: _metrics(y, bagged[i, g.result.baseline(b).key], n) for b in baseline_names
+                                   if (i, g.result.baseline(b).key) in bagged}
     return row
 
 

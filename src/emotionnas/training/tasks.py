@@ -138,6 +138,8 @@ class TrainTask:
     genotype: dict | None = None        # the group's searched CNN cells (a search record's JSON)
     recipe: dict | None = None          # the group's searched recurrent cell
     epochs: int | None = None           # refit: stop after this epoch
+    outside: tuple[int, ...] = ()       # evaluate: also record these utterances' probabilities each epoch
+                                        # (test speakers of the group's folds: the bagged fold models)
 
 
 def schedule(cand: Candidate, cfg: TrainConfig) -> tuple[int, float]:
@@ -170,9 +172,12 @@ def _run(task: TrainTask) -> dict:
     epochs, lr = schedule(cand, cfg)
     t0 = time.perf_counter()
     if task.kind == "evaluate":
+        outside = (ArraySplit(split_inputs(task.data, fs, spec, task.outside), fs.labels[np.asarray(task.outside)])
+                   if task.outside else None)
         res = train_model(model, train, cfg, task.dims.n_classes, seed=task.seed, schedule_epochs=epochs, lr=lr,
-                          val=other)
-        return {"val_probs": np.stack(res.val_probs), "seconds": time.perf_counter() - t0}
+                          val=other, outside=outside)
+        return {"val_probs": np.stack(res.val_probs), "seconds": time.perf_counter() - t0,
+                **({"outside_probs": np.stack(res.outside_probs)} if outside is not None else {})}
     res = train_model(model, train, cfg, task.dims.n_classes, seed=task.seed, schedule_epochs=epochs, lr=lr,
                       stop_after=task.epochs)
     return {"test_probs": predict_proba(model, other), "seconds": time.perf_counter() - t0,
