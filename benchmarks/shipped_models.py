@@ -51,12 +51,19 @@ def reference_files(data: Path, corpora) -> list[str]:
     return out
 
 
+PLACES: dict[str, str] = {}  # this machine's folders -> the names the card uses (DATA, WORK, CACHE)
+
+
 def emotionnas(*args: str) -> str:
-    """Run one `emotionnas` command (the installed entry point of this venv); the command line."""
+    """Run one `emotionnas` command (the installed entry point of this venv); the command line as
+    the card shows it, with this machine's folders named DATA, WORK and CACHE."""
     cmd = [str(Path(sys.executable).parent / "emotionnas"), "--quiet", *args]
     print("$ " + " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True)
-    return "emotionnas " + " ".join(args)
+    shown = "emotionnas " + " ".join(args)
+    for path, name in sorted(PLACES.items(), key=lambda kv: -len(kv[0])):
+        shown = shown.replace(path, name)
+    return shown
 
 
 def git_revision() -> str:
@@ -123,7 +130,8 @@ def shipped_section(name: str, info: dict) -> str:
 
 Use it by name: `emotionnas predict --model {name} FILE.wav` (`serve --model {name}`,
 `emotionnas.recognizer.load("{name}")`). Built by `make models` (benchmarks/shipped_models.py) at
-commit {info['commit']} on {info['built']}, with the defaults of that commit:
+commit {info['commit']} on {info['built']}, with the defaults of that commit (DATA: the folder
+holding emodb/ and urdu/; WORK: the build's run folders; CACHE: the feature cache):
 
 {cmds}
 
@@ -177,6 +185,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     data, work = Path(a.data).resolve(), Path(a.work).resolve()
     cache = a.cache or str(work / "cache")
+    PLACES.update({str(data): "DATA", str(work): "WORK", str(Path(cache).resolve()): "CACHE"})
     for name in a.only or RECIPES:
         t0 = time.time()
         model_dir, info = RECIPES[name](data, work, cache)

@@ -15,7 +15,7 @@ def test_stages_are_counted_and_the_estimate_comes_from_measured_cost():
     p.measured(1000.0, 20.0, tasks=4)   # 20 ms per utterance-epoch
     p.begin("refits", 6000.0)
     assert p.label() == "[3/3] " and "stage 3 of 3: refits" in lines[-1]
-    assert "time left ~ 2 min" in lines[-1] and "20.00 ms per utterance-epoch" in lines[-1]
+    assert "training left ~ 2 min at most" in lines[-1] and "20.00 ms per utterance-epoch" in lines[-1]
     assert "measured on 4 task(s)" in lines[-1]
     p.measured(0.0, 5.0, tasks=1)       # a cell search (no size) does not change the rate
     assert p.seconds_per_unit() == 0.02
@@ -46,19 +46,44 @@ def test_a_run_says_which_stage_it_is_in_and_how_long_is_left(tiny_run):
     for k, stage in enumerate(["cell searches", "selection", "refits", "final model"], 1):
         assert f"stage {k} of 4: {stage} (elapsed" in log
     refits = next(line for line in log.splitlines() if line.startswith("stage 3 of 4"))
-    assert "time left ~" in refits and "ms per utterance-epoch" in refits  # measured by then
+    assert "training left ~" in refits and "ms per utterance-epoch" in refits  # measured by then
 
 
-def test_the_first_estimate_comes_from_an_earlier_run_on_this_machine(tmp_path):
-    from emotionnas.training.progress import load_speed, save_speed
+def test_the_first_estimate_comes_from_an_earlier_run_with_the_same_encoder_and_workers(tmp_path):
+    import os
+
+    from emotionnas.config import RunConfig
+    from emotionnas.training.progress import SPEED_FILE, load_speed, save_speed
+    cfg = RunConfig()
+    cfg.features.cache_dir = str(tmp_path)
     done = RunProgress(["selection"], lambda line: None, t_start=0.0)
     done.measured(5000.0, 50.0, tasks=12)
-    save_speed(tmp_path, 2, done)
-    assert load_speed(tmp_path, 2) == 0.01 and load_speed(tmp_path, 1) is None
+    save_speed(cfg, done)
+    assert load_speed(cfg) == 0.01
+    other = RunConfig(workers=1)
+    other.features.cache_dir = str(tmp_path)
+    assert load_speed(other) is None  # another number of workers: no rate
     lines = []
-    RunProgress(["selection"], lines.append, t_start=0.0, earlier=load_speed(tmp_path, 2)).begin("selection", 8000.0)
-    assert "time left ~ 80 s" in lines[-1] and "earlier run on this machine" in lines[-1]
-    (tmp_path / "measured_speed.json").write_text("[1, 2]")  # not ours: ignored, never trusted
-    assert load_speed(tmp_path, 2) is None
-    (tmp_path / "measured_speed.json").write_text('{"2": 1e9}')
-    assert load_speed(tmp_path, 2) is None
+    RunProgress(["selection"], lines.append, t_start=0.0, earlier=load_speed(cfg)).begin("selection", 8000.0)
+    assert "training left ~ 80 s at most" in lines[-1] and "earlier run" in lines[-1]
+    path = tmp_path / SPEED_FILE
+    for junk in ("[1, 2]", '{"x": 1e9}', "{" * 5000):  # not ours: ignored, never trusted
+        path.write_text(junk)
+        assert load_speed(cfg) is None
+    path.unlink()
+    os.mkfifo(path)  # a FIFO in a shared cache must not block the run
+    assert load_speed(cfg) is None
+    save_speed(cfg, done, log=lambda line: None)  # and writing over it does not fail the run
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_next_estimate(tmp_path):
+    from emotionnas.config import RunConfig
+    from emotionnas.training.progress import save_speed
+    cfg = RunConfig()
+    cfg.features.cache_dir = str(tmp_path)
+    (tmp_path / "measured_speed.json").mkdir()  # cannot be replaced by a file
+    done = RunProgress(["selection"], lambda line: None, t_start=0.0)
+    done.measured(5000.0, 50.0, tasks=12)
+    said = []
+    save_speed(cfg, done, log=said.append)
+    assert said and "not written" in said[0]

@@ -29,7 +29,8 @@ def plan_line(cfg) -> str:
     return (f"plan: {folds}; {groups}, each choosing among up to {sel.budget} candidates "
             f"(strategy {sel.strategy}) by {sel.inner_folds}-fold inner CV; "
             f"baselines {'on' if cfg.baselines else 'off'}; final model {'on' if cfg.final_model else 'off'}; "
-            f"{3 + bool(cfg.final_model)} stages, each starting with the time left (from measured task costs)")
+            f"{3 + bool(cfg.final_model)} stages, each starting with where the run is and, once tasks have been "
+            f"timed, the training time left")
 
 
 def remove_if_untouched(out) -> None:

@@ -32,7 +32,8 @@ def shipped_names() -> list[str]:
     """The names of the shipped models (folders of emotionnas/shipped/ with a shipped.json)."""
     if not SHIPPED_ROOT.is_dir():
         return []
-    return sorted(p.name for p in SHIPPED_ROOT.iterdir() if (p / SHIPPED_JSON).is_file())
+    return sorted(p.name for p in SHIPPED_ROOT.iterdir()  # a build in progress (.NAME.tmp) is no model
+                  if not p.name.startswith((".", "_")) and (p / SHIPPED_JSON).is_file() and (p / "model.json").is_file())
 
 
 def is_shipped_name(arg) -> bool:
@@ -80,7 +81,7 @@ def catalog() -> list[dict]:
     for name in shipped_names():
         info = read_shipped(name)
         size = sum(f.stat().st_size for f in (SHIPPED_ROOT / name).iterdir() if f.is_file())
-        rows.append({"name": name, **info, "size_mb": round(size / 2 ** 20, 1)})
+        rows.append({**info, "name": name, "size_mb": round(size / 2 ** 20, 1)})  # the folder names it
     return rows
 
 
@@ -88,15 +89,18 @@ def catalog_text(rows: list[dict]) -> str:
     """The human table of `emotionnas models`."""
     if not rows:
         return "no shipped models in this installation (make them with `make models`)"
+    def ua(v) -> str:
+        return f"{v:.1f}" if isinstance(v, (int, float)) else "?"
+
     lines = []
     for r in rows:
-        loco = r.get("loco_ua") or {}
+        loco = r.get("loco_ua") if isinstance(r.get("loco_ua"), dict) else {}
         lines += [f"{r['name']}: {r.get('description', '')}",
                   f"  corpus:   {r.get('corpus', '?')} ({r.get('language', '?')})",
-                  f"  classes:  {', '.join(r.get('classes', []))}",
-                  f"  accuracy: UA {r.get('cv_ua', float('nan')):.1f} by speaker-independent cross-validation "
+                  f"  classes:  {', '.join(map(str, r.get('classes') or []))}",
+                  f"  accuracy: UA {ua(r.get('cv_ua'))} by speaker-independent cross-validation "
                   f"({r.get('protocol', '?')})"
-                  + "".join(f"; trained on {k.split('->')[0]} only, tested on {k.split('->')[1]}: UA {v:.1f}"
+                  + "".join(f"; trained on {k.partition('->')[0]} only, tested on {k.partition('->')[2]}: UA {ua(v)}"
                             for k, v in loco.items()),
                   f"  licence:  {r.get('license', '?')}",
                   f"  size:     {r['size_mb']} MB (the Whisper-base encoder it reads comes from its PyPI packages)",

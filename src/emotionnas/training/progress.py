@@ -14,8 +14,12 @@ have no such size, are left out) and multiplies by the utterance-epochs still pl
 
 Families differ in cost per utterance-epoch (a CNN or fine-tuning costs more than a head), so
 the estimate is the measured average of this run's mix, said with how many tasks it rests on;
-it is printed at each stage start ("stage 3 of 4: refits; time left ~ 9 min") and each bar is
-labelled with its stage ("[3/4] refits").
+it is printed at each stage start ("stage 3 of 4: refits; training left ~ 9 min at most") and
+each bar is labelled with its stage ("[3/4] refits"). It is an upper estimate of the training
+only: cell searches and the layer probe are not counted, work a resumed run finds on disk is
+counted as if still to do, and refits are counted at the whole schedule though they stop at their
+chosen epoch. Before this run has measured anything, the rate an earlier run with the same
+encoder, executor and workers saved in the feature cache stands in (a rough figure).
 """
 from __future__ import annotations
 
@@ -80,66 +84,82 @@ class RunProgress:
         now = time.perf_counter()
         line, rate = f"{head} (elapsed {_minutes(now - self.t_start)}", self.seconds_per_unit()
         if rate is not None and planned_units:
-            line += (f"; time left ~ {_minutes(rate * planned_units)}, from {rate * 1000:.2f} ms per "
+            line += (f"; training left ~ {_minutes(rate * planned_units)} at most, from {rate * 1000:.2f} ms per "
                      f"utterance-epoch measured on {self.tasks} task(s)")
         elif self.earlier and planned_units:
-            line += (f"; time left ~ {_minutes(self.earlier * planned_units)}, from {self.earlier * 1000:.2f} ms "
-                     "per utterance-epoch measured by an earlier run on this machine")
+            line += (f"; training left ~ {_minutes(self.earlier * planned_units)} at most, from "
+                     f"{self.earlier * 1000:.2f} ms per utterance-epoch, a rough rate from an earlier run")
         elif planned_units:
-            line += "; time left: estimated once the first training tasks have finished"
+            line += "; training time left: estimated once the first training tasks have finished"
         self.last_line = now
         self.log(line + ")")
         return line + ")"
 
 
-def load_speed(cache_dir, workers: int) -> float | None:
-    """The rate an earlier run with as many workers measured (None when there is none or it is not
-    a small JSON object holding a positive number)."""
-    path = Path(cache_dir) / SPEED_FILE
+def _speed_key(cfg) -> str:
+    return f"{cfg.features.encoder}|{cfg.executor}|{cfg.workers}"
+
+
+def _read_speeds(path: Path) -> dict:
+    """The speed file as a dict; {} when it is missing, not a regular file, larger than 4 KiB or
+    not a JSON object (a shared cache is not trusted)."""
+    from emotionnas.data.file_kind import file_problem
+    if file_problem(path) is not None:
+        return {}
     try:
-        if path.stat().st_size > 4096:
-            return None
-        rate = json.loads(path.read_text()).get(str(workers))
-    except (OSError, ValueError, AttributeError):
-        return None
+        with open(path, "rb") as f:
+            data = f.read(4097)
+        out = json.loads(data) if len(data) <= 4096 else {}
+    except (OSError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def load_speed(cfg) -> float | None:
+    """The rate an earlier run with the same encoder, executor and workers measured (None when
+    there is none or it is not a positive number below 1000 s)."""
+    rate = _read_speeds(Path(cfg.features.cache_dir) / SPEED_FILE).get(_speed_key(cfg))
     return float(rate) if isinstance(rate, (int, float)) and 0 < rate < 1e3 else None
 
 
-def save_speed(cache_dir, workers: int, progress: RunProgress) -> None:
-    """Remember this run's measured rate (from 10 tasks on) for the next run's first estimate."""
+def save_speed(cfg, progress: RunProgress, log=print) -> None:
+    """Remember this run's measured rate (from 10 tasks on) for the next run's first estimate;
+    best effort: a read-only or full cache costs the next run its first estimate, nothing more."""
     from emotionnas.utils.io import atomic_write_json
-    rate, path = progress.seconds_per_unit(), Path(cache_dir) / SPEED_FILE
+    rate, path = progress.seconds_per_unit(), Path(cfg.features.cache_dir) / SPEED_FILE
     if rate is None or progress.tasks < 10 or not path.parent.is_dir():
         return
     try:
-        old = json.loads(path.read_text()) if path.is_file() and path.stat().st_size <= 4096 else {}
-    except (OSError, ValueError):
-        old = {}
-    atomic_write_json(path, {**(old if isinstance(old, dict) else {}), str(workers): round(rate, 6)})
+        atomic_write_json(path, {**_read_speeds(path), _speed_key(cfg): round(rate, 6)})
+    except Exception as e:  # noqa: BLE001 - OSError, DiskError: never fail a finished run for an estimate
+        log(f"note: {path}: not written ({type(e).__name__}); the next run's first estimate waits for its tasks")
 
 
 def _trials(strategy, n: int, n_folds: int) -> int:
-    """The strategy's planned (candidate, inner fold) trials; every candidate on every fold (an upper
-    bound) for a strategy that cannot say."""
+    """The strategy's planned (candidate, inner fold) trials; for a strategy that cannot say, every
+    candidate of the pool on every fold."""
     plan = getattr(strategy, "planned_trials", None)
     return plan(n, n_folds) if plan is not None else n * n_folds
 
 
 def selection_units(run, groups, strategy, baselines: bool) -> float:
-    """Planned utterance-epochs of the selection of `groups`."""
+    """Planned utterance-epochs of the selection of `groups`: the strategy's trials over the
+    original candidates, plus the baselines in the pool on every inner fold (when asked)."""
     total = 0.0
     for g in groups:
         n_folds = len(g.inner)
-        rows = len(g.idx) * (n_folds - 1) / max(n_folds, 1)  # one inner fold held out
+        k = max(n_folds // max(g.partitions, 1), 1)
+        rows = len(g.idx) * (k - 1) / k  # one inner fold of a partition held out
         trials = _trials(strategy, sum(1 for c in g.pool.values() if not c.replica), n_folds)
-        trials += len(g.baselines) * n_folds if baselines else 0
+        trials += sum(1 for c in g.baselines.values() if c.key in g.pool) * n_folds if baselines else 0
         total += trials * rows * run.cfg.train.epochs
     return total
 
 
 def refit_units(run, groups, baselines: bool) -> float:
     """Planned utterance-epochs of the refits: per fold, the ensemble's members (`max_ensemble`
-    while the selection is not done) and the baselines, on the fold's training utterances."""
+    while the selection is not done) and the baselines, on the fold's training utterances, at
+    the whole schedule (an upper bound: a refit stops at its chosen epoch)."""
     from emotionnas.training.run_helpers import train_indices
     total = 0.0
     for g in groups:
@@ -152,13 +172,15 @@ def refit_units(run, groups, baselines: bool) -> float:
 
 def final_units(run, groups, strategy) -> float:
     """Planned utterance-epochs of the final model (a selection over every utterance, with a pool
-    the size of the groups' pools, + `max_ensemble` members refit on every utterance); 0 when off."""
+    the size of the groups' original pools, + `max_ensemble` members refit on every utterance);
+    0 when it is off."""
     if not run.cfg.final_model or not groups:
         return 0.0
-    n, n_folds = len(run.fs.labels), run.cfg.selection.inner_folds
-    pool = round(sum(len(g.pool) for g in groups) / len(groups))
-    trials = _trials(strategy, pool, n_folds)
-    return (trials * n * (n_folds - 1) / n_folds + run.cfg.selection.max_ensemble * n) * run.cfg.train.epochs
+    sel = run.cfg.selection
+    n, k = len(run.fs.labels), sel.inner_folds
+    pool = round(sum(sum(1 for c in g.pool.values() if not c.replica) for g in groups) / len(groups))
+    trials = _trials(strategy, pool, k * sel.partitions)
+    return (trials * n * (k - 1) / k + sel.max_ensemble * n) * run.cfg.train.epochs
 
 
 __all__ = ["RunProgress", "final_units", "load_speed", "save_speed", "refit_units", "selection_units", "work_units"]

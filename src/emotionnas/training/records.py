@@ -34,8 +34,8 @@ def identity_text(identity: dict) -> str:
 def load_inner_record(path: Path, val_idx: np.ndarray, identity: dict, log,
                       outside_idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None] | None:
     """(validation probabilities (epochs, n, classes), the outside utterances' probabilities or
-    None) in `path`, or None to compute them (also when `outside_idx` is asked and the record has
-    none of its rows)."""
+    None) in `path`, or None to compute them. A record made before outside predictions were kept is
+    reused as it is (None for them: that candidate has no bagged score)."""
     if not path.exists():
         return None
     try:
@@ -51,11 +51,11 @@ def load_inner_record(path: Path, val_idx: np.ndarray, identity: dict, log,
                           f"{RESTART_HINT}")
     if not np.array_equal(val, val_idx):
         raise ConfigError(f"{path}: made for other validation utterances (stale); {RESTART_HINT}")
-    if outside_idx is not None and len(outside_idx):
-        if outside is None or not np.array_equal(outside[1], outside_idx):
-            return None  # made before outside predictions were kept (or for others): train it again
+    if outside_idx is not None and len(outside_idx) and outside is not None:
+        if not np.array_equal(outside[1], outside_idx):
+            raise ConfigError(f"{path}: made for other held-out utterances (stale); {RESTART_HINT}")
         return probs, outside[0]
-    return probs, None
+    return probs, None  # a record of an earlier release has no held-out predictions: no bag, no retraining
 
 
 def save_inner_record(path: Path, result: dict, val_idx: np.ndarray, identity: dict,

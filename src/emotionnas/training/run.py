@@ -69,7 +69,7 @@ class Run:
         self.lock = None                    # the run folder's writer lock (taken by start)
         self.overall = RunProgress(["cell searches", "selection", "refits"] + (["final model"] if cfg.final_model
                                                                                else []), log, self.t_start,
-                                   earlier=load_speed(cfg.features.cache_dir, cfg.workers))
+                                   earlier=load_speed(cfg))
 
     @classmethod
     def start(cls, cfg: RunConfig, out_dir, progress: bool = True, log=print, restart: bool = False) -> "Run":
@@ -202,7 +202,6 @@ class Run:
         timing = {**self.timing, "total_seconds": time.perf_counter() - self.t_start,
                   "peak_rss_mb": peak_rss_mb(), "cpu_seconds": cpu_seconds()}
         atomic_write_json(self.dir.timing, {**timing, "workers": self.cfg.workers, "executor": self.cfg.executor})
-        save_speed(self.cfg.features.cache_dir, self.cfg.workers, self.overall)  # the next run's first estimate
 
     def summary(self, groups: list[Group], refits: dict) -> dict:
         """results.json (identical after an interrupted, resumed run) and timing.json."""
@@ -210,6 +209,7 @@ class Run:
         results = summarize(self.cfg, self.fs, self.folds, groups, refits, self.dir, bagged_probs(self, groups))
         self.write_timing()
         atomic_write_json(self.dir.results, results)
+        save_speed(self.cfg, self.overall, self.log)  # best effort, after the results are safe
         line = (f"UA {results['ua']:.1f} ± {results['ua_std']:.1f}  WA {results['wa']:.1f}  "
                 f"macro-F1 {results['macro_f1']:.1f}")
         for name, b in results.get("baselines", {}).items():
