@@ -189,8 +189,9 @@ class SpaceConfig:
     fusion: list[str] = field(default_factory=lambda: ["concat"])
     # the standard fine-tuning recipe (the `fine-tuned Whisper` baseline) as a candidate of every
     # pool, scored like the others, so the search can only lose to it through its own choice (it
-    # is one anyway when `deep` holds a family that tunes the encoder)
-    finetune_in_pool: bool = False
+    # is one anyway when `deep` holds a family that tunes the encoder). On by default with the
+    # `caruana` builder (docs/defaults.md: decided as a pair by nested inner CV on three corpora)
+    finetune_in_pool: bool = True
 
     def __post_init__(self):
         # the family names (deep, spectrogram) are checked against space/families.py when the
@@ -237,7 +238,8 @@ class SelectionConfig:
     # other speaker groupings and their out-of-fold probabilities averaged (1 = one partition)
     partitions: int = 1
     strategy: str = "halving"         # which candidates are scored on which inner folds (training/strategies.py)
-    ensemble: str = "top_k"           # which finalists the ensemble holds (training/ensembles.py)
+    ensemble: str = "caruana"         # which finalists the ensemble holds (training/ensembles.py;
+                                      # with finetune_in_pool, decided as a pair: docs/defaults.md)
 
     def __post_init__(self):
         if self.inner_folds < 2:
