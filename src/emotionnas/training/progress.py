@@ -66,7 +66,7 @@ class RunProgress:
         if units > 0:
             self.units, self.seconds, self.tasks = self.units + units, self.seconds + seconds, self.tasks + tasks
             self.remaining = max(0.0, self.remaining - units)
-        if self.remaining and time.perf_counter() - self.last_line > 60:  # a long stage: say it again
+        if units > 0 and self.remaining and time.perf_counter() - self.last_line > 60:  # a long stage: say it again
             self._say(f"stage {self.index} of {len(self.stages)}: {self.stages[self.index - 1]} continues",
                       self.remaining)
 
