@@ -114,8 +114,10 @@ def ship(name: str, model_dir: Path, info: dict, ref: dict) -> Path:
     shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("*.onnx", "onnx.json"))
     (tmp / "shipped.json").write_text(json.dumps(info, indent=2) + "\n")
     (tmp / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
-    with open(tmp / "README.md", "a") as f:
-        f.write(shipped_section(name, info))
+    card = (tmp / "README.md").read_text() if (tmp / "README.md").is_file() else ""
+    if info.get("trained_on"):  # a manifest's card says "manifest"; say which corpora it joined
+        card = card.replace("- **Trained on**: manifest;", f"- **Trained on**: {info['trained_on']};")
+    (tmp / "README.md").write_text(card + shipped_section(name, info))
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
@@ -168,6 +170,8 @@ def build_emodb_urdu(data: Path, work: Path, cache: str) -> tuple[Path, dict]:
         loco_ua[f"{other[tested]}->{tested}"] = f["ua"]
     return work / "emodb+urdu" / "model", {
         "description": "EmoDB (German, acted) + URDU (Urdu, talk shows), 4 shared classes",
+        "trained_on": "EmoDB (acted German, its angry / happy / neutral / sad utterances; freely available for "
+                      "research) and URDU (Urdu talk-show speech; research use only), joined by one manifest",
         "corpus": "EmoDB + URDU", "language": "German (acted) and Urdu (natural)", "classes": r["label_names"],
         "protocol": "speaker-group 5-fold over both corpora", "cv_ua": r["ua"], "cv_ua_std": r["ua_std"],
         "loco_ua": loco_ua, "license": LICENSE["emodb+urdu"], "commands": cmds}
