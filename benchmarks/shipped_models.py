@@ -117,6 +117,7 @@ def ship(name: str, model_dir: Path, info: dict, ref: dict) -> Path:
     card = (tmp / "README.md").read_text() if (tmp / "README.md").is_file() else ""
     if info.get("trained_on"):  # a manifest's card says "manifest"; say which corpora it joined
         card = card.replace("- **Trained on**: manifest;", f"- **Trained on**: {info['trained_on']};")
+        card = card.replace("A model trained on one corpus\n", "A model trained on these corpora\n")
     (tmp / "README.md").write_text(card + shipped_section(name, info))
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
