@@ -87,3 +87,16 @@ def test_a_cache_that_cannot_be_written_costs_only_the_next_estimate(tmp_path):
     said = []
     save_speed(cfg, done, log=said.append)
     assert said and "not written" in said[0]
+
+
+def test_a_long_batch_says_the_time_left_from_its_finished_tasks():
+    lines = []
+    p = RunProgress(["selection", "refits"], lines.append, t_start=0.0)
+    p.begin("selection", 10000.0)
+    p.last_line = 0.0                 # the last line was long ago
+    p.partial(1000.0, 10.0, tasks=3)  # too few tasks yet: nothing said
+    assert len(lines) == 1
+    p.partial(2000.0, 20.0, tasks=6)  # 10 ms per utterance-epoch so far, 8000 left
+    assert "continues" in lines[-1] and "training left ~ 80 s" in lines[-1] and "6 task(s)" in lines[-1]
+    p.partial(3000.0, 30.0, tasks=9)  # within a minute of the last line: quiet
+    assert len(lines) == 2

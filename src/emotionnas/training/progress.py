@@ -73,6 +73,19 @@ class RunProgress:
     def seconds_per_unit(self) -> float | None:
         return self.seconds / self.units if self.units else None
 
+    def partial(self, units: float, seconds: float, tasks: int) -> None:
+        """Part of a long batch is done (`units` in `seconds`, `tasks` tasks): say the time left
+        from the rate so far, at most once a minute and from 5 finished tasks on (the first tasks
+        to finish are the quick ones: an early figure errs short)."""
+        if units <= 0 or tasks < 5 or time.perf_counter() - self.last_line <= 60:
+            return
+        rate = (self.seconds + seconds) / (self.units + units)
+        left = max(0.0, self.remaining - units)
+        self.last_line = time.perf_counter()
+        self.log(f"stage {self.index} of {len(self.stages)}: {self.stages[self.index - 1]} continues (elapsed "
+                 f"{_minutes(self.last_line - self.t_start)}; training left ~ {_minutes(rate * left)}, from "
+                 f"{rate * 1000:.2f} ms per utterance-epoch so far, {self.tasks + tasks} task(s))")
+
     def begin(self, stage: str, planned_units: float | None = None) -> str:
         """Start `stage` (one of the planned names) and log where the run is; `planned_units`: the
         utterance-epochs of this stage and the later ones, when they can be counted."""

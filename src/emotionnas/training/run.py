@@ -144,10 +144,14 @@ class Run:
         from tqdm import tqdm
         bar = tqdm(total=len(jobs), desc=self.overall.label() + desc, disable=not self.progress, unit="task")
         t0, units = time.perf_counter(), sum(work_units(arg) for _, _, arg in jobs)
-        futures = {self.executor.submit(fn, arg): key for key, fn, arg in jobs}
-        for f in as_completed(futures):
+        futures = {self.executor.submit(fn, arg): (key, work_units(arg)) for key, fn, arg in jobs}
+        done_units = 0.0
+        for n, f in enumerate(as_completed(futures), 1):
             bar.update(1)
-            yield futures[f], f.result()
+            key, size = futures[f]
+            yield key, f.result()
+            done_units += size
+            self.overall.partial(done_units, time.perf_counter() - t0, n)  # a long batch: the time left so far
         bar.close()
         self.overall.measured(units, time.perf_counter() - t0, len(jobs))  # the time-left estimates' rate
 
