@@ -49,12 +49,30 @@ def section(run_dir: Path) -> str:
         lines.append(f"Selection score spread: one validation speaker ±{sp['single_speaker_ua_std']:.1f} UA (std over "
                      f"search speakers) vs inner-CV standard error ±{sp['inner_cv_ua_se']:.1f}.\n")
     lines.append(agreement(rd, res))
+    lines.append(bagged(res))
     rows = []
     for s in res["searches"]:
         rows.append([s["group"], ", ".join(s["held_out_speakers"]), s["ensemble_k"],
                      "; ".join(m["name"] for m in s["members"])])
     lines.append(markdown_table(rows, ["Group", "Held out", "k", "Ensemble members"], align="lllll"[:4]))
     return "\n".join(lines)
+
+
+def bagged(res: dict) -> str:
+    """The bagged fold models (no refit) beside the refit ensemble, and the baselines both ways."""
+    b = res.get("bagged")
+    if not b:
+        return ""
+    p = b["paired_ua_vs_refit"]
+    pv = f"{p['p_value']:.3f}" if p.get("p_value") is not None else "–"
+    line = (f"Bagged fold models (the members' inner-fold models averaged, no refit): UA {fmt(b['ua'], b['ua_std'])} "
+            f"vs the refit ensemble {fmt(res['ua'], res['ua_std'])}; bagged − refit per fold {p['mean_diff']:+.2f} "
+            f"(wins/ties/losses {p['wins']}/{p['ties']}/{p['losses']}, Wilcoxon p {pv}).")
+    if b.get("baselines"):
+        line += " Baselines bagged vs refit: " + ", ".join(
+            f"{name} {fmt(v['ua'])} vs {fmt(res['baselines'][name]['ua'])}" for name, v in b["baselines"].items()
+            if name in (res.get("baselines") or {})) + "."
+    return line + "\n"
 
 
 def agreement(rd: RunDir, res: dict) -> str:
