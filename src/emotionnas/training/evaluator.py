@@ -50,6 +50,7 @@ class Evaluator:
         self.run = run
         self.records: dict[tuple[str, str, int], np.ndarray] = {}  # (group, key, k) -> val probs (E, n, C)
         self.outside: dict[tuple[str, str, int], np.ndarray] = {}  # (group, key, k) -> probs (E, n_out, C)
+        self._outside_rows: dict[str, np.ndarray] = {}             # group -> its held-out utterances
 
     def has(self, g, key: str, k: int) -> bool:
         return (g.name, key, k) in self.records
@@ -58,7 +59,10 @@ class Evaluator:
         """The utterances of the group's held-out speakers (its folds' test speakers; none for the
         final model's group). Every inner-fold model predicts them after every epoch, recorded
         apart: the selection never reads them; they are the bagged fold models' test predictions."""
-        return speaker_indices(self.run.fs.speakers, g.fold.test) if g.fold.test else np.zeros(0, np.int64)
+        if g.name not in self._outside_rows:  # asked per record, per save and per bagged fold: found once
+            self._outside_rows[g.name] = (speaker_indices(self.run.fs.speakers, g.fold.test) if g.fold.test
+                                          else np.zeros(0, np.int64))
+        return self._outside_rows[g.name]
 
     def evaluate(self, wanted) -> None:
         """Make sure a record exists for every (group, candidate key, inner fold) in `wanted`:

@@ -143,9 +143,9 @@ class Run:
             return
         from tqdm import tqdm
         bar = tqdm(total=len(jobs), desc=self.overall.label() + desc, disable=not self.progress, unit="task")
-        t0, units = time.perf_counter(), sum(work_units(arg) for _, _, arg in jobs)
+        t0 = time.perf_counter()
         futures = {self.executor.submit(fn, arg): (key, work_units(arg)) for key, fn, arg in jobs}
-        done_units = 0.0
+        units, done_units = sum(size for _, size in futures.values()), 0.0
         for n, f in enumerate(as_completed(futures), 1):
             bar.update(1)
             key, size = futures[f]
